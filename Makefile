@@ -1,0 +1,64 @@
+# fer-mgln: raw FER datasets -> aligned face/part crops in a verified shard cache -> MGLN training.
+# Every target that needs the tools depends on `setup`; variables below can be set on the command line.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# --- tool environment (so that plain `make prep|train|test` work without sourcing anything) ---
+VENV        := $(CURDIR)/.venv
+TORCH_LIB    = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch/lib))
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(VENV)/bin:$(PATH)
+ORIG_LD_LIBRARY_PATH := $(LD_LIBRARY_PATH)
+export LD_LIBRARY_PATH = $(TORCH_LIB)$(if $(ORIG_LD_LIBRARY_PATH),:$(ORIG_LD_LIBRARY_PATH))
+# Real-data tests and benchmarks find ../shared through this variable; absent -> they say "skipped".
+export FER_SHARED ?= $(abspath $(CURDIR)/../shared)
+
+CARGO       ?= cargo
+PREP        := target/release/prep
+TRAIN       := target/release/train
+
+# --- what to prep / train ---
+DATASET     ?= demo
+SOURCE      ?= data/raw/$(DATASET)
+CACHE_DIR   ?= data/cache
+CONFIG      ?= manifests/experiments/demo.toml
+PREP_ARGS   ?=
+TRAIN_ARGS  ?=
+
+.PHONY: help setup build demo prep train test test-real bench lint clean-cache
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+setup: ## install model packages and libtorch (idempotent)
+	@./scripts/setup.sh
+
+build: setup ## release build of prep, train, tests and benches (one feature set, so `make test` reuses it)
+	$(CARGO) build --release --workspace --all-targets
+
+demo: build ## synthetic demo data -> caches -> a small k-fold training run (CPU or GPU)
+	./scripts/demo.sh
+
+prep: build ## build a cache: make prep DATASET=ckplus SOURCE=data/raw/ckplus CACHE_DIR=data/cache
+	$(PREP) build --dataset $(DATASET) --source $(SOURCE) --cache-dir $(CACHE_DIR) $(PREP_ARGS)
+
+train: build ## run an experiment: make train CONFIG=manifests/experiments/ckplus-mgln.toml
+	$(TRAIN) run --config $(CONFIG) $(TRAIN_ARGS)
+
+test: setup ## all tests (release build; real-data tests print "skipped" without ../shared)
+	$(CARGO) test --release --workspace
+
+test-real: setup ## the tests that use ../shared (parity with dlib/OpenCV, real datasets)
+	@if [ -d "$(FER_SHARED)" ]; then echo "test-real: using FER_SHARED=$(FER_SHARED)"; \
+	  else echo "test-real: skipped: $(FER_SHARED) not found"; exit 0; fi; \
+	FER_REQUIRE_SHARED=1 $(CARGO) test --release --workspace real_
+
+bench: setup ## benchmarks (criterion + bench subcommands), release build
+	$(CARGO) bench --workspace
+
+lint: setup ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+clean-cache: ## delete built caches under CACHE_DIR (raw data is kept)
+	rm -rf $(CACHE_DIR)

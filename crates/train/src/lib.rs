@@ -1,0 +1,30 @@
+//! MGLN training on the shard cache: loader into tensors, the network in tch, the trainer and reports.
+//!
+//! This is the only crate that depends on `tch` (libtorch). It reads caches through `shard` and
+//! must not decode images or run face processing itself.
+
+/// What libtorch reports about the compute devices of this host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceReport {
+    /// `tch` crate version.
+    pub tch: &'static str,
+    /// Whether CUDA is usable.
+    pub cuda: bool,
+    /// Number of CUDA devices.
+    pub cuda_devices: i64,
+    /// Whether cuDNN is usable.
+    pub cudnn: bool,
+    /// Threads libtorch uses for CPU work.
+    pub cpu_threads: i32,
+}
+
+/// Queries libtorch for the devices it can use.
+pub fn device_report() -> DeviceReport {
+    DeviceReport {
+        tch: "0.24.0",
+        cuda: tch::Cuda::is_available(),
+        cuda_devices: tch::Cuda::device_count(),
+        cudnn: tch::Cuda::cudnn_is_available(),
+        cpu_threads: tch::get_num_threads(),
+    }
+}

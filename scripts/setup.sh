@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up of what the project needs beyond Rust:
+#   1. the model files from Debian packages (dlib landmarks, OpenCV cascades);
+#   2. libtorch 2.11.0 for tch 0.24, from PyTorch's wheel, in a project-local .venv.
+# Safe to re-run: each step checks first and says what it skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+DLIB_MODEL=/usr/share/dlib/shape_predictor_68_face_landmarks.dat
+HAAR=/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml
+
+say() { printf 'setup: %s\n' "$*"; }
+
+# 1. Models -------------------------------------------------------------------------------
+if [[ -f $DLIB_MODEL && -f $HAAR ]]; then
+  say "models present ($DLIB_MODEL, /usr/share/opencv4/) - skipped"
+else
+  say "installing Debian packages libdlib-data opencv-data (the landmark model and face cascades)"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null; then SUDO="sudo"; else
+      say "ERROR: not root and no sudo: run 'apt-get install -y libdlib-data opencv-data' as root"; exit 1
+    fi
+  fi
+  if ! { $SUDO apt-get install -y libdlib-data opencv-data >/dev/null 2>&1 ||
+         { $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y libdlib-data opencv-data >/dev/null; }; }; then
+    say "ERROR: could not install libdlib-data opencv-data with apt-get."
+    say "       Install them by hand (Debian/Ubuntu), or place the files at $DLIB_MODEL and /usr/share/opencv4/."
+    exit 1
+  fi
+  [[ -f $DLIB_MODEL && -f $HAAR ]] || { say "ERROR: packages installed but model files are missing"; exit 1; }
+  say "models installed"
+fi
+
+# 2. libtorch -----------------------------------------------------------------------------
+STAMP=.venv/.torch-$TORCH_VERSION
+if [[ -f $STAMP ]] && compgen -G '.venv/lib/python3*/site-packages/torch/lib/libtorch_cuda.so' >/dev/null; then
+  say "libtorch $TORCH_VERSION present in .venv - skipped"
+else
+  PY=${PYTHON:-python3}
+  command -v "$PY" >/dev/null || { say "ERROR: python3 is needed to fetch libtorch (PyTorch's wheel)"; exit 1; }
+  if [[ ! -x .venv/bin/python ]]; then
+    say "creating .venv with $($PY --version 2>&1)"
+    "$PY" -m venv .venv
+  fi
+  say "installing torch==$TORCH_VERSION into .venv (libtorch for tch; about 4.6 GB with its CUDA libraries)"
+  .venv/bin/pip install --quiet "torch==$TORCH_VERSION"
+  .venv/bin/python -c 'import torch; print("setup: torch", torch.__version__, "at", torch.__file__)'
+  touch "$STAMP"
+fi
+say "done"
