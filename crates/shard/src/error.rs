@@ -1,0 +1,96 @@
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T, E = ShardError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong reading or writing a cache.
+///
+/// Every variant that concerns stored bytes names the file and, where it applies, the record
+/// number within the shard and the byte offset, so that a damaged cache can be located by hand.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// An operating-system error on `path`.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The 32-byte shard header is missing or wrong.
+    #[error("{shard}: bad shard header: {reason}")]
+    BadHeader { shard: PathBuf, reason: String },
+    /// The file was written by a format major this reader does not understand.
+    #[error("{file}: format version {major}.{minor} is not supported (this reader knows major {known}); rebuild the cache with this version of prep")]
+    UnsupportedVersion {
+        file: PathBuf,
+        major: u16,
+        minor: u16,
+        known: u16,
+    },
+    /// The header names a metadata schema this reader does not know.
+    #[error("{shard}: unknown metadata schema id {schema} (this reader knows {known})")]
+    UnknownSchema {
+        shard: PathBuf,
+        schema: u32,
+        known: u32,
+    },
+    /// The trailer or index is missing, inconsistent or fails its checksum.
+    #[error("{shard}: bad footer at byte {offset}: {reason}")]
+    BadFooter {
+        shard: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// A record's compressed bytes do not match the checksum stored in the index.
+    #[error("{shard} record {record} at byte {offset}: checksum mismatch (index says {expected:016x}, bytes hash to {found:016x})")]
+    RecordChecksum {
+        shard: PathBuf,
+        record: u64,
+        offset: u64,
+        expected: u64,
+        found: u64,
+    },
+    /// A record's frame or payload cannot be decoded.
+    #[error("{shard} record {record} at byte {offset}: {reason}")]
+    BadRecord {
+        shard: PathBuf,
+        record: u64,
+        offset: u64,
+        reason: String,
+    },
+    /// A global record number past the end of the cache.
+    #[error("{cache}: record {index} is out of range (the cache holds {len})")]
+    OutOfRange {
+        cache: PathBuf,
+        index: u64,
+        len: u64,
+    },
+    /// The directory is not a complete cache.
+    #[error("{cache}: not a cache: {reason}")]
+    NotACache { cache: PathBuf, reason: String },
+    /// `manifest.json` exists but is malformed or disagrees with the shards.
+    #[error("{cache}: bad manifest: {reason}")]
+    BadManifest { cache: PathBuf, reason: String },
+    /// A shard file's blake3 differs from the manifest.
+    #[error("{shard}: blake3 {found} does not match the manifest's {expected}")]
+    ShardHash {
+        shard: PathBuf,
+        expected: String,
+        found: String,
+    },
+    /// A record could not be encoded (metadata serialisation or plane sizes).
+    #[error("record {sample_id}: {reason}")]
+    Encode { sample_id: String, reason: String },
+    /// A parquet table could not be written or read.
+    #[error("{path}: table error: {reason}")]
+    Table { path: PathBuf, reason: String },
+}
+
+impl ShardError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ShardError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The shard cache: what `prep` writes once and every `train` run reads many times.
+//!
+//! This crate owns the on-disk format described in `FORMAT.md` beside this crate: shard files of
+//! zstd-compressed records with a checksummed footer index, the `manifest.json` that makes a
+//! directory a cache, the `samples.parquet` / `failures.parquet` tables, and the [`CacheKey`] that
+//! decides whether a cache can be reused.
+//!
+//! It must not depend on `tch`, on image decoding or on face processing: a record is metadata plus
+//! named u8 planes, nothing more. That keeps the format readable from any language and keeps this
+//! crate fast to build and test.
+//!
+//! * Writing: [`CacheWriter`] streams [`EncodedRecord`]s (compressed in parallel by the caller) into
+//!   shards, rolls shards by size, writes every file atomically and the manifest last.
+//! * Reading: [`Cache::open`] checks the manifest and format version; [`Cache::get`],
+//!   [`Cache::iter`], [`RecordReader`] (reusable buffers) and [`Cache::par_decode`] read records;
+//!   [`Cache::verify`] re-hashes everything.
+
+mod error;
+mod format;
+mod fsutil;
+mod key;
+mod manifest;
+mod meta;
+mod reader;
+mod record;
+pub mod tables;
+mod writer;
+
+pub use error::{Result, ShardError};
+pub use format::{FormatVersion, FORMAT_MAJOR, FORMAT_MINOR, SCHEMA_SAMPLE_META};
+pub use fsutil::{atomic_write, fsync_dir};
+pub use key::{CacheKey, SourceFile, SourceFingerprint, SourceFingerprinter};
+pub use manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};
+pub use meta::{flags, PlaneInfo, SampleMeta, Split};
+pub use reader::{Cache, CacheIter, Record, RecordReader, ShardReader, VerifyReport};
+pub use record::EncodedRecord;
+pub use tables::{FailureRow, SampleRow};
+pub use writer::{CacheWriter, CacheWriterOptions, ShardWriter};
+
+/// The directory name of a cache: `<name>-<first 16 hex digits of the key>`.
+pub fn cache_dir_name(name: &str, key: &CacheKey) -> String {
+    format!("{name}-{}", key.short())
+}

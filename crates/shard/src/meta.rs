@@ -1,0 +1,132 @@
+//! Record metadata, schema 1 (FORMAT.md section 5).
+
+use serde::{Deserialize, Serialize};
+
+/// Which part of the protocol a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Split {
+    /// Training data (FER2013 `Training`).
+    Train,
+    /// Model-selection data (FER2013 `PublicTest`).
+    Validation,
+    /// Held-out test data (FER2013 `PrivateTest`).
+    Test,
+    /// Member of cross-validation fold `k` (CK+, Oulu-CASIA, class-folder datasets).
+    Fold(u16),
+}
+
+impl Split {
+    /// Short name used in tables and counts: `train`, `validation`, `test` or `fold`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => "validation",
+            Split::Test => "test",
+            Split::Fold(_) => "fold",
+        }
+    }
+
+    /// The fold number, or `None` for fixed splits.
+    pub fn fold(&self) -> Option<u16> {
+        match self {
+            Split::Fold(k) => Some(*k),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Split::Fold(k) => write!(f, "fold{k}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+/// Name and shape of one u8 plane stored after the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaneInfo {
+    /// `face`, `eyes/0`, `nose/2`, …
+    pub name: String,
+    /// Rows.
+    pub height: u16,
+    /// Columns.
+    pub width: u16,
+}
+
+impl PlaneInfo {
+    /// Convenience constructor.
+    pub fn new(name: impl Into<String>, height: u16, width: u16) -> Self {
+        PlaneInfo {
+            name: name.into(),
+            height,
+            width,
+        }
+    }
+
+    /// Number of bytes of the plane.
+    pub fn len(&self) -> usize {
+        self.height as usize * self.width as usize
+    }
+
+    /// True when the plane has no pixels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Flag bits of [`SampleMeta::flags`].
+pub mod flags {
+    /// The whole image was used as the face box (FER2013's pre-cropped 48×48 faces).
+    pub const WHOLE_FRAME_BOX: u32 = 1 << 0;
+    /// The face box was tracked from the previous frame's landmarks instead of detected.
+    pub const TRACKED: u32 = 1 << 1;
+    /// A static image fills several frame slots.
+    pub const REPEATED_FRAME: u32 = 1 << 2;
+    /// Landmarks shipped with the dataset were used instead of ours.
+    pub const DATASET_LANDMARKS: u32 = 1 << 3;
+    /// A crop reached outside the image and was padded.
+    pub const PADDED: u32 = 1 << 4;
+    /// All bits defined in format 1.0.
+    pub const KNOWN: u32 = 0x1f;
+}
+
+/// Everything known about one sample, stored postcard-encoded at the start of its record.
+///
+/// Field order is part of the format (FORMAT.md section 5): append new fields only with a minor
+/// bump and only where old readers can ignore them, otherwise bump the major.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleMeta {
+    /// Unique within the cache and stable across runs.
+    pub sample_id: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Subject id; empty when the dataset has none.
+    pub subject: String,
+    /// Sequence id for video datasets.
+    pub sequence: Option<String>,
+    /// Input files relative to the dataset root, one per frame slot.
+    pub source: Vec<String>,
+    /// Frame number of each frame slot within its sequence.
+    pub frame_indices: Vec<u32>,
+    /// Class index into the manifest's `class_names`.
+    pub label: u16,
+    /// Protocol membership.
+    pub split: Split,
+    /// Per frame slot, 68 (x, y) landmarks in source-image pixels.
+    pub landmarks: Vec<Vec<[f32; 2]>>,
+    /// How the face box was found.
+    pub detector: String,
+    /// Bits from [`flags`].
+    pub flags: u32,
+    /// The planes that follow the metadata, in order.
+    pub planes: Vec<PlaneInfo>,
+}
+
+impl SampleMeta {
+    /// Total bytes of all planes.
+    pub fn planes_len(&self) -> usize {
+        self.planes.iter().map(PlaneInfo::len).sum()
+    }
+}

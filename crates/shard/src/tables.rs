@@ -1,0 +1,127 @@
+//! `samples.parquet` and `failures.parquet` (FORMAT.md section 6), written with polars so that
+//! pandas, polars and DuckDB users can query a cache without this crate.
+
+use crate::{Result, ShardError};
+use polars::prelude::*;
+use std::path::Path;
+
+/// One row of `samples.parquet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleRow {
+    /// Global record number.
+    pub global_index: u64,
+    /// Sample id.
+    pub sample_id: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Subject id.
+    pub subject: String,
+    /// Class index.
+    pub label: u16,
+    /// Class name.
+    pub class_name: String,
+    /// `train`, `validation`, `test` or `fold`.
+    pub split: String,
+    /// Fold number, −1 when none.
+    pub fold: i32,
+    /// Shard position.
+    pub shard: u32,
+    /// Record within the shard.
+    pub index: u32,
+    /// Flag bits.
+    pub flags: u32,
+}
+
+/// One row of `failures.parquet`: an input that did not become a sample, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRow {
+    /// The input (file, or file and row), relative to the dataset root.
+    pub input: String,
+    /// Pipeline stage that failed: `parse`, `decode`, `detect`, `landmarks`, `crop`, `encode`, …
+    pub stage: String,
+    /// Reason code (see README, "Reason codes").
+    pub reason: String,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+fn table_err(path: &Path, e: impl std::fmt::Display) -> ShardError {
+    ShardError::Table {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn write_parquet(path: &Path, mut df: DataFrame) -> Result<()> {
+    let tmp = crate::fsutil::tmp_path(path);
+    let file = std::fs::File::create(&tmp).map_err(|e| ShardError::io(&tmp, e))?;
+    ParquetWriter::new(&file)
+        .finish(&mut df)
+        .map_err(|e| table_err(path, e))?;
+    file.sync_all().map_err(|e| ShardError::io(&tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| ShardError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        crate::fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Writes `samples.parquet` atomically.
+pub fn write_samples(path: &Path, rows: &[SampleRow]) -> Result<()> {
+    let df = df!(
+        "global_index" => rows.iter().map(|r| r.global_index).collect::<Vec<u64>>(),
+        "sample_id" => rows.iter().map(|r| r.sample_id.as_str()).collect::<Vec<_>>(),
+        "dataset" => rows.iter().map(|r| r.dataset.as_str()).collect::<Vec<_>>(),
+        "subject" => rows.iter().map(|r| r.subject.as_str()).collect::<Vec<_>>(),
+        "label" => rows.iter().map(|r| r.label).collect::<Vec<u16>>(),
+        "class_name" => rows.iter().map(|r| r.class_name.as_str()).collect::<Vec<_>>(),
+        "split" => rows.iter().map(|r| r.split.as_str()).collect::<Vec<_>>(),
+        "fold" => rows.iter().map(|r| r.fold as i16).collect::<Vec<i16>>(),
+        "shard" => rows.iter().map(|r| r.shard).collect::<Vec<u32>>(),
+        "index" => rows.iter().map(|r| r.index).collect::<Vec<u32>>(),
+        "flags" => rows.iter().map(|r| r.flags).collect::<Vec<u32>>(),
+    )
+    .map_err(|e| table_err(path, e))?;
+    write_parquet(path, df)
+}
+
+/// Writes `failures.parquet` atomically.
+pub fn write_failures(path: &Path, rows: &[FailureRow]) -> Result<()> {
+    let df = df!(
+        "input" => rows.iter().map(|r| r.input.as_str()).collect::<Vec<_>>(),
+        "stage" => rows.iter().map(|r| r.stage.as_str()).collect::<Vec<_>>(),
+        "reason" => rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
+        "detail" => rows.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>(),
+    )
+    .map_err(|e| table_err(path, e))?;
+    write_parquet(path, df)
+}
+
+/// Reads a parquet table (samples or failures) into a polars `DataFrame`.
+pub fn read_table(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).map_err(|e| ShardError::io(path, e))?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| table_err(path, e))
+}
+
+/// Reads `failures.parquet` back into rows.
+pub fn read_failures(path: &Path) -> Result<Vec<FailureRow>> {
+    let df = read_table(path)?;
+    let col = |name: &str| -> Result<Vec<String>> {
+        let c = df.column(name).map_err(|e| table_err(path, e))?;
+        let s = c.str().map_err(|e| table_err(path, e))?;
+        Ok(s.iter().map(|v| v.unwrap_or("").to_string()).collect())
+    };
+    let (input, stage, reason, detail) =
+        (col("input")?, col("stage")?, col("reason")?, col("detail")?);
+    Ok((0..input.len())
+        .map(|i| FailureRow {
+            input: input[i].clone(),
+            stage: stage[i].clone(),
+            reason: reason[i].clone(),
+            detail: detail[i].clone(),
+        })
+        .collect())
+}

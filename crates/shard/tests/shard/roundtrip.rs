@@ -1,0 +1,201 @@
+use crate::common::*;
+use proptest::prelude::*;
+use shard::{
+    Cache, CacheWriter, CacheWriterOptions, EncodedRecord, PlaneInfo, SampleMeta, ShardError, Split,
+};
+
+fn arb_split() -> impl Strategy<Value = Split> {
+    prop_oneof![
+        Just(Split::Train),
+        Just(Split::Validation),
+        Just(Split::Test),
+        any::<u16>().prop_map(Split::Fold),
+    ]
+}
+
+prop_compose! {
+    fn arb_sample()(
+        sample_id in "\\PC{0,20}",
+        dataset in "[a-z0-9+]{1,10}",
+        subject in "\\PC{0,8}",
+        sequence in proptest::option::of("[0-9]{1,4}"),
+        source in proptest::collection::vec("\\PC{0,16}", 0..4),
+        frame_indices in proptest::collection::vec(any::<u32>(), 0..4),
+        label in 0u16..7,
+        split in arb_split(),
+        landmarks in proptest::collection::vec(
+            proptest::collection::vec(any::<[f32; 2]>(), 0..70), 0..3),
+        detector in "[a-z_]{0,24}",
+        flags in 0u32..=shard::flags::KNOWN,
+        shapes in proptest::collection::vec((0u16..40, 0u16..40), 0..6),
+        seed in any::<u8>(),
+    ) -> (SampleMeta, Vec<Vec<u8>>) {
+        let planes: Vec<PlaneInfo> = shapes.iter().enumerate()
+            .map(|(k, (h, w))| PlaneInfo::new(format!("p{k}"), *h, *w)).collect();
+        let data = planes.iter().enumerate()
+            .map(|(k, p)| (0..p.len()).map(|j| (j as u8).wrapping_mul(seed).wrapping_add(k as u8)).collect())
+            .collect();
+        (SampleMeta { sample_id, dataset, subject, sequence, source, frame_indices, label, split,
+            landmarks, detector, flags, planes }, data)
+    }
+}
+
+fn same_f32_bits(a: &SampleMeta, b: &SampleMeta) -> bool {
+    // NaN != NaN, so compare landmarks bit for bit and everything else with ==.
+    let bits = |m: &SampleMeta| -> Vec<Vec<[u32; 2]>> {
+        m.landmarks
+            .iter()
+            .map(|f| f.iter().map(|p| [p[0].to_bits(), p[1].to_bits()]).collect())
+            .collect()
+    };
+    let strip = |m: &SampleMeta| SampleMeta {
+        landmarks: Vec::new(),
+        ..m.clone()
+    };
+    bits(a) == bits(b) && strip(a) == strip(b)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn roundtrip_arbitrary_records(samples in proptest::collection::vec(arb_sample(), 0..24),
+                                   shard_bytes in 64u64..4096) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = CacheWriterOptions { target_shard_bytes: shard_bytes, ..Default::default() };
+        let mut w = CacheWriter::create(dir.path(), "prop", &key("p"), classes(), opts).unwrap();
+        for (m, p) in &samples {
+            w.push(&encode(m, p)).unwrap();
+        }
+        let manifest = w.finish(serde_json::Value::Null).unwrap();
+        prop_assert_eq!(manifest.samples, samples.len() as u64);
+
+        let cache = Cache::open(dir.path()).unwrap();
+        prop_assert_eq!(cache.len(), samples.len() as u64);
+        // get(), the reusable reader, iteration and the parallel API all agree with the input.
+        let mut reader = cache.reader().unwrap();
+        for (i, (m, p)) in samples.iter().enumerate() {
+            let rec = cache.get(i as u64).unwrap();
+            prop_assert!(same_f32_bits(&rec.meta, m));
+            let got: Vec<&[u8]> = rec.planes().map(|(_, d)| d).collect();
+            let want: Vec<&[u8]> = p.iter().map(|v| v.as_slice()).collect();
+            prop_assert_eq!(got, want);
+            prop_assert!(same_f32_bits(&reader.read(i as u64).unwrap().meta, m));
+        }
+        let via_iter: Vec<String> = cache.iter().map(|r| r.unwrap().meta.sample_id).collect();
+        let ids: Vec<String> = samples.iter().map(|(m, _)| m.sample_id.clone()).collect();
+        prop_assert_eq!(&via_iter, &ids);
+        let order: Vec<u64> = (0..samples.len() as u64).rev().collect();
+        let par: Vec<String> = cache.par_decode(&order, |_, r| r.meta.sample_id.clone())
+            .into_iter().map(|r| r.unwrap()).collect();
+        let mut rev = ids.clone();
+        rev.reverse();
+        prop_assert_eq!(par, rev);
+        prop_assert!(cache.verify().unwrap().is_ok());
+    }
+}
+
+#[test]
+fn counts_and_tables_match_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_cache(dir.path(), 30, 1000);
+    assert!(m.shards.len() > 1, "small target size must roll shards");
+    assert_eq!(m.samples, 30);
+    assert_eq!(m.counts.by_split.values().sum::<u64>(), 30);
+    assert_eq!(m.counts.by_class.values().sum::<u64>(), 30);
+    assert_eq!(m.counts.by_subject.len(), 10);
+    assert_eq!(m.counts.by_split["train"], 15);
+    let df = shard::tables::read_table(&dir.path().join("samples.parquet")).unwrap();
+    assert_eq!(df.height(), 30);
+    assert_eq!(
+        df.get_column_names()
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "global_index",
+            "sample_id",
+            "dataset",
+            "subject",
+            "label",
+            "class_name",
+            "split",
+            "fold",
+            "shard",
+            "index",
+            "flags"
+        ]
+    );
+    let failures = shard::tables::read_failures(&dir.path().join("failures.parquet")).unwrap();
+    assert!(failures.is_empty());
+}
+
+#[test]
+fn failures_are_recorded_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w =
+        CacheWriter::create(dir.path(), "f", &key("f"), classes(), Default::default()).unwrap();
+    let (m, p) = sample(0);
+    w.push(&encode(&m, &p)).unwrap();
+    let row = shard::FailureRow {
+        input: "S999/001/x.png".into(),
+        stage: "detect".into(),
+        reason: "no_face".into(),
+        detail: "no cascade window passed".into(),
+    };
+    w.push_failure(row.clone());
+    let manifest = w.finish(serde_json::Value::Null).unwrap();
+    assert_eq!(
+        (manifest.samples, manifest.failures, manifest.inputs_seen),
+        (1, 1, 2)
+    );
+    let back = shard::tables::read_failures(&dir.path().join("failures.parquet")).unwrap();
+    assert_eq!(back, vec![row]);
+}
+
+#[test]
+fn plane_size_mismatch_is_an_encode_error() {
+    let (m, mut p) = sample(1);
+    p[0].pop();
+    let refs: Vec<&[u8]> = p.iter().map(|v| v.as_slice()).collect();
+    match EncodedRecord::encode(m, &refs, 3) {
+        Err(ShardError::Encode { sample_id, reason }) => {
+            assert_eq!(sample_id, "S010/001");
+            assert!(reason.contains("face"), "{reason}");
+        }
+        other => panic!("expected Encode error, got {other:?}"),
+    }
+}
+
+#[test]
+fn label_outside_class_names_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = CacheWriter::create(
+        dir.path(),
+        "x",
+        &key("x"),
+        vec!["only".into()],
+        Default::default(),
+    )
+    .unwrap();
+    let (m, p) = sample(3); // label 3
+    assert!(matches!(
+        w.push(&encode(&m, &p)),
+        Err(ShardError::Encode { .. })
+    ));
+}
+
+#[test]
+fn out_of_range_names_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    write_cache(dir.path(), 3, 1 << 20);
+    let cache = Cache::open(dir.path()).unwrap();
+    match cache.get(3) {
+        Err(ShardError::OutOfRange {
+            index: 3,
+            len: 3,
+            cache: c,
+        }) => assert_eq!(c, dir.path()),
+        other => panic!("{other:?}"),
+    }
+}
