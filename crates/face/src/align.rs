@@ -1,0 +1,278 @@
+//! Eye-level alignment and the MGLN face and part crops (`shared/docs/mgln.md`, "Preprocessing").
+//!
+//! Every crop is one bilinear resampling of the source image through an affine map (rotation,
+//! scale, shift), so the aligned face is not resampled twice. Samples that fall outside the image
+//! take the nearest edge pixel and the crop is reported as padded; nothing here can panic on a
+//! box that leaves the image.
+
+use crate::GrayImage;
+use serde::{Deserialize, Serialize};
+
+/// Output size of a crop, (height, width) as in the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CropSize {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+/// Which image the part crops are cut from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PartFrame {
+    /// The unrotated image, as the authors' code does (default).
+    #[default]
+    Original,
+    /// The eye-level aligned image.
+    Aligned,
+}
+
+/// Crop geometry; defaults are the paper's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CropConfig {
+    /// Face crop size (default 128×128).
+    pub face: CropSize,
+    /// Eyes and brows crop, points 17–26 and 36–47 (default 48×128).
+    pub eyes: CropSize,
+    /// Nose crop, points 27–35 (default 64×32).
+    pub nose: CropSize,
+    /// Mouth crop, points 48–67 (default 32×64).
+    pub mouth: CropSize,
+    /// Pixels added on each side of a part's landmark box (default 5).
+    pub part_margin: f64,
+    /// Fraction of the face box added on each side of the face crop (default 0: the paper's tight box).
+    pub face_margin: f64,
+    /// Rotate so that the eyes are level before cropping the face (default true).
+    pub align: bool,
+    /// Image the parts are cut from (default `original`).
+    pub part_frame: PartFrame,
+}
+
+impl Default for CropConfig {
+    fn default() -> Self {
+        CropConfig {
+            face: CropSize {
+                height: 128,
+                width: 128,
+            },
+            eyes: CropSize {
+                height: 48,
+                width: 128,
+            },
+            nose: CropSize {
+                height: 64,
+                width: 32,
+            },
+            mouth: CropSize {
+                height: 32,
+                width: 64,
+            },
+            part_margin: 5.0,
+            face_margin: 0.0,
+            align: true,
+            part_frame: PartFrame::Original,
+        }
+    }
+}
+
+/// The four crops of one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceCrops {
+    /// Aligned face.
+    pub face: GrayImage,
+    /// Eyes and brows.
+    pub eyes: GrayImage,
+    /// Nose.
+    pub nose: GrayImage,
+    /// Mouth.
+    pub mouth: GrayImage,
+    /// Rotation applied to level the eyes, degrees (counter-clockwise positive in image coordinates).
+    pub angle_deg: f64,
+    /// True when some crop reached outside the image and was edge-padded.
+    pub padded: bool,
+}
+
+/// Source-image affine map of output pixels: `src = [a b c; d e f] · [u v 1]`.
+#[derive(Debug, Clone, Copy)]
+struct Affine([f64; 6]);
+
+impl Affine {
+    #[inline]
+    fn apply(&self, u: f64, v: f64) -> (f64, f64) {
+        let m = &self.0;
+        (m[0] * u + m[1] * v + m[2], m[3] * u + m[4] * v + m[5])
+    }
+}
+
+/// Samples `size` output pixels through `map` with bilinear interpolation and edge replication.
+/// Returns the crop and whether any sample fell outside the image.
+fn sample(img: &GrayImage, size: CropSize, map: Affine) -> (GrayImage, bool) {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let src = img.data();
+    let mut out = vec![0u8; size.width * size.height];
+    let mut padded = false;
+    for v in 0..size.height {
+        for u in 0..size.width {
+            let (x, y) = map.apply(u as f64, v as f64);
+            if !(x >= -0.5 && y >= -0.5 && x <= w as f64 - 0.5 && y <= h as f64 - 0.5) {
+                padded = true;
+            }
+            let x = if x.is_finite() {
+                x.clamp(0.0, (w - 1) as f64)
+            } else {
+                0.0
+            };
+            let y = if y.is_finite() {
+                y.clamp(0.0, (h - 1) as f64)
+            } else {
+                0.0
+            };
+            let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+            let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+            let p = |xx: i64, yy: i64| src[(yy * w + xx) as usize] as f64;
+            let top = p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx;
+            let bot = p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx;
+            out[v * size.width + u] = (top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    let img =
+        GrayImage::new(size.width, size.height, out).unwrap_or_else(|_| GrayImage::filled(1, 1, 0));
+    (img, padded)
+}
+
+/// Map from output pixels of a `size` crop to the axis-aligned box [x0, x1) × [y0, y1) of a frame
+/// that is rotated by `angle` about `center` relative to the source image.
+fn box_map(size: CropSize, bx: [f64; 4], angle: f64, center: (f64, f64)) -> Affine {
+    let [x0, y0, x1, y1] = bx;
+    let sx = (x1 - x0) / size.width as f64;
+    let sy = (y1 - y0) / size.height as f64;
+    // Output pixel centre (u + ½) maps to the box frame, then back through the rotation.
+    let (c, s) = (angle.cos(), angle.sin());
+    let (cx, cy) = center;
+    // q = (x0 + (u+½)·sx − ½, y0 + (v+½)·sy − ½); p = R(angle)(q − c) + c.
+    let qx0 = x0 + 0.5 * sx - 0.5 - cx;
+    let qy0 = y0 + 0.5 * sy - 0.5 - cy;
+    Affine([
+        c * sx,
+        -s * sy,
+        c * qx0 - s * qy0 + cx,
+        s * sx,
+        c * sy,
+        s * qx0 + c * qy0 + cy,
+    ])
+}
+
+fn bbox(points: impl Iterator<Item = (f64, f64)>) -> [f64; 4] {
+    let mut b = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for (x, y) in points {
+        b[0] = b[0].min(x);
+        b[1] = b[1].min(y);
+        b[2] = b[2].max(x);
+        b[3] = b[3].max(y);
+    }
+    b
+}
+
+/// Point groups of the 68-point scheme used by the part crops.
+pub mod groups {
+    /// Brows 17–26 and eyes 36–47.
+    pub fn eyes() -> impl Iterator<Item = usize> {
+        (17..27).chain(36..48)
+    }
+    /// Nose 27–35.
+    pub fn nose() -> impl Iterator<Item = usize> {
+        27..36
+    }
+    /// Mouth 48–67.
+    pub fn mouth() -> impl Iterator<Item = usize> {
+        48..68
+    }
+}
+
+/// Cuts the aligned face and the three part crops from `img` given 68 landmarks in image pixels.
+///
+/// Returns `None` when fewer than 68 points are given or they are not finite.
+pub fn crop_face_and_parts(
+    img: &GrayImage,
+    lm: &[[f32; 2]],
+    cfg: &CropConfig,
+) -> Option<FaceCrops> {
+    if lm.len() < 68 || lm.iter().any(|p| !p[0].is_finite() || !p[1].is_finite()) {
+        return None;
+    }
+    let pt = |i: usize| (lm[i][0] as f64, lm[i][1] as f64);
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f64;
+        let (sx, sy) = r.map(pt).fold((0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1));
+        (sx / n, sy / n)
+    };
+    let (le, re) = (mean(36..42), mean(42..48));
+    let angle = if cfg.align {
+        (re.1 - le.1).atan2(re.0 - le.0)
+    } else {
+        0.0
+    };
+    // Landmarks in the aligned frame: rotate by −angle about the left eye centre.
+    let (c, s) = (angle.cos(), angle.sin());
+    let to_aligned = |p: (f64, f64)| {
+        let (dx, dy) = (p.0 - le.0, p.1 - le.1);
+        (c * dx + s * dy + le.0, -s * dx + c * dy + le.1)
+    };
+    let aligned: Vec<(f64, f64)> = (0..68).map(|i| to_aligned(pt(i))).collect();
+
+    // Face: x over points 17–66, y from the brows to halfway between point 57 and the chin (8).
+    let fb = bbox((17..67).map(|i| aligned[i]));
+    let bottom = (aligned[57].1 + aligned[8].1) / 2.0;
+    let (mut x0, mut y0, mut x1, mut y1) = (fb[0], fb[1], fb[2] + 1.0, bottom + 1.0);
+    let (mw, mh) = ((x1 - x0) * cfg.face_margin, (y1 - y0) * cfg.face_margin);
+    x0 -= mw;
+    x1 += mw;
+    y0 -= mh;
+    y1 += mh;
+    if x1 - x0 < 1.0 || y1 - y0 < 1.0 {
+        return None;
+    }
+    let (face, p0) = sample(
+        img,
+        cfg.face,
+        box_map(cfg.face, [x0, y0, x1, y1], angle, le),
+    );
+
+    let part = |idx: &mut dyn Iterator<Item = usize>, size: CropSize| {
+        let (pts, ang): (Vec<(f64, f64)>, f64) = match cfg.part_frame {
+            PartFrame::Original => (idx.map(pt).collect(), 0.0),
+            PartFrame::Aligned => (idx.map(|i| aligned[i]).collect(), angle),
+        };
+        let b = bbox(pts.into_iter());
+        let m = cfg.part_margin;
+        sample(
+            img,
+            size,
+            box_map(
+                size,
+                [b[0] - m, b[1] - m, b[2] + m + 1.0, b[3] + m + 1.0],
+                ang,
+                le,
+            ),
+        )
+    };
+    let (eyes, p1) = part(&mut groups::eyes(), cfg.eyes);
+    let (nose, p2) = part(&mut groups::nose(), cfg.nose);
+    let (mouth, p3) = part(&mut groups::mouth(), cfg.mouth);
+    Some(FaceCrops {
+        face,
+        eyes,
+        nose,
+        mouth,
+        angle_deg: angle.to_degrees(),
+        padded: p0 || p1 || p2 || p3,
+    })
+}

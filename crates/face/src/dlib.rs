@@ -1,0 +1,508 @@
+//! dlib's ERT shape predictor (`shape_predictor_68_face_landmarks.dat`): reader and inference.
+//!
+//! The serialisation and the algorithm follow `shared/docs/face-models.md` section 1 (verified
+//! against dlib 20.0.1). The model is stored in flat arrays: per cascade, the 500 anchors and
+//! deltas; per tree, 15 packed splits; all leaves in one contiguous `f32` array, so that inference
+//! walks memory forward.
+
+use crate::{FaceError, GrayImage, Result};
+use std::path::{Path, PathBuf};
+
+/// A face box in dlib's inclusive convention: `right = left + width − 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FaceBox {
+    /// Left column.
+    pub left: i64,
+    /// Top row.
+    pub top: i64,
+    /// Right column (inclusive).
+    pub right: i64,
+    /// Bottom row (inclusive).
+    pub bottom: i64,
+}
+
+impl FaceBox {
+    /// From inclusive corners.
+    pub fn ltrb(left: i64, top: i64, right: i64, bottom: i64) -> FaceBox {
+        FaceBox {
+            left,
+            top,
+            right,
+            bottom,
+        }
+    }
+
+    /// From OpenCV's `x, y, w, h` (exclusive size).
+    pub fn xywh(x: i64, y: i64, w: i64, h: i64) -> FaceBox {
+        FaceBox::ltrb(x, y, x + w - 1, y + h - 1)
+    }
+
+    /// Width in pixels (`right − left + 1`).
+    pub fn width(&self) -> i64 {
+        self.right - self.left + 1
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> i64 {
+        self.bottom - self.top + 1
+    }
+
+    /// Centre (x, y).
+    pub fn center(&self) -> (f64, f64) {
+        (
+            (self.left + self.right) as f64 / 2.0,
+            (self.top + self.bottom) as f64 / 2.0,
+        )
+    }
+
+    /// Intersection over union with another box.
+    pub fn iou(&self, o: &FaceBox) -> f64 {
+        let l = self.left.max(o.left);
+        let t = self.top.max(o.top);
+        let r = self.right.min(o.right);
+        let b = self.bottom.min(o.bottom);
+        let inter = ((r - l + 1).max(0) * (b - t + 1).max(0)) as f64;
+        let union = (self.width() * self.height() + o.width() * o.height()) as f64 - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+}
+
+/// 68 landmarks as dlib returns them: integer pixels (rounded with `floor(v + 0.5)`) and the
+/// unrounded `f32` positions they came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Landmarks {
+    /// Rounded points, exactly dlib's `full_object_detection` parts.
+    pub points: Vec<[i64; 2]>,
+    /// Unrounded points in image pixels.
+    pub precise: Vec<[f32; 2]>,
+}
+
+impl Landmarks {
+    /// Mean of points `range` (precise coordinates).
+    pub fn mean(&self, range: std::ops::Range<usize>) -> [f64; 2] {
+        let n = range.len() as f64;
+        let (mut x, mut y) = (0.0, 0.0);
+        for p in &self.precise[range] {
+            x += p[0] as f64;
+            y += p[1] as f64;
+        }
+        [x / n, y / n]
+    }
+
+    /// Distance between the eye centres (points 36–41 and 42–47).
+    pub fn inter_ocular(&self) -> f64 {
+        let l = self.mean(36..42);
+        let r = self.mean(42..48);
+        ((l[0] - r[0]).powi(2) + (l[1] - r[1]).powi(2)).sqrt()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Split {
+    idx1: u16,
+    idx2: u16,
+    thresh: f32,
+}
+
+/// dlib's 68-point ERT landmark model, loaded into flat arrays.
+#[derive(Debug, Clone)]
+pub struct ShapePredictor {
+    /// Normalised mean shape, x0 y0 x1 y1 …
+    initial: Vec<f32>,
+    cascades: usize,
+    trees: usize,
+    /// splits per tree (2^depth − 1) and leaves per tree (2^depth).
+    splits_per_tree: usize,
+    leaves_per_tree: usize,
+    features: usize,
+    splits: Vec<Split>,
+    leaves: Vec<f32>,
+    anchors: Vec<u32>,
+    deltas: Vec<[f32; 2]>,
+}
+
+/// Byte reader of dlib's serialisation format with offsets for error messages.
+struct DlibReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    file: &'a Path,
+}
+
+impl<'a> DlibReader<'a> {
+    fn err(&self, offset: usize, reason: impl Into<String>) -> FaceError {
+        FaceError::DlibFormat {
+            file: self.file.to_path_buf(),
+            offset: offset as u64,
+            reason: reason.into(),
+        }
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let b = *self
+            .bytes
+            .get(self.at)
+            .ok_or_else(|| self.err(self.at, "unexpected end of file"))?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn magnitude(&mut self, n: usize, start: usize) -> Result<u64> {
+        let end = self.at + n;
+        let slice = self
+            .bytes
+            .get(self.at..end)
+            .ok_or_else(|| self.err(start, "unexpected end of file inside an integer"))?;
+        let mut v = 0u64;
+        for (i, b) in slice.iter().enumerate() {
+            v |= (*b as u64) << (8 * i);
+        }
+        self.at = end;
+        Ok(v)
+    }
+
+    /// Signed integer of at most `max_bytes` bytes.
+    fn signed(&mut self, max_bytes: usize) -> Result<i64> {
+        let start = self.at;
+        let c = self.byte()?;
+        let n = (c & 0x0f) as usize;
+        if n == 0 || n > max_bytes {
+            return Err(self.err(
+                start,
+                format!("integer control byte {c:#04x} gives {n} bytes (1..={max_bytes} allowed)"),
+            ));
+        }
+        let v = self.magnitude(n, start)?;
+        if v > i64::MAX as u64 {
+            return Err(self.err(start, "integer overflows i64"));
+        }
+        Ok(if c & 0x80 != 0 { -(v as i64) } else { v as i64 })
+    }
+
+    /// Unsigned integer of at most `max_bytes` bytes.
+    fn unsigned(&mut self, max_bytes: usize) -> Result<u64> {
+        let start = self.at;
+        let c = self.byte()? & 0x8f;
+        let n = c as usize;
+        if n == 0 || n > max_bytes {
+            return Err(self.err(
+                start,
+                format!("unsigned control byte {c:#04x} is not 1..={max_bytes} bytes"),
+            ));
+        }
+        self.magnitude(n, start)
+    }
+
+    /// A length prefix, bounded so that a corrupt length cannot make us allocate gigabytes.
+    fn len(&mut self, max: u64, what: &str) -> Result<usize> {
+        let start = self.at;
+        let n = self.unsigned(8)?;
+        if n > max {
+            return Err(self.err(start, format!("{what} length {n} exceeds the limit {max}")));
+        }
+        Ok(n as usize)
+    }
+
+    fn float(&mut self) -> Result<f32> {
+        let start = self.at;
+        let first = *self
+            .bytes
+            .get(self.at)
+            .ok_or_else(|| self.err(self.at, "unexpected end of file"))?;
+        if first & 0x70 != 0 {
+            return Err(self.err(start, "float in dlib's old ASCII format is not supported"));
+        }
+        let mantissa = self.signed(8)?;
+        let exponent = self.signed(2)?;
+        Ok(match exponent {
+            32000 => f32::INFINITY,
+            32001 => f32::NEG_INFINITY,
+            32002 => f32::NAN,
+            e => ((mantissa as f64) * 2f64.powi(e as i32)) as f32,
+        })
+    }
+
+    /// `matrix<float,0,1>`: negative row and column counts (new format), then the elements.
+    fn column(&mut self, expect_rows: Option<usize>) -> Result<Vec<f32>> {
+        let start = self.at;
+        let nr = self.signed(8)?.unsigned_abs() as usize;
+        let nc = self.signed(8)?.unsigned_abs() as usize;
+        if nc != 1 || nr > 1_000_000 {
+            return Err(self.err(start, format!("expected a column vector, found {nr}×{nc}")));
+        }
+        if let Some(e) = expect_rows {
+            if nr != e {
+                return Err(self.err(start, format!("column of {nr} rows, expected {e}")));
+            }
+        }
+        (0..nr).map(|_| self.float()).collect()
+    }
+}
+
+impl ShapePredictor {
+    /// Loads a `.dat` file. Errors name the byte offset of the first malformed value.
+    pub fn load(path: &Path) -> Result<ShapePredictor> {
+        let bytes = std::fs::read(path).map_err(|e| FaceError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses the serialised model; `name` is used in error messages.
+    pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<ShapePredictor> {
+        let mut r = DlibReader {
+            bytes,
+            at: 0,
+            file: name,
+        };
+        let version = r.signed(4)?;
+        if version != 1 {
+            return Err(r.err(0, format!("shape_predictor version {version}, expected 1")));
+        }
+        let initial = r.column(None)?;
+        if initial.is_empty() || initial.len() % 2 != 0 {
+            return Err(r.err(1, format!("initial shape has {} values", initial.len())));
+        }
+        let dims = initial.len();
+
+        let cascades = r.len(1000, "cascade list")?;
+        let mut splits = Vec::new();
+        let mut leaves = Vec::new();
+        let mut trees_per = None;
+        let mut shape = None;
+        for c in 0..cascades {
+            let at = r.at;
+            let trees = r.len(100_000, "tree list")?;
+            if *trees_per.get_or_insert(trees) != trees {
+                return Err(r.err(
+                    at,
+                    format!("cascade {c} has {trees} trees, cascade 0 has {trees_per:?}"),
+                ));
+            }
+            for t in 0..trees {
+                let at = r.at;
+                let ns = r.len(1 << 16, "split list")?;
+                let mut tree_splits = Vec::with_capacity(ns);
+                for _ in 0..ns {
+                    let at = r.at;
+                    let i1 = r.unsigned(8)?;
+                    let i2 = r.unsigned(8)?;
+                    let thresh = r.float()?;
+                    if i1 > u16::MAX as u64 || i2 > u16::MAX as u64 {
+                        return Err(r.err(at, "split feature index exceeds 65535"));
+                    }
+                    tree_splits.push(Split {
+                        idx1: i1 as u16,
+                        idx2: i2 as u16,
+                        thresh,
+                    });
+                }
+                let nl = r.len(1 << 17, "leaf list")?;
+                if nl != ns + 1 || !(nl.is_power_of_two()) {
+                    return Err(r.err(at, format!("tree {t} of cascade {c}: {ns} splits and {nl} leaves is not a complete binary tree")));
+                }
+                if *shape.get_or_insert((ns, nl)) != (ns, nl) {
+                    return Err(r.err(at, "trees of different depths are not supported"));
+                }
+                splits.extend(tree_splits);
+                for _ in 0..nl {
+                    leaves.extend(r.column(Some(dims))?);
+                }
+            }
+        }
+        let trees = trees_per.unwrap_or(0);
+        let (splits_per_tree, leaves_per_tree) = shape.unwrap_or((0, 1));
+
+        let at = r.at;
+        let na = r.len(1000, "anchor list")?;
+        if na != cascades {
+            return Err(r.err(at, format!("{na} anchor lists for {cascades} cascades")));
+        }
+        let mut anchors = Vec::new();
+        let mut features = None;
+        for _ in 0..na {
+            let at = r.at;
+            let n = r.len(1 << 16, "anchor")?;
+            if *features.get_or_insert(n) != n {
+                return Err(r.err(at, "cascades with different feature counts"));
+            }
+            for _ in 0..n {
+                let at = r.at;
+                let a = r.unsigned(8)?;
+                if a as usize >= dims / 2 {
+                    return Err(r.err(at, format!("anchor {a} is not a landmark index")));
+                }
+                anchors.push(a as u32);
+            }
+        }
+        let features = features.unwrap_or(0);
+        let at = r.at;
+        let nd = r.len(1000, "delta list")?;
+        if nd != cascades {
+            return Err(r.err(at, format!("{nd} delta lists for {cascades} cascades")));
+        }
+        let mut deltas = Vec::new();
+        for _ in 0..nd {
+            let at = r.at;
+            let n = r.len(1 << 16, "delta")?;
+            if n != features {
+                return Err(r.err(at, format!("{n} deltas for {features} anchors")));
+            }
+            for _ in 0..n {
+                deltas.push([r.float()?, r.float()?]);
+            }
+        }
+        if let Some(s) = splits
+            .iter()
+            .find(|s| s.idx1 as usize >= features || s.idx2 as usize >= features)
+        {
+            return Err(r.err(
+                r.at,
+                format!("split uses feature {} / {} of {features}", s.idx1, s.idx2),
+            ));
+        }
+        if r.at != bytes.len() {
+            return Err(r.err(
+                r.at,
+                format!("{} trailing bytes after the model", bytes.len() - r.at),
+            ));
+        }
+        Ok(ShapePredictor {
+            initial,
+            cascades,
+            trees,
+            splits_per_tree,
+            leaves_per_tree,
+            features,
+            splits,
+            leaves,
+            anchors,
+            deltas,
+        })
+    }
+
+    /// The normalised mean shape (box coordinates in 0..1), one (x, y) per landmark.
+    pub fn initial_shape(&self) -> Vec<[f32; 2]> {
+        self.initial.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
+    }
+
+    /// Number of landmarks (68 for the standard model).
+    pub fn num_parts(&self) -> usize {
+        self.initial.len() / 2
+    }
+
+    /// (cascades, trees per cascade, leaves per tree, feature pixels per cascade).
+    pub fn dimensions(&self) -> (usize, usize, usize, usize) {
+        (
+            self.cascades,
+            self.trees,
+            self.leaves_per_tree,
+            self.features,
+        )
+    }
+
+    /// Predicts the landmarks for `face` in `img`, exactly as dlib's `shape_predictor::operator()`.
+    pub fn predict(&self, img: &GrayImage, face: FaceBox) -> Landmarks {
+        let dims = self.initial.len();
+        let n = dims / 2;
+        let mut cur = self.initial.clone();
+        let mut feats = vec![0f32; self.features];
+        let (l, t) = (face.left as f64, face.top as f64);
+        let (sx, sy) = (
+            (face.right - face.left) as f64,
+            (face.bottom - face.top) as f64,
+        );
+
+        // Centred initial shape and its squared norm do not change between cascades.
+        let (mfx, mfy) = mean_xy(&self.initial);
+        let mut from_sq = 0f64;
+        for k in 0..n {
+            let fx = self.initial[2 * k] as f64 - mfx;
+            let fy = self.initial[2 * k + 1] as f64 - mfy;
+            from_sq += fx * fx + fy * fy;
+        }
+
+        for c in 0..self.cascades {
+            // Similarity initial → current (Umeyama without reflection, closed form).
+            let (mtx, mty) = mean_xy(&cur);
+            let (mut dot, mut cross) = (0f64, 0f64);
+            for k in 0..n {
+                let fx = self.initial[2 * k] as f64 - mfx;
+                let fy = self.initial[2 * k + 1] as f64 - mfy;
+                let tx = cur[2 * k] as f64 - mtx;
+                let ty = cur[2 * k + 1] as f64 - mty;
+                dot += fx * tx + fy * ty;
+                cross += fx * ty - fy * tx;
+            }
+            let (a, b) = if from_sq != 0.0 {
+                ((dot / from_sq) as f32, (cross / from_sq) as f32)
+            } else {
+                (1.0, 0.0)
+            };
+            let base = c * self.features;
+            let deltas = &self.deltas[base..base + self.features];
+            let anchors = &self.anchors[base..base + self.features];
+            for ((f, d), &anchor) in feats.iter_mut().zip(deltas).zip(anchors) {
+                let anchor = anchor as usize;
+                let ux = (a * d[0] - b * d[1]) + cur[2 * anchor];
+                let uy = (b * d[0] + a * d[1]) + cur[2 * anchor + 1];
+                let px = (l + ux as f64 * sx + 0.5).floor() as i64;
+                let py = (t + uy as f64 * sy + 0.5).floor() as i64;
+                *f = img.get(px, py).map(|v| v as f32).unwrap_or(0.0);
+            }
+            let tree0 = c * self.trees;
+            for tree in 0..self.trees {
+                let splits = &self.splits[(tree0 + tree) * self.splits_per_tree
+                    ..(tree0 + tree + 1) * self.splits_per_tree];
+                let mut i = 0usize;
+                while i < self.splits_per_tree {
+                    let s = splits[i];
+                    i = if feats[s.idx1 as usize] - feats[s.idx2 as usize] > s.thresh {
+                        2 * i + 1
+                    } else {
+                        2 * i + 2
+                    };
+                }
+                let leaf = i - self.splits_per_tree;
+                let at = ((tree0 + tree) * self.leaves_per_tree + leaf) * dims;
+                for (cv, lv) in cur.iter_mut().zip(&self.leaves[at..at + dims]) {
+                    *cv += *lv;
+                }
+            }
+        }
+        let mut points = Vec::with_capacity(n);
+        let mut precise = Vec::with_capacity(n);
+        for k in 0..n {
+            let x = l + cur[2 * k] as f64 * sx;
+            let y = t + cur[2 * k + 1] as f64 * sy;
+            points.push([(x + 0.5).floor() as i64, (y + 0.5).floor() as i64]);
+            precise.push([x as f32, y as f32]);
+        }
+        Landmarks { points, precise }
+    }
+}
+
+fn mean_xy(v: &[f32]) -> (f64, f64) {
+    let n = (v.len() / 2) as f64;
+    let (mut x, mut y) = (0f64, 0f64);
+    for p in v.chunks_exact(2) {
+        x += p[0] as f64;
+        y += p[1] as f64;
+    }
+    (x / n, y / n)
+}
+
+/// Where Debian's `libdlib-data` installs the 68-point model.
+pub const DEFAULT_SHAPE_MODEL: &str = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
+
+/// The model path: `$FER_SHAPE_MODEL` when set, else [`DEFAULT_SHAPE_MODEL`].
+pub fn default_shape_model_path() -> PathBuf {
+    std::env::var_os("FER_SHAPE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SHAPE_MODEL))
+}

@@ -1,0 +1,42 @@
+use std::path::PathBuf;
+
+/// `../shared`, or None with a visible "skipped" line (a panic when FER_REQUIRE_SHARED is set).
+pub fn shared(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("FER_SHARED").map(PathBuf::from);
+    match dir {
+        Some(d) if d.join("reference").is_dir() => Some(d),
+        other => {
+            let why = format!(
+                "skipped: {test}: FER_SHARED ({other:?}) does not point at the shared/ folder"
+            );
+            assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
+            println!("{why}");
+            None
+        }
+    }
+}
+
+/// The dlib model from libdlib-data, or None with a "skipped" line.
+pub fn shape_model(test: &str) -> Option<face::ShapePredictor> {
+    let path = face::default_shape_model_path();
+    if !path.exists() {
+        let why = format!(
+            "skipped: {test}: {} missing (run `make setup`)",
+            path.display()
+        );
+        assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
+        println!("{why}");
+        return None;
+    }
+    Some(face::ShapePredictor::load(&path).expect("model loads"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Shared model instance: loading takes a fraction of a second but tests run in parallel.
+pub fn model(test: &str) -> Option<&'static face::ShapePredictor> {
+    static MODEL: std::sync::OnceLock<Option<face::ShapePredictor>> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| shape_model(test)).as_ref()
+}

@@ -1,0 +1,147 @@
+use crate::common::*;
+use face::{FaceBox, GrayConversion, GrayImage, ShapePredictor};
+use std::path::Path;
+
+#[derive(serde::Deserialize)]
+struct RefImage {
+    image: String,
+    faces: Vec<RefFace>,
+}
+
+#[derive(serde::Deserialize)]
+struct RefFace {
+    box_ltrb: [i64; 4],
+    landmarks: Vec<[i64; 2]>,
+}
+
+#[derive(Default, Debug)]
+struct Agreement {
+    faces: usize,
+    points: usize,
+    identical: usize,
+    within_1px: usize,
+    worst: f64,
+}
+
+fn compare(sp: &ShapePredictor, img: &GrayImage, faces: &[RefFace], acc: &mut Agreement) {
+    for f in faces {
+        let [l, t, r, b] = f.box_ltrb;
+        let got = sp.predict(img, FaceBox::ltrb(l, t, r, b));
+        acc.faces += 1;
+        for (g, w) in got.points.iter().zip(&f.landmarks) {
+            acc.points += 1;
+            let d = (((g[0] - w[0]).pow(2) + (g[1] - w[1]).pow(2)) as f64).sqrt();
+            acc.identical += (d == 0.0) as usize;
+            acc.within_1px += (d <= 1.0 + 1e-9) as usize;
+            acc.worst = acc.worst.max(d);
+        }
+    }
+}
+
+#[test]
+fn model_loads_with_the_documented_shape() {
+    let Some(sp) = model("model_loads_with_the_documented_shape") else {
+        return;
+    };
+    assert_eq!(sp.num_parts(), 68);
+    assert_eq!(sp.dimensions(), (15, 500, 16, 500));
+}
+
+#[test]
+fn astronaut_landmarks_equal_dlib() {
+    let Some(sp) = model("astronaut_landmarks_equal_dlib") else {
+        return;
+    };
+    let fixture: RefImage = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/astronaut_dlib.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let img = GrayImage::open(
+        &repo_root().join("data/faces/astronaut.png"),
+        GrayConversion::PilLuma,
+    )
+    .unwrap();
+    let mut acc = Agreement::default();
+    compare(sp, &img, &fixture.faces, &mut acc);
+    assert_eq!(acc.identical, 68, "{acc:?}");
+}
+
+#[test]
+fn real_landmark_parity_with_dlib() {
+    let Some(shared) = shared("real_landmark_parity_with_dlib") else {
+        return;
+    };
+    let Some(sp) = model("real_landmark_parity_with_dlib") else {
+        return;
+    };
+    let refs: Vec<RefImage> = {
+        #[derive(serde::Deserialize)]
+        struct File {
+            images: Vec<RefImage>,
+        }
+        let f: File = serde_json::from_slice(
+            &std::fs::read(shared.join("reference/dlib_landmarks.json")).unwrap(),
+        )
+        .unwrap();
+        f.images
+    };
+    let mut acc = Agreement::default();
+    for r in &refs {
+        let path = ["data/faces", "data/dlib_faces", "data/jaffe"]
+            .iter()
+            .map(|d| shared.join(d).join(&r.image))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{} not found under shared/data", r.image));
+        let img = GrayImage::open(&path, GrayConversion::PilLuma).unwrap();
+        let mut one = Agreement::default();
+        compare(sp, &img, &r.faces, &mut one);
+        if std::env::var_os("FER_VERBOSE").is_some() {
+            println!(
+                "{}: {}/{} identical, worst {:.2}",
+                r.image, one.identical, one.points, one.worst
+            );
+        }
+        compare(sp, &img, &r.faces, &mut acc);
+    }
+    let identical = acc.identical as f64 / acc.points as f64;
+    println!(
+        "landmark parity: {} faces, {}/{} points identical ({:.2} %), {} within 1 px, worst {:.2} px",
+        acc.faces,
+        acc.identical,
+        acc.points,
+        100.0 * identical,
+        acc.within_1px,
+        acc.worst
+    );
+    assert_eq!(acc.faces, 282);
+    // Exact parity is what we get (libjpeg-turbo decoding, Pillow's luma); the floor is
+    // 99 % identical and none further than 1 px.
+    assert!(identical >= 0.999, "{acc:?}");
+    assert!(acc.within_1px == acc.points, "{acc:?}");
+}
+
+#[test]
+fn truncated_model_names_the_offset() {
+    let path = face::default_shape_model_path();
+    let Ok(bytes) = std::fs::read(&path) else {
+        println!(
+            "skipped: truncated_model_names_the_offset: {} missing",
+            path.display()
+        );
+        return;
+    };
+    for cut in [0usize, 1, 3, 1000, bytes.len() / 2, bytes.len() - 1] {
+        let err = ShapePredictor::from_bytes(&bytes[..cut], Path::new("cut.dat")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("cut.dat") && msg.contains("byte"), "{msg}");
+    }
+    let mut extra = bytes[..64].to_vec();
+    extra[0] = 0x0f; // a 15-byte integer: impossible
+    let msg = ShapePredictor::from_bytes(&extra, Path::new("bad.dat"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("byte 0"), "{msg}");
+}
