@@ -129,13 +129,14 @@ fn sample(img: &GrayImage, size: CropSize, map: Affine) -> (GrayImage, bool) {
             } else {
                 0.0
             };
-            let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+            // x and y are clamped to ≥ 0, where truncation is floor.
+            let (x0, y0) = (x as i64, y as i64);
             let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
             let (fx, fy) = (x - x0 as f64, y - y0 as f64);
             let p = |xx: i64, yy: i64| src[(yy * w + xx) as usize] as f64;
             let top = p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx;
             let bot = p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx;
-            out[v * size.width + u] = (top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8;
+            out[v * size.width + u] = ((top * (1.0 - fy) + bot * fy).clamp(0.0, 255.0) + 0.5) as u8;
         }
     }
     let img =

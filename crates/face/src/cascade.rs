@@ -96,6 +96,8 @@ pub struct CascadeDetector {
     leaves: Vec<f32>,
     subsets: Vec<i32>,
     subset_words: usize,
+    /// Every weak classifier is a single-node stump (enables the compiled fast path).
+    all_stumps: bool,
     /// HAAR: up to three weighted rects per feature; LBP: the one cell rect (weight unused).
     features: Vec<[WeightedRect; 3]>,
 }
@@ -382,7 +384,14 @@ impl CascadeDetector {
                 features.len()
             )));
         }
+        let all_stumps = (kind == FeatureType::Haar || subset_words <= 8)
+            && weaks.iter().all(|w| {
+                w.nodes.len() == 1
+                    && nodes[w.nodes.start as usize].left <= 0
+                    && nodes[w.nodes.start as usize].right <= 0
+            });
         Ok(CascadeDetector {
+            all_stumps,
             name: name.to_string(),
             kind,
             width,
@@ -484,6 +493,56 @@ impl CascadeDetector {
                 o
             })
             .collect();
+        // All-stump HAAR cascades (frontalface_default, _alt) get a flat per-level program.
+        let stumps: Vec<CompiledStump> = if self.kind == FeatureType::Haar && self.all_stumps {
+            self.weaks
+                .iter()
+                .map(|w| {
+                    let n = self.nodes[w.nodes.start as usize];
+                    let rs = &self.features[n.feature as usize];
+                    let o = &offs[n.feature as usize];
+                    CompiledStump {
+                        off: o.map(|c| c.map(|v| v as u32)),
+                        weight: [rs[0].weight, rs[1].weight, rs[2].weight],
+                        threshold: n.threshold,
+                        leaf: [
+                            self.leaves[(w.leaves.start as i32 - n.left) as usize],
+                            self.leaves[(w.leaves.start as i32 - n.right) as usize],
+                        ],
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let lbp: Vec<CompiledLbp> = if self.kind == FeatureType::Lbp && self.all_stumps {
+            self.weaks
+                .iter()
+                .map(|w| {
+                    let n = self.nodes[w.nodes.start as usize];
+                    let r = self.features[n.feature as usize][0];
+                    let (x, y, cw, ch) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
+                    let mut corners = [0u32; 16];
+                    for (k, c) in corners.iter_mut().enumerate() {
+                        *c = ((y + (k / 4) * ch) * stride + x + (k % 4) * cw) as u32;
+                    }
+                    let mut subset = [0i32; 8];
+                    let words = &self.subsets
+                        [n.subset as usize..n.subset as usize + self.subset_words.min(8)];
+                    subset[..words.len()].copy_from_slice(words);
+                    CompiledLbp {
+                        corners,
+                        subset,
+                        leaf: [
+                            self.leaves[(w.leaves.start as i32 - n.left) as usize],
+                            self.leaves[(w.leaves.start as i32 - n.right) as usize],
+                        ],
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (nx, ny, nw, nh) = (1usize, 1usize, ww - 2, wh - 2);
         let norm = [
             ny * stride + nx,
@@ -500,27 +559,17 @@ impl CascadeDetector {
             while x + ww <= lv.w {
                 let base = y * stride + x;
                 let result = match self.kind {
-                    FeatureType::Haar => {
-                        let s = lv.sum[base + norm[0]]
-                            - lv.sum[base + norm[1]]
-                            - lv.sum[base + norm[2]]
-                            + lv.sum[base + norm[3]];
-                        let q = lv.sqsum[base + norm[0]]
-                            - lv.sqsum[base + norm[1]]
-                            - lv.sqsum[base + norm[2]]
-                            + lv.sqsum[base + norm[3]];
-                        let nf = area * (q as u32) as f64 - (s as f64) * (s as f64);
-                        if nf > 0.0 {
-                            let vnf = (1.0 / nf.sqrt()) as f32;
-                            if area * (vnf as f64) < 0.1 {
-                                self.run_haar(lv, base, &offs, vnf)
-                            } else {
-                                -1
-                            }
-                        } else {
-                            -1
+                    FeatureType::Haar if !stumps.is_empty() => {
+                        match variance_norm(lv, base, &norm, area) {
+                            Some(vnf) => self.run_haar_stumps(lv, base, &stumps, vnf),
+                            None => -1,
                         }
                     }
+                    FeatureType::Haar => match variance_norm(lv, base, &norm, area) {
+                        Some(vnf) => self.run_haar(lv, base, &offs, vnf),
+                        None => -1,
+                    },
+                    FeatureType::Lbp if !lbp.is_empty() => self.run_lbp_stumps(lv, base, &lbp),
                     FeatureType::Lbp => self.run_lbp(lv, base, stride),
                 };
                 if result == 1 {
@@ -535,6 +584,34 @@ impl CascadeDetector {
             }
             y += step;
         }
+    }
+
+    /// [`Self::run_haar`] for all-stump cascades over the per-level compiled program.
+    #[inline]
+    fn run_haar_stumps(&self, lv: &Level, base: usize, prog: &[CompiledStump], vnf: f32) -> i32 {
+        let s = &lv.sum[base..];
+        let rect = |o: &[u32; 4]| -> f32 {
+            (s[o[0] as usize] - s[o[1] as usize] - s[o[2] as usize] + s[o[3] as usize]) as f32
+        };
+        for (si, st) in self.stages.iter().enumerate() {
+            let mut sum = 0f64;
+            for c in &prog[st.weaks.start as usize..st.weaks.end as usize] {
+                // A third rect with weight 0 adds exactly 0.0, as OpenCV's skipped term would.
+                let v = (c.weight[0] * rect(&c.off[0])
+                    + c.weight[1] * rect(&c.off[1])
+                    + c.weight[2] * rect(&c.off[2]))
+                    * vnf;
+                sum += if v < c.threshold {
+                    c.leaf[0]
+                } else {
+                    c.leaf[1]
+                } as f64;
+            }
+            if sum < st.threshold as f64 {
+                return -(si as i32);
+            }
+        }
+        1
     }
 
     /// 1 = accepted, −k = rejected at stage k (0 means stage 0, which triggers the step skip).
@@ -620,9 +697,75 @@ impl CascadeDetector {
         1
     }
 
+    /// [`Self::run_lbp`] for all-stump LBP cascades over the per-level compiled program.
+    #[inline]
+    fn run_lbp_stumps(&self, lv: &Level, base: usize, prog: &[CompiledLbp]) -> i32 {
+        let s = &lv.sum[base..];
+        for (si, st) in self.stages.iter().enumerate() {
+            let mut sum = 0f64;
+            for c in &prog[st.weaks.start as usize..st.weaks.end as usize] {
+                let v: [i64; 16] = c.corners.map(|o| s[o as usize]);
+                let block = |bx: usize, by: usize| {
+                    let k = by * 4 + bx;
+                    v[k] - v[k + 1] - v[k + 4] + v[k + 5]
+                };
+                let centre = block(1, 1);
+                let code = ((block(0, 0) >= centre) as usize) << 7
+                    | ((block(1, 0) >= centre) as usize) << 6
+                    | ((block(2, 0) >= centre) as usize) << 5
+                    | ((block(2, 1) >= centre) as usize) << 4
+                    | ((block(2, 2) >= centre) as usize) << 3
+                    | ((block(1, 2) >= centre) as usize) << 2
+                    | ((block(0, 2) >= centre) as usize) << 1
+                    | (block(0, 1) >= centre) as usize;
+                let bit = (c.subset[code >> 5] >> (code & 31)) & 1;
+                sum += c.leaf[(bit == 0) as usize] as f64;
+            }
+            if sum < st.threshold as f64 {
+                return -(si as i32);
+            }
+        }
+        1
+    }
+
     /// The subset words per LBP node (0 for HAAR); exposed for diagnostics.
     pub fn subset_words(&self) -> usize {
         self.subset_words
+    }
+}
+
+/// A HAAR stump with its rect corners resolved to integral-image offsets at one level's stride.
+#[derive(Debug, Clone, Copy)]
+struct CompiledStump {
+    off: [[u32; 4]; 3],
+    weight: [f32; 3],
+    threshold: f32,
+    leaf: [f32; 2],
+}
+
+/// An LBP stump with the 4×4 corner grid of its 3×3 blocks resolved to integral-image offsets.
+#[derive(Debug, Clone, Copy)]
+struct CompiledLbp {
+    corners: [u32; 16],
+    subset: [i32; 8],
+    /// Leaf taken when the code's subset bit is set, and when it is clear.
+    leaf: [f32; 2],
+}
+
+/// OpenCV's variance normalisation: `Some(1/σ·area)` factor when the window is evaluated at all.
+#[inline]
+fn variance_norm(lv: &Level, base: usize, norm: &[usize; 4], area: f64) -> Option<f32> {
+    let s = lv.sum[base + norm[0]] - lv.sum[base + norm[1]] - lv.sum[base + norm[2]]
+        + lv.sum[base + norm[3]];
+    let q = lv.sqsum[base + norm[0]] - lv.sqsum[base + norm[1]] - lv.sqsum[base + norm[2]]
+        + lv.sqsum[base + norm[3]];
+    // OpenCV reads the squared sum as unsigned 32-bit.
+    let nf = area * (q as u32) as f64 - (s as f64) * (s as f64);
+    if nf > 0.0 {
+        let vnf = (1.0 / nf.sqrt()) as f32;
+        (area * (vnf as f64) < 0.1).then_some(vnf)
+    } else {
+        None
     }
 }
 

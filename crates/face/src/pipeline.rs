@@ -111,6 +111,8 @@ impl ShapePredictor {
 pub struct DetectedFace {
     /// The cascade's box (`None` when the box came from tracking or was given).
     pub detection: Option<Rect>,
+    /// Which cascade found it, or `tracked`.
+    pub detector: String,
     /// The box the predictor ran on.
     pub face_box: FaceBox,
     /// The landmarks.
@@ -124,7 +126,9 @@ pub struct PipelineOptions {
     pub detect: DetectParams,
     /// Cascade box → dlib box mapping (default: the documented one for the cascade).
     pub calibration: BoxCalibration,
-    /// Run the predictor a second time from the box fitted to the first landmarks (default true).
+    /// Run the predictor a second time from the box fitted to the first landmarks (default false:
+    /// measured against dlib on JAFFE + dlib_faces it moves the median error from 1.41 % to 1.47 %
+    /// of the inter-ocular distance, so it does not pay).
     pub reinitialise: bool,
 }
 
@@ -133,6 +137,8 @@ pub struct FacePipeline {
     detector: CascadeDetector,
     predictor: ShapePredictor,
     options: PipelineOptions,
+    /// Second cascade (with its calibration) tried when the first finds nothing.
+    fallback: Option<(CascadeDetector, BoxCalibration)>,
 }
 
 impl FacePipeline {
@@ -145,13 +151,28 @@ impl FacePipeline {
         let options = options.unwrap_or_else(|| PipelineOptions {
             detect: DetectParams::default(),
             calibration: BoxCalibration::for_cascade(detector.name()),
-            reinitialise: true,
+            reinitialise: false,
         });
         FacePipeline {
             detector,
             predictor,
             options,
+            fallback: None,
         }
+    }
+
+    /// Adds a second cascade, run only on images where the first finds no face (for example the
+    /// fast LBP cascade first, the Haar cascade, which finds more small and turned faces, second).
+    /// Its calibration is the documented one for its name.
+    pub fn with_fallback(mut self, detector: CascadeDetector) -> Self {
+        let calibration = BoxCalibration::for_cascade(detector.name());
+        self.fallback = Some((detector, calibration));
+        self
+    }
+
+    /// The fallback cascade, if any.
+    pub fn fallback(&self) -> Option<&CascadeDetector> {
+        self.fallback.as_ref().map(|(d, _)| d)
     }
 
     /// The shape predictor.
@@ -190,14 +211,23 @@ impl FacePipeline {
             params.min_size = (params.min_size.0.max(m), params.min_size.1.max(m));
         }
         let mut boxes = self.detector.detect(img, &params);
+        let mut calibration = self.options.calibration;
+        let mut detector = self.detector.name();
+        if boxes.is_empty() {
+            if let Some((fallback, cal)) = &self.fallback {
+                boxes = fallback.detect(img, &params);
+                calibration = *cal;
+                detector = fallback.name();
+            }
+        }
         boxes.sort_by_key(|r| std::cmp::Reverse(r.w * r.h));
         boxes
             .into_iter()
             .map(|r| {
-                let (face_box, landmarks) =
-                    self.landmarks_in_box(img, self.options.calibration.apply(&r));
+                let (face_box, landmarks) = self.landmarks_in_box(img, calibration.apply(&r));
                 DetectedFace {
                     detection: Some(r),
+                    detector: detector.to_string(),
                     face_box,
                     landmarks,
                 }
@@ -211,6 +241,7 @@ impl FacePipeline {
         let (face_box, landmarks) = self.landmarks_in_box(img, b);
         DetectedFace {
             detection: None,
+            detector: "tracked".into(),
             face_box,
             landmarks,
         }

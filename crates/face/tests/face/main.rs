@@ -3,5 +3,6 @@
 //! and the Debian model files that `make setup` installs.
 
 mod cascade;
+mod chain;
 mod common;
 mod landmarks;
