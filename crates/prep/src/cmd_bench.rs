@@ -25,7 +25,9 @@ pub struct BenchFaceArgs {
 }
 
 pub fn run(a: BenchFaceArgs) -> Result<()> {
+    let t = Instant::now();
     let pipeline = a.model.pipeline(false)?;
+    let load_s = t.elapsed().as_secs_f64();
     let images: Vec<GrayImage> = a
         .images
         .iter()
@@ -75,6 +77,10 @@ pub fn run(a: BenchFaceArgs) -> Result<()> {
         .first()
         .map(|i| (i.width(), i.height()))
         .unwrap_or((0, 0));
+    println!(
+        "models loaded in {:.0} ms (dlib .dat parse + cascades)",
+        load_s * 1000.0
+    );
     println!(
         "{:<44} {:>8} {:>10} {:>12}",
         "stage (one thread)", "images", "faces", "images/s"

@@ -43,6 +43,7 @@ struct CacheArgs {
 }
 
 fn main() -> Result<()> {
+    reset_sigpipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Detect(a) => cmd_detect::run(a).context("prep detect"),
@@ -139,4 +140,14 @@ pub fn git_revision() -> Option<String> {
     let dirty =
         run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{hash}-dirty") } else { hash })
+}
+
+/// Restores the default SIGPIPE action so that `prep … | head` ends quietly instead of panicking on
+/// a closed stdout (Rust ignores SIGPIPE by default).
+fn reset_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; only resets a signal action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
