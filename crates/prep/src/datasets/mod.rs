@@ -1,0 +1,4 @@
+//! Parsers of dataset-specific files and names.
+
+pub mod ckplus;
+pub mod names;

@@ -1,0 +1,36 @@
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T, E = PrepError> = std::result::Result<T, E>;
+
+/// Errors of dataset parsing. Each names the file and, where it applies, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepError {
+    /// An operating-system error on `path`.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of a text file that does not parse.
+    #[error("{file}:{line}: {reason}")]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// A fold list that contradicts itself (a sequence in two folds, with two labels, …).
+    #[error("{file}: inconsistent fold list: {reason}")]
+    Folds { file: PathBuf, reason: String },
+}
+
+impl PrepError {
+    pub(crate) fn parse(file: &std::path::Path, line: usize, reason: impl Into<String>) -> Self {
+        PrepError::Parse {
+            file: file.to_path_buf(),
+            line,
+            reason: reason.into(),
+        }
+    }
+}
