@@ -631,6 +631,13 @@ impl CascadeDetector {
             }
             v * vnf
         };
+        self.run_trees(|n| eval(n.feature as usize) < n.threshold)
+    }
+
+    /// The boosted-tree stages of any cascade: `go_left` decides each node. Returns 1 when every
+    /// stage passes, −k when stage k rejects (0 for stage 0, which triggers the step skip).
+    #[inline]
+    fn run_trees(&self, go_left: impl Fn(&Node) -> bool) -> i32 {
         for (si, st) in self.stages.iter().enumerate() {
             let mut sum = 0f64;
             for w in &self.weaks[st.weaks.start as usize..st.weaks.end as usize] {
@@ -638,11 +645,7 @@ impl CascadeDetector {
                 let mut idx = 0i32;
                 loop {
                     let n = &nodes[idx as usize];
-                    idx = if eval(n.feature as usize) < n.threshold {
-                        n.left
-                    } else {
-                        n.right
-                    };
+                    idx = if go_left(n) { n.left } else { n.right };
                     if idx <= 0 {
                         break;
                     }
@@ -659,42 +662,25 @@ impl CascadeDetector {
     #[inline]
     fn run_lbp(&self, lv: &Level, base: usize, stride: usize) -> i32 {
         let s = &lv.sum;
-        for (si, st) in self.stages.iter().enumerate() {
-            let mut sum = 0f64;
-            for w in &self.weaks[st.weaks.start as usize..st.weaks.end as usize] {
-                let nodes = &self.nodes[w.nodes.start as usize..w.nodes.end as usize];
-                let mut idx = 0i32;
-                loop {
-                    let n = &nodes[idx as usize];
-                    let r = self.features[n.feature as usize][0];
-                    let (x, y, cw, ch) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
-                    let block = |bx: usize, by: usize| -> i64 {
-                        let o = base + (y + by * ch) * stride + x + bx * cw;
-                        s[o] - s[o + cw] - s[o + ch * stride] + s[o + ch * stride + cw]
-                    };
-                    let c = block(1, 1);
-                    let code = ((block(0, 0) >= c) as usize) << 7
-                        | ((block(1, 0) >= c) as usize) << 6
-                        | ((block(2, 0) >= c) as usize) << 5
-                        | ((block(2, 1) >= c) as usize) << 4
-                        | ((block(2, 2) >= c) as usize) << 3
-                        | ((block(1, 2) >= c) as usize) << 2
-                        | ((block(0, 2) >= c) as usize) << 1
-                        | (block(0, 1) >= c) as usize;
-                    let word = self.subsets[n.subset as usize + (code >> 5)];
-                    let bit = (word >> (code & 31)) & 1;
-                    idx = if bit != 0 { n.left } else { n.right };
-                    if idx <= 0 {
-                        break;
-                    }
-                }
-                sum += self.leaves[(w.leaves.start as i32 - idx) as usize] as f64;
-            }
-            if sum < st.threshold as f64 {
-                return -(si as i32);
-            }
-        }
-        1
+        self.run_trees(|n| {
+            let r = self.features[n.feature as usize][0];
+            let (x, y, cw, ch) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
+            let block = |bx: usize, by: usize| -> i64 {
+                let o = base + (y + by * ch) * stride + x + bx * cw;
+                s[o] - s[o + cw] - s[o + ch * stride] + s[o + ch * stride + cw]
+            };
+            let c = block(1, 1);
+            let code = ((block(0, 0) >= c) as usize) << 7
+                | ((block(1, 0) >= c) as usize) << 6
+                | ((block(2, 0) >= c) as usize) << 5
+                | ((block(2, 1) >= c) as usize) << 4
+                | ((block(2, 2) >= c) as usize) << 3
+                | ((block(1, 2) >= c) as usize) << 2
+                | ((block(0, 2) >= c) as usize) << 1
+                | (block(0, 1) >= c) as usize;
+            let word = self.subsets[n.subset as usize + (code >> 5)];
+            (word >> (code & 31)) & 1 != 0
+        })
     }
 
     /// [`Self::run_lbp`] for all-stump LBP cascades over the per-level compiled program.
@@ -1000,4 +986,31 @@ pub fn group_rectangles(rects: &[Rect], min_neighbors: usize, eps: f64) -> Vec<R
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compiled stump programs must decide exactly as the generic tree walk they replace.
+    #[test]
+    fn compiled_programs_match_the_generic_walk() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/faces/astronaut.png");
+        let Ok(img) = GrayImage::open(&root, crate::GrayConversion::PilLuma) else {
+            panic!("astronaut.png missing");
+        };
+        for name in ["haarcascade_frontalface_default", "lbpcascade_frontalface"] {
+            let Ok(fast) = CascadeDetector::load(&cascade_path(name)) else {
+                println!("skipped: {name} not installed (make setup)");
+                continue;
+            };
+            assert!(fast.all_stumps, "{name}");
+            let mut generic = fast.clone();
+            generic.all_stumps = false;
+            let p = DetectParams::default();
+            let (a, b) = (fast.detect(&img, &p), generic.detect(&img, &p));
+            assert!(!a.is_empty(), "{name}");
+            assert_eq!(a, b, "{name}");
+        }
+    }
 }

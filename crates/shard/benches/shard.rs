@@ -67,6 +67,24 @@ fn classes() -> Vec<String> {
     (0..7).map(|c| format!("c{c}")).collect()
 }
 
+/// Encodes and writes `samples` as one cache in `dir` (the timed body of the write benchmark).
+fn write_cache(dir: &std::path::Path, samples: &[(SampleMeta, Vec<Vec<u8>>)]) {
+    let mut w = CacheWriter::create(
+        dir,
+        "bench",
+        &key(),
+        classes(),
+        CacheWriterOptions::default(),
+    )
+    .expect("writer");
+    for (meta, planes) in samples {
+        let refs: Vec<&[u8]> = planes.iter().map(|p| p.as_slice()).collect();
+        let rec = EncodedRecord::encode(meta.clone(), &refs, 3).expect("encode");
+        w.push(&rec).expect("push");
+    }
+    w.finish(serde_json::Value::Null).expect("finish");
+}
+
 fn bench(c: &mut Criterion) {
     const N: u64 = 2000;
     let samples: Vec<_> = (0..N).map(sample).collect();
@@ -78,20 +96,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || tempfile::tempdir().expect("tempdir"),
             |dir| {
-                let mut w = CacheWriter::create(
-                    dir.path(),
-                    "bench",
-                    &key(),
-                    classes(),
-                    CacheWriterOptions::default(),
-                )
-                .expect("writer");
-                for (meta, planes) in &samples {
-                    let refs: Vec<&[u8]> = planes.iter().map(|p| p.as_slice()).collect();
-                    let rec = EncodedRecord::encode(meta.clone(), &refs, 3).expect("encode");
-                    w.push(&rec).expect("push");
-                }
-                w.finish(serde_json::Value::Null).expect("finish");
+                write_cache(dir.path(), &samples);
                 dir
             },
             BatchSize::PerIteration,
@@ -99,20 +104,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut w = CacheWriter::create(
-        dir.path(),
-        "bench",
-        &key(),
-        classes(),
-        CacheWriterOptions::default(),
-    )
-    .expect("writer");
-    for (meta, planes) in &samples {
-        let refs: Vec<&[u8]> = planes.iter().map(|p| p.as_slice()).collect();
-        w.push(&EncodedRecord::encode(meta.clone(), &refs, 3).expect("encode"))
-            .expect("push");
-    }
-    w.finish(serde_json::Value::Null).expect("finish");
+    write_cache(dir.path(), &samples);
     let cache = Cache::open(dir.path()).expect("open");
 
     g.bench_function("sequential read+decode 2000 samples (one core)", |b| {

@@ -6,18 +6,6 @@ use face::{
     GrayConversion, GrayImage, PipelineOptions,
 };
 
-#[derive(serde::Deserialize)]
-struct RefImage {
-    image: String,
-    faces: Vec<RefFace>,
-}
-
-#[derive(serde::Deserialize)]
-struct RefFace {
-    box_ltrb: [i64; 4],
-    landmarks: Vec<[i64; 2]>,
-}
-
 fn iod(l: &[[i64; 2]]) -> f64 {
     let mean = |r: std::ops::Range<usize>| {
         let n = r.len() as f64;

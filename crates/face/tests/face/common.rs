@@ -40,3 +40,17 @@ pub fn model(test: &str) -> Option<&'static face::ShapePredictor> {
     static MODEL: std::sync::OnceLock<Option<face::ShapePredictor>> = std::sync::OnceLock::new();
     MODEL.get_or_init(|| shape_model(test)).as_ref()
 }
+
+/// One image of `shared/reference/dlib_landmarks.json`.
+#[derive(serde::Deserialize)]
+pub struct RefImage {
+    pub image: String,
+    pub faces: Vec<RefFace>,
+}
+
+/// One face of it: dlib's box (inclusive l, t, r, b) and its 68 integer landmarks.
+#[derive(serde::Deserialize)]
+pub struct RefFace {
+    pub box_ltrb: [i64; 4],
+    pub landmarks: Vec<[i64; 2]>,
+}

@@ -2,18 +2,6 @@ use crate::common::*;
 use face::{FaceBox, GrayConversion, GrayImage, ShapePredictor};
 use std::path::Path;
 
-#[derive(serde::Deserialize)]
-struct RefImage {
-    image: String,
-    faces: Vec<RefFace>,
-}
-
-#[derive(serde::Deserialize)]
-struct RefFace {
-    box_ltrb: [i64; 4],
-    landmarks: Vec<[i64; 2]>,
-}
-
 #[derive(Default, Debug)]
 struct Agreement {
     faces: usize,
