@@ -505,10 +505,7 @@ impl CascadeDetector {
                         off: o.map(|c| c.map(|v| v as u32)),
                         weight: [rs[0].weight, rs[1].weight, rs[2].weight],
                         threshold: n.threshold,
-                        leaf: [
-                            self.leaves[(w.leaves.start as i32 - n.left) as usize],
-                            self.leaves[(w.leaves.start as i32 - n.right) as usize],
-                        ],
+                        leaf: self.stump_leaves(w, &n),
                     }
                 })
                 .collect()
@@ -533,10 +530,7 @@ impl CascadeDetector {
                     CompiledLbp {
                         corners,
                         subset,
-                        leaf: [
-                            self.leaves[(w.leaves.start as i32 - n.left) as usize],
-                            self.leaves[(w.leaves.start as i32 - n.right) as usize],
-                        ],
+                        leaf: self.stump_leaves(w, &n),
                     }
                 })
                 .collect()
@@ -632,6 +626,12 @@ impl CascadeDetector {
             v * vnf
         };
         self.run_trees(|n| eval(n.feature as usize) < n.threshold)
+    }
+
+    /// The (left, right) leaf values of a single-node weak classifier.
+    fn stump_leaves(&self, w: &Weak, n: &Node) -> [f32; 2] {
+        let leaf = |child: i32| self.leaves[(w.leaves.start as i32 - child) as usize];
+        [leaf(n.left), leaf(n.right)]
     }
 
     /// The boosted-tree stages of any cascade: `go_left` decides each node. Returns 1 when every

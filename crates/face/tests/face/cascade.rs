@@ -11,16 +11,7 @@ const CASCADES: [&str; 4] = [
 
 fn detector(name: &str, test: &str) -> Option<CascadeDetector> {
     let p = cascade_path(name);
-    if !p.exists() {
-        let why = format!(
-            "skipped: {test}: {} missing (run `make setup`)",
-            p.display()
-        );
-        assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-        println!("{why}");
-        return None;
-    }
-    Some(CascadeDetector::load(&p).unwrap())
+    model_file_present(&p, test).then(|| CascadeDetector::load(&p).unwrap())
 }
 
 fn iou(a: &Rect, b: &Rect) -> f64 {

@@ -16,19 +16,25 @@ pub fn shared(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// True when a model file installed by `make setup` exists; otherwise prints a "skipped" line
+/// (a panic when FER_REQUIRE_SHARED is set).
+pub fn model_file_present(path: &std::path::Path, test: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    let why = format!(
+        "skipped: {test}: {} missing (run `make setup`)",
+        path.display()
+    );
+    assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
+    println!("{why}");
+    false
+}
+
 /// The dlib model from libdlib-data, or None with a "skipped" line.
 pub fn shape_model(test: &str) -> Option<face::ShapePredictor> {
     let path = face::default_shape_model_path();
-    if !path.exists() {
-        let why = format!(
-            "skipped: {test}: {} missing (run `make setup`)",
-            path.display()
-        );
-        assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-        println!("{why}");
-        return None;
-    }
-    Some(face::ShapePredictor::load(&path).expect("model loads"))
+    model_file_present(&path, test).then(|| face::ShapePredictor::load(&path).expect("model loads"))
 }
 
 pub fn repo_root() -> PathBuf {
