@@ -1,4 +1,4 @@
-//! `prep cache verify|inspect|ls|gc`.
+//! `prep cache verify|inspect|ls|merge|gc`.
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -25,6 +25,16 @@ pub enum CacheCommand {
     /// List the caches under a directory, complete or not.
     Ls {
         /// Where caches live.
+        #[arg(long, default_value = "data/cache", value_name = "DIR")]
+        cache_dir: PathBuf,
+    },
+    /// Combine the part caches of `prep build --part i/N` (all N of them) into the cache a single
+    /// build would have written: same key, same samples in the same order, same failure rows.
+    Merge {
+        /// The part caches (`<name>-<key>.part-i-of-N`), in any order.
+        #[arg(required = true, value_name = "PART")]
+        parts: Vec<PathBuf>,
+        /// Where the merged cache goes.
         #[arg(long, default_value = "data/cache", value_name = "DIR")]
         cache_dir: PathBuf,
     },
@@ -55,6 +65,13 @@ pub fn run(cmd: CacheCommand) -> Result<()> {
             all_subjects,
         } => inspect(&cache, all_subjects),
         CacheCommand::Ls { cache_dir } => ls(&cache_dir),
+        CacheCommand::Merge { parts, cache_dir } => {
+            let bars = crate::progress::Bars::new();
+            let out = prep::merge_parts(&parts, &cache_dir, &bars).context("prep cache merge")?;
+            drop(bars);
+            crate::cmd_build::report(&out);
+            verify(std::slice::from_ref(&out.dir))
+        }
         CacheCommand::Gc {
             cache_dir,
             experiments,

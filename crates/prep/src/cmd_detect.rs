@@ -165,7 +165,7 @@ fn draw_overlay(
     });
     for f in faces {
         if let Some(r) = f.detection {
-            crate::draw::rect(
+            prep::draw::rect(
                 &mut rgb,
                 r.x,
                 r.y,
@@ -175,9 +175,9 @@ fn draw_overlay(
             );
         }
         let b = f.face_box;
-        crate::draw::rect(&mut rgb, b.left, b.top, b.right, b.bottom, [0, 200, 255]);
+        prep::draw::rect(&mut rgb, b.left, b.top, b.right, b.bottom, [0, 200, 255]);
         for p in &f.landmarks.points {
-            crate::draw::cross(&mut rgb, p[0], p[1], [0, 255, 0]);
+            prep::draw::cross(&mut rgb, p[0], p[1], [0, 255, 0]);
         }
     }
     let out = dir.join(format!("{stem}.overlay.png"));
@@ -185,7 +185,7 @@ fn draw_overlay(
         .with_context(|| format!("writing {}", out.display()))?;
     if let Some(f) = faces.first() {
         if let Some(c) = crop_face_and_parts(img, &f.landmarks.precise, &CropConfig::default()) {
-            let sheet = crate::draw::crop_strip(&[&c.face, &c.eyes, &c.nose, &c.mouth]);
+            let sheet = prep::draw::crop_strip(&[&c.face, &c.eyes, &c.nose, &c.mouth]);
             let out = dir.join(format!("{stem}.crops.png"));
             sheet
                 .save(&out)

@@ -23,6 +23,12 @@ pub enum PrepError {
     /// A fold list that contradicts itself (a sequence in two folds, with two labels, …).
     #[error("{file}: inconsistent fold list: {reason}")]
     Folds { file: PathBuf, reason: String },
+    /// Model loading or face processing that cannot go on (a missing model file).
+    #[error(transparent)]
+    Face(#[from] face::FaceError),
+    /// Cache I/O or a damaged cache.
+    #[error(transparent)]
+    Cache(#[from] shard::ShardError),
 }
 
 impl PrepError {

@@ -1,11 +1,21 @@
-//! Dataset parsers, fold lists and (next) the pipeline from raw files to a shard cache.
+//! Dataset parsers, fold lists and the pipeline from raw files to a shard cache.
 //!
 //! Owns everything that knows how a dataset is laid out on disk: file-name conventions, label
-//! files, the authors' fold lists. It depends on `face` (geometry) and `shard` (the cache) and must
-//! not depend on `tch`: data flows raw files → face → prep → shard → train.
+//! files, the authors' fold lists, the prep configuration, and the build that turns a dataset into
+//! a cache. It depends on `face` (geometry) and `shard` (the cache) and must not depend on `tch`:
+//! data flows raw files → face → prep → shard → train.
 
+pub mod build;
+pub mod config;
 pub mod datasets;
+pub mod draw;
 mod error;
 pub mod folds;
+pub mod inventory;
+pub mod pipeline;
+pub mod qa;
+pub mod splits;
 
+pub use build::{build, merge_parts, BuildOutcome, BuildRequest, DatasetKind, ModelFiles, Summary};
+pub use config::{BoxMode, PrepConfig};
 pub use error::{PrepError, Result};

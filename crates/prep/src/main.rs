@@ -8,10 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 mod cmd_bench;
+mod cmd_build;
 mod cmd_cache;
 mod cmd_demo;
 mod cmd_detect;
-mod draw;
+mod progress;
 
 /// Turn raw facial-expression datasets into aligned face and part crops in a verified shard cache.
 #[derive(Parser, Debug)]
@@ -23,6 +24,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Build a cache from a dataset: faces, 68 landmarks, aligned face and part crops, folds.
+    /// Unchanged inputs and config are a cache hit. Example:
+    /// prep build --dataset jaffe --source ../shared/data/jaffe
+    Build(cmd_build::BuildArgs),
     /// Detect faces and 68 landmarks in images; print a table or JSON, optionally draw overlays.
     Detect(cmd_detect::DetectArgs),
     /// Inspect, verify, list and garbage-collect caches.
@@ -46,6 +51,7 @@ fn main() -> Result<()> {
     reset_sigpipe();
     let cli = Cli::parse();
     match cli.command {
+        Command::Build(a) => cmd_build::run(a),
         Command::Detect(a) => cmd_detect::run(a).context("prep detect"),
         Command::Cache(a) => cmd_cache::run(a.command),
         Command::BenchFace(a) => cmd_bench::run(a).context("prep bench-face"),

@@ -41,6 +41,15 @@ impl CacheKey {
         Ok(CacheKey { hex, ingredients })
     }
 
+    /// The key recorded in a manifest (to write a cache with the same identity, e.g. when merging
+    /// the parts of a split build).
+    pub fn from_manifest(m: &crate::Manifest) -> CacheKey {
+        CacheKey {
+            hex: m.key.clone(),
+            ingredients: m.key_ingredients.clone(),
+        }
+    }
+
     /// The 64 hex digits.
     pub fn hex(&self) -> &str {
         &self.hex

@@ -106,6 +106,14 @@ pub fn read_table(path: &Path) -> Result<DataFrame> {
         .map_err(|e| table_err(path, e))
 }
 
+/// Reads the `sample_id` column of `samples.parquet`, in record order.
+pub fn read_sample_ids(path: &Path) -> Result<Vec<String>> {
+    let df = read_table(path)?;
+    let c = df.column("sample_id").map_err(|e| table_err(path, e))?;
+    let s = c.str().map_err(|e| table_err(path, e))?;
+    Ok(s.iter().map(|v| v.unwrap_or("").to_string()).collect())
+}
+
 /// Reads `failures.parquet` back into rows.
 pub fn read_failures(path: &Path) -> Result<Vec<FailureRow>> {
     let df = read_table(path)?;

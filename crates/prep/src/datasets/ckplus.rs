@@ -1,6 +1,8 @@
 //! CK+ label and landmark files: `Emotion/Sxxx/yyy/*_emotion.txt` (one float, `   3.0000000e+00`)
 //! and `Landmarks/Sxxx/yyy/*_landmarks.txt` (68 lines of two floats).
 
+use super::walk;
+use crate::inventory::{reason, FrameSource, InputItem, Inventory};
 use crate::{PrepError, Result};
 use std::path::Path;
 
@@ -70,6 +72,221 @@ pub fn parse_landmarks(text: &str, file: &Path) -> Result<Vec<[f32; 2]>> {
         ));
     }
     Ok(points)
+}
+
+/// Options of the CK+ reader.
+#[derive(Clone, Copy)]
+pub struct CkPlusOptions<'a> {
+    /// Frame slots chosen from each sequence (indices into its sorted frames).
+    pub frame_indices: &'a dyn Fn(usize) -> Vec<usize>,
+    /// Keep neutral (code 0) as a class.
+    pub include_neutral: bool,
+    /// Read `Landmarks/` for the chosen frames.
+    pub dataset_landmarks: bool,
+}
+
+/// Reads a CK+ tree: `cohn-kanade-images/Sxxx/yyy/*.png`, `Emotion/Sxxx/yyy/*_emotion.txt` and,
+/// when asked, `Landmarks/Sxxx/yyy/*_landmarks.txt`. Every sequence is an input: labelled ones
+/// become items (sample id `Sxxx/yyy`), unlabelled ones are excluded, broken ones fail with a reason.
+///
+/// Errors: `root` lacks `cohn-kanade-images/`.
+pub fn inventory(root: &Path, opts: CkPlusOptions<'_>) -> Result<Inventory> {
+    let images = root.join("cohn-kanade-images");
+    if !images.is_dir() {
+        return Err(PrepError::parse(
+            root,
+            0,
+            "no cohn-kanade-images/ folder: is this the CK+ root (with Emotion/ beside it)?",
+        ));
+    }
+    let classes: Vec<&str> = if opts.include_neutral {
+        CKPLUS_CODES.to_vec()
+    } else {
+        CKPLUS_CLASSES.to_vec()
+    };
+    let mut inv = Inventory::new("ckplus", root.to_path_buf(), &classes);
+    for subject in walk::list(&images, "cohn-kanade-images", &mut inv) {
+        let srel = walk::join("cohn-kanade-images", &subject.name);
+        if !subject.is_dir {
+            inv.exclude(
+                &srel,
+                reason::NOT_AN_IMAGE,
+                "a file where subject folders are",
+            );
+            continue;
+        }
+        for seq in walk::list(&subject.path, &srel, &mut inv) {
+            let rel = walk::join(&srel, &seq.name);
+            if !seq.is_dir {
+                inv.exclude(
+                    &rel,
+                    reason::NOT_AN_IMAGE,
+                    "a file where sequence folders are",
+                );
+                continue;
+            }
+            let id = format!("{}/{}", subject.name, seq.name);
+            let mut frames = Vec::new();
+            for f in walk::list(&seq.path, &rel, &mut inv) {
+                if !f.is_dir && crate::inventory::is_image_name(&f.name) {
+                    frames.push(f.name);
+                } else {
+                    inv.exclude(
+                        walk::join(&rel, &f.name),
+                        reason::NOT_AN_IMAGE,
+                        "not an image file",
+                    );
+                }
+            }
+            if frames.is_empty() {
+                inv.reject(
+                    &rel,
+                    "parse",
+                    reason::NO_FRAMES,
+                    "sequence folder without images",
+                );
+                continue;
+            }
+            // Frame numbers from the names when they follow the convention, so that 10 sorts after 9.
+            frames.sort_by_key(|n| {
+                (
+                    crate::datasets::names::parse_ckplus_name(n).and_then(|i| i.frame),
+                    n.clone(),
+                )
+            });
+            let code = match read_emotion(root, &id, &mut inv, &rel) {
+                Some(c) => c,
+                None => continue,
+            };
+            let label = if opts.include_neutral {
+                code as u16
+            } else if code == 0 {
+                inv.exclude(&rel, reason::NEUTRAL_EXCLUDED, "emotion code 0 (neutral)");
+                continue;
+            } else {
+                code as u16 - 1
+            };
+            let chosen = (opts.frame_indices)(frames.len());
+            let sources: Vec<FrameSource> = chosen
+                .iter()
+                .map(|&i| FrameSource::File {
+                    path: walk::join(&rel, &frames[i]),
+                    index: crate::datasets::names::parse_ckplus_name(&frames[i])
+                        .and_then(|n| n.frame)
+                        .unwrap_or(i as u32 + 1),
+                })
+                .collect();
+            let landmarks = if opts.dataset_landmarks {
+                match read_landmarks(root, &id, &chosen, &frames) {
+                    Ok(l) => Some(l),
+                    Err(detail) => {
+                        inv.reject(&rel, "parse", reason::BAD_LANDMARKS, detail);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            inv.push(InputItem {
+                sample_id: id.clone(),
+                subject: subject.name.clone(),
+                sequence: Some(seq.name.clone()),
+                label,
+                split: shard::Split::Train,
+                frames: sources,
+                dataset_landmarks: landmarks,
+                input: rel,
+            });
+        }
+    }
+    inv.finish()
+        .map_err(|reason| PrepError::parse(root, 0, reason))?;
+    Ok(inv)
+}
+
+/// The emotion code of sequence `id`, or `None` after recording why there is none.
+fn read_emotion(root: &Path, id: &str, inv: &mut Inventory, rel: &str) -> Option<u8> {
+    let dir = root.join("Emotion").join(id);
+    let files: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with("_emotion.txt") && !n.starts_with('.'))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            inv.reject(
+                rel,
+                "parse",
+                reason::UNREADABLE,
+                format!("{}: {e}", dir.display()),
+            );
+            return None;
+        }
+    };
+    match files.as_slice() {
+        [] => {
+            inv.exclude(
+                rel,
+                reason::UNLABELLED,
+                "no Emotion file (CK+ labels only some sequences)",
+            );
+            None
+        }
+        [one] => {
+            let parsed = std::fs::read(one)
+                .map_err(|e| format!("{}: {e}", one.display()))
+                .and_then(|b| {
+                    String::from_utf8(b).map_err(|_| format!("{}: not text", one.display()))
+                })
+                .and_then(|t| parse_emotion(&t, one).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(c) => Some(c),
+                Err(detail) => {
+                    inv.reject(rel, "parse", reason::BAD_EMOTION, detail);
+                    None
+                }
+            }
+        }
+        many => {
+            inv.reject(
+                rel,
+                "parse",
+                reason::BAD_EMOTION,
+                format!("{} Emotion files for one sequence", many.len()),
+            );
+            None
+        }
+    }
+}
+
+/// Landmarks of the chosen frames from `Landmarks/<id>/<frame stem>_landmarks.txt`.
+fn read_landmarks(
+    root: &Path,
+    id: &str,
+    chosen: &[usize],
+    frames: &[String],
+) -> std::result::Result<Vec<Vec<[f32; 2]>>, String> {
+    chosen
+        .iter()
+        .map(|&i| {
+            let stem = frames[i]
+                .rsplit_once('.')
+                .map(|(s, _)| s)
+                .unwrap_or(&frames[i]);
+            let path = root
+                .join("Landmarks")
+                .join(id)
+                .join(format!("{stem}_landmarks.txt"));
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            parse_landmarks(&text, &path).map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,4 +1,8 @@
-//! Parsers of dataset-specific files and names.
+//! Dataset readers: each turns a dataset as distributed into an [`crate::inventory::Inventory`].
 
 pub mod ckplus;
+pub mod fer2013;
+pub mod folders;
 pub mod names;
+pub mod oulu;
+pub mod walk;

@@ -1,0 +1,262 @@
+//! `prep build`: a dataset → a verified shard cache, with progress bars and a final table.
+
+use crate::progress::Bars;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use prep::{BuildOutcome, BuildRequest, DatasetKind, ModelFiles, PrepConfig, Summary};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Dataset layout: fer2013 (csv), ferplus (csv + fer2013new.csv), fer2013-folders,
+    /// ckplus (CK+ tree), oulu (Oulu-CASIA tree), ckplus48, jaffe, folders (<class>/<image>).
+    #[arg(long, value_parser = parse_kind, value_name = "NAME")]
+    pub dataset: DatasetKind,
+    /// Dataset root folder, or the csv file for fer2013/ferplus.
+    #[arg(long, value_name = "PATH")]
+    pub source: PathBuf,
+    /// Directory holding caches; the cache goes to <DIR>/<name>-<key>.
+    #[arg(long, default_value = "data/cache", value_name = "DIR")]
+    pub cache_dir: PathBuf,
+    /// Cache name [default: the dataset name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Prep configuration TOML (crop sizes, frame positions, box mode, folds, …) [default: the
+    /// paper's settings; see manifests/prep/default.toml]. Part of the cache key.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Authors' fold list [default: manifests/folds/CK+_Ten_group.txt for ckplus,
+    /// manifests/folds/Oulu_CASIA_Ten_group.txt for oulu; "none" = seeded subject k-fold].
+    #[arg(long, value_name = "FILE|none")]
+    pub folds: Option<String>,
+    /// FER+ labels for --dataset ferplus [default: fer2013new.csv beside the csv].
+    #[arg(long, value_name = "FILE")]
+    pub ferplus_labels: Option<PathBuf>,
+    /// Build part i of N (1-based) into a partial cache; combine parts with `prep cache merge`.
+    /// The split is deterministic, so parts can run as a Slurm array or Kubernetes indexed job.
+    #[arg(long, value_parser = parse_part, value_name = "i/N")]
+    pub part: Option<(usize, usize)>,
+    /// Exit non-zero if any input fails (excluded inputs, e.g. unlabelled CK+ sequences, do not count).
+    #[arg(long)]
+    pub strict: bool,
+    /// Exit non-zero when more than this fraction of the attempted inputs fails.
+    #[arg(long, default_value_t = 0.05, value_name = "FRACTION")]
+    pub max_failure_rate: f64,
+    /// Samples drawn on the QA contact sheets (<cache>/qa/); 0 = none.
+    #[arg(long, default_value_t = 24, value_name = "N")]
+    pub qa_samples: usize,
+    /// Hash every source file again even if size and mtime are unchanged.
+    #[arg(long)]
+    pub rehash: bool,
+    /// Worker threads [default: all cores]. The cache does not depend on it.
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// dlib 68-point model [default: $FER_SHAPE_MODEL or
+    /// /usr/share/dlib/shape_predictor_68_face_landmarks.dat].
+    #[arg(long, value_name = "FILE")]
+    pub shape_model: Option<PathBuf>,
+}
+
+fn parse_kind(s: &str) -> std::result::Result<DatasetKind, String> {
+    DatasetKind::parse(s).ok_or_else(|| {
+        "expected one of fer2013, ferplus, fer2013-folders, ckplus, oulu, ckplus48, jaffe, folders"
+            .to_string()
+    })
+}
+
+fn parse_part(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or("expected i/N, e.g. 2/8")?;
+    let i: usize = i.trim().parse().map_err(|_| "i is not a number")?;
+    let n: usize = n.trim().parse().map_err(|_| "N is not a number")?;
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("{i}/{n}: need 1 ≤ i ≤ N"));
+    }
+    Ok((i, n))
+}
+
+/// Resolves a cascade name to a file.
+pub fn cascade_file(name: &str) -> PathBuf {
+    if name.ends_with(".xml") {
+        PathBuf::from(name)
+    } else {
+        face::cascade_path(name)
+    }
+}
+
+pub fn run(a: BuildArgs) -> Result<()> {
+    if let Some(t) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let config = match &a.config {
+        Some(p) => PrepConfig::load(p).with_context(|| format!("reading {}", p.display()))?,
+        None => PrepConfig::default(),
+    };
+    let fold_list = match a.folds.as_deref() {
+        Some("none") => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => a
+            .dataset
+            .default_fold_list()
+            .map(PathBuf::from)
+            .filter(|p| p.exists()),
+    };
+    let fallback = match config.fallback_cascade.as_str() {
+        "none" | "" => None,
+        n if n == config.cascade => None,
+        n => Some(cascade_file(n)),
+    };
+    let req = BuildRequest {
+        kind: a.dataset,
+        source: a.source.clone(),
+        cache_dir: a.cache_dir.clone(),
+        name: a.name.clone(),
+        models: ModelFiles {
+            shape_predictor: a
+                .shape_model
+                .clone()
+                .unwrap_or_else(face::default_shape_model_path),
+            cascade: cascade_file(&config.cascade),
+            fallback,
+        },
+        config,
+        fold_list,
+        ferplus_labels: a.ferplus_labels.clone(),
+        part: a.part,
+        force_rehash: a.rehash,
+        qa_samples: a.qa_samples,
+        tool: format!("prep {}", env!("CARGO_PKG_VERSION")),
+        git_revision: crate::git_revision(),
+    };
+    let bars = Bars::new();
+    let out = prep::build(&req, &bars).with_context(|| {
+        format!(
+            "building the {} cache from {}",
+            a.dataset.name(),
+            a.source.display()
+        )
+    })?;
+    drop(bars);
+    report(&out);
+    check_failures(&out.summary, a.strict, a.max_failure_rate)
+}
+
+/// Prints where the cache is, whether it was reused, and the summary table.
+pub fn report(out: &BuildOutcome) {
+    let m = &out.manifest;
+    if out.hit {
+        println!(
+            "cache hit: {} (key {}, {} samples) in {:.2} s — nothing to do",
+            out.dir.display(),
+            &m.key[..16],
+            m.samples,
+            out.seconds
+        );
+    } else {
+        println!(
+            "built {} (key {}, {} samples, {} shards) in {:.1} s",
+            out.dir.display(),
+            &m.key[..16],
+            m.samples,
+            m.shards.len(),
+            out.seconds
+        );
+    }
+    print_summary(&out.summary, &m.class_names);
+    if out.dir.join("qa").is_dir() {
+        println!("QA sheets: {}/qa/sheet-*.png", out.dir.display());
+    }
+}
+
+/// The final table: inputs seen, cached, excluded and failed by reason, split × class counts.
+pub fn print_summary(s: &Summary, classes: &[String]) {
+    println!();
+    println!("  {:<28} {:>8}", "inputs seen", s.seen);
+    println!("  {:<28} {:>8}", "cached", s.cached);
+    for (r, n) in &s.excluded {
+        println!("  {:<28} {:>8}", format!("excluded: {r}"), n);
+    }
+    for (r, n) in &s.failed {
+        println!("  {:<28} {:>8}", format!("failed: {r}"), n);
+    }
+    println!(
+        "  {:<28} {:>8}",
+        "check: cached+excl+failed",
+        if s.adds_up() { "= seen" } else { "MISMATCH" }
+    );
+    if let Some(f) = &s.folds {
+        println!(
+            "  fold list: {} listed, {} placed by subject, {} missing from the data{}",
+            f.listed,
+            f.by_subject,
+            f.missing.len(),
+            if f.missing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({}{})",
+                    f.missing
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if f.missing.len() > 5 { ", …" } else { "" }
+                )
+            }
+        );
+    }
+    if s.split_class.is_empty() {
+        return;
+    }
+    println!();
+    let w = classes.iter().map(|c| c.len().max(5)).collect::<Vec<_>>();
+    print!("  {:<12}", "split");
+    for (c, w) in classes.iter().zip(&w) {
+        print!(" {:>w$}", c, w = w);
+    }
+    println!(" {:>7}", "total");
+    let mut totals = vec![0u64; classes.len()];
+    for (split, m) in &s.split_class {
+        print!("  {:<12}", split);
+        let mut t = 0;
+        for (k, (c, w)) in classes.iter().zip(&w).enumerate() {
+            let n = m.get(c).copied().unwrap_or(0);
+            totals[k] += n;
+            t += n;
+            print!(" {:>w$}", n, w = w);
+        }
+        println!(" {:>7}", t);
+    }
+    print!("  {:<12}", "all");
+    for (n, w) in totals.iter().zip(&w) {
+        print!(" {:>w$}", n, w = w);
+    }
+    println!(" {:>7}", totals.iter().sum::<u64>());
+}
+
+/// `--strict` and `--max-failure-rate`.
+pub fn check_failures(s: &Summary, strict: bool, max_rate: f64) -> Result<()> {
+    if !s.adds_up() {
+        bail!(
+            "inputs do not add up: seen {} ≠ cached + excluded + failed",
+            s.seen
+        );
+    }
+    let failed = s.failed_total();
+    if strict && failed > 0 {
+        bail!("--strict: {failed} inputs failed (see failures.parquet in the cache)");
+    }
+    if s.failure_rate() > max_rate {
+        bail!(
+            "{failed} of {} attempted inputs failed ({:.1} %), above --max-failure-rate {:.1} % \
+             (see failures.parquet in the cache)",
+            s.cached + failed,
+            100.0 * s.failure_rate(),
+            100.0 * max_rate
+        );
+    }
+    Ok(())
+}

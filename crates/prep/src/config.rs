@@ -1,0 +1,217 @@
+//! The prep configuration: everything that decides a cache's content besides the raw files and the
+//! model files. It is written as TOML, defaults are the paper's, and its canonical JSON is part of
+//! the cache key, so changing any field builds a new cache instead of silently reusing an old one.
+
+use crate::{PrepError, Result};
+use face::CropConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How the face box of a frame is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BoxMode {
+    /// Cascade detection (with the fallback cascade), tracking within sequences.
+    Detect,
+    /// The whole image is the face box (FER2013 and CK+48 are already face crops).
+    WholeFrame,
+    /// Detection, and the whole image when no face is found (flagged `WHOLE_FRAME_BOX`).
+    DetectOrWholeFrame,
+}
+
+/// Prep configuration. Every field has the paper's default; unknown fields are an error so that a
+/// typo cannot silently fall back to a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrepConfig {
+    /// Crop sizes, margins and alignment (defaults: face 128×128, eyes 48×128, nose 64×32,
+    /// mouth 32×64, margin 5 px, eye-level alignment on).
+    pub crops: CropConfig,
+    /// Frame positions within a sequence as fractions of its length, 0 = first, 1 = last (peak);
+    /// frame index = round(p × (n − 1)). Default `[0.0, 0.5, 1.0]`: first, middle, peak, as in the
+    /// authors' fold lists. Static images fill every slot.
+    pub frame_positions: Vec<f64>,
+    /// How face boxes are found; `None` = the dataset's default (whole frame for FER2013 and
+    /// CK+48, detection otherwise).
+    pub box_mode: Option<BoxMode>,
+    /// Primary cascade (a name under /usr/share/opencv4 or a path). Default `lbpcascade_frontalface`.
+    pub cascade: String,
+    /// Cascade tried when the primary finds nothing; "none" disables. Default
+    /// `haarcascade_frontalface_default`.
+    pub fallback_cascade: String,
+    /// Smallest face searched for, as a fraction of the image's shorter side (default 0.2): skips
+    /// the fine pyramid levels, which cost most and only find background on CK+/Oulu frames.
+    pub min_face_fraction: f64,
+    /// Detect on every selected frame instead of tracking from the first (default false).
+    pub detect_every_frame: bool,
+    /// Re-fit the box to the first landmarks and predict again (default false: it did not improve
+    /// agreement with dlib's detector on the reference faces; see README).
+    pub reinitialise: bool,
+    /// CK+: use the landmarks shipped in `Landmarks/` instead of ours (default false).
+    pub dataset_landmarks: bool,
+    /// CK+: keep the neutral code 0 as a class (default false: the paper's 7 classes).
+    pub include_neutral: bool,
+    /// Oulu-CASIA modality, `VL` or `NI` (default `VL`).
+    pub oulu_modality: String,
+    /// Oulu-CASIA illumination, `Strong`, `Weak` or `Dark` (default `Strong`).
+    pub oulu_illumination: String,
+    /// Use the authors' fold lists for CK+ and Oulu-CASIA when the sequences match (default true);
+    /// otherwise, and for class-folder datasets, seeded subject-stratified k-fold.
+    pub authors_folds: bool,
+    /// Number of folds of the seeded subject-stratified split (default 10).
+    pub folds: u16,
+    /// Seed of the subject-stratified split and of the QA sample (default 0).
+    pub seed: u64,
+    /// zstd level of the shard records (default 3).
+    pub zstd_level: i32,
+}
+
+impl Default for PrepConfig {
+    fn default() -> Self {
+        PrepConfig {
+            crops: CropConfig::default(),
+            frame_positions: vec![0.0, 0.5, 1.0],
+            box_mode: None,
+            cascade: "lbpcascade_frontalface".into(),
+            fallback_cascade: "haarcascade_frontalface_default".into(),
+            min_face_fraction: 0.2,
+            detect_every_frame: false,
+            reinitialise: false,
+            dataset_landmarks: false,
+            include_neutral: false,
+            oulu_modality: "VL".into(),
+            oulu_illumination: "Strong".into(),
+            authors_folds: true,
+            folds: 10,
+            seed: 0,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl PrepConfig {
+    /// Reads a TOML file; missing fields take their defaults.
+    ///
+    /// Errors: [`PrepError::Io`], or [`PrepError::Parse`] naming the line of a bad field.
+    pub fn load(path: &Path) -> Result<PrepConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| PrepError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text (see [`PrepConfig::load`]) and checks it.
+    pub fn parse(text: &str, file: &Path) -> Result<PrepConfig> {
+        let cfg: PrepConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| {
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + 1
+                })
+                .unwrap_or(1);
+            PrepError::parse(file, line, e.message().to_string())
+        })?;
+        cfg.check()
+            .map_err(|reason| PrepError::parse(file, 1, reason))?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges that serde cannot: returns the first problem found.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.frame_positions.is_empty() || self.frame_positions.len() > 64 {
+            return Err("frame_positions must list 1 to 64 positions".into());
+        }
+        if self
+            .frame_positions
+            .iter()
+            .any(|p| !(0.0..=1.0).contains(p))
+        {
+            return Err("frame_positions must lie in [0, 1]".into());
+        }
+        if !(0.0..1.0).contains(&self.min_face_fraction) {
+            return Err("min_face_fraction must lie in [0, 1)".into());
+        }
+        if self.folds < 2 {
+            return Err("folds must be at least 2".into());
+        }
+        if !(1..=19).contains(&self.zstd_level) {
+            return Err("zstd_level must lie in 1..=19".into());
+        }
+        let c = &self.crops;
+        for (name, s) in [
+            ("face", c.face),
+            ("eyes", c.eyes),
+            ("nose", c.nose),
+            ("mouth", c.mouth),
+        ] {
+            if s.height == 0 || s.width == 0 || s.height > 1024 || s.width > 1024 {
+                return Err(format!("crops.{name} must be 1..=1024 on each side"));
+            }
+        }
+        if !matches!(self.oulu_modality.as_str(), "VL" | "NI") {
+            return Err("oulu_modality must be VL or NI".into());
+        }
+        if !matches!(self.oulu_illumination.as_str(), "Strong" | "Weak" | "Dark") {
+            return Err("oulu_illumination must be Strong, Weak or Dark".into());
+        }
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML (written beside each cache).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Number of frame slots per sample.
+    pub fn slots(&self) -> usize {
+        self.frame_positions.len()
+    }
+
+    /// The frame indices chosen from a sequence of `n ≥ 1` frames, one per slot.
+    pub fn frame_indices(&self, n: usize) -> Vec<usize> {
+        let last = n.saturating_sub(1) as f64;
+        self.frame_positions
+            .iter()
+            .map(|p| ((p * last + 0.5).floor() as usize).min(n.saturating_sub(1)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_positions_match_the_authors_lists() {
+        let c = PrepConfig::default();
+        // CK+ S010/002 has 14 frames; the authors list frames 1, 8, 14 (1-based).
+        assert_eq!(c.frame_indices(14), vec![0, 7, 13]);
+        // Oulu-CASIA P001/Anger: 000, 008, 016 of 17 frames.
+        assert_eq!(c.frame_indices(17), vec![0, 8, 16]);
+        assert_eq!(c.frame_indices(1), vec![0, 0, 0]);
+        assert_eq!(c.frame_indices(2), vec![0, 1, 1]);
+    }
+
+    #[test]
+    fn toml_round_trip_and_errors() {
+        let c = PrepConfig::default();
+        let back = PrepConfig::parse(&c.to_toml(), Path::new("x.toml")).unwrap();
+        assert_eq!(back, c);
+        let partial =
+            PrepConfig::parse("seed = 7\n[crops]\npart_margin = 3.0\n", Path::new("p")).unwrap();
+        assert_eq!(partial.seed, 7);
+        assert_eq!(partial.crops.part_margin, 3.0);
+        assert_eq!(partial.crops.face.height, 128);
+        let e = PrepConfig::parse("seed = 1\nsede = 2\n", Path::new("typo.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("typo.toml:2"), "{e}");
+        assert!(PrepConfig::parse("folds = 1", Path::new("f")).is_err());
+        assert!(PrepConfig::parse("frame_positions = [1.5]", Path::new("f")).is_err());
+    }
+}

@@ -1,0 +1,552 @@
+//! FER2013: the Kaggle csv (`emotion,pixels,Usage`), the FER+ relabelling (`fer2013new.csv`), and
+//! the image-folder release (`train|test/<class>/*.jpg`).
+//!
+//! The csv is read line by line with a small quote-aware splitter rather than a dataframe reader:
+//! every malformed row must become a failure row naming its line, while a dataframe reader either
+//! rejects the whole file or turns a bad field into a silent null. Memory stays bounded by the
+//! decoded pixels (2,304 bytes a row, 83 MB for the full 35,887 rows).
+
+use super::walk;
+use crate::inventory::{reason, FrameSource, InputItem, Inventory};
+use crate::{PrepError, Result};
+use shard::Split;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+/// FER2013 class names in label order (0 Angry … 6 Neutral).
+pub const FER2013_CLASSES: [&str; 7] = [
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+];
+
+/// FER+ class names in label order (the first eight vote columns of `fer2013new.csv`).
+pub const FERPLUS_CLASSES: [&str; 8] = [
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+];
+
+/// Side of a FER2013 image.
+pub const FER2013_SIDE: usize = 48;
+
+/// A FER2013 Usage value as a split.
+pub fn usage_split(usage: &str) -> Option<Split> {
+    match usage {
+        "Training" => Some(Split::Train),
+        "PublicTest" => Some(Split::Validation),
+        "PrivateTest" => Some(Split::Test),
+        _ => None,
+    }
+}
+
+/// Splits one csv line into fields: commas separate, double quotes enclose fields that may hold
+/// commas, `""` inside quotes is a quote. Errors name what is wrong.
+pub fn split_csv_line(line: &str) -> std::result::Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cur.push('"');
+                }
+                '"' => {
+                    quoted = false;
+                    if !matches!(chars.peek(), None | Some(',')) {
+                        return Err("text after a closing quote".into());
+                    }
+                }
+                _ => cur.push(c),
+            }
+        } else {
+            match c {
+                ',' => {
+                    fields.push(std::mem::take(&mut cur));
+                    at_start = true;
+                    continue;
+                }
+                '"' if at_start => quoted = true,
+                '"' => return Err("a quote inside an unquoted field".into()),
+                _ => cur.push(c),
+            }
+        }
+        at_start = false;
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    fields.push(cur);
+    Ok(fields)
+}
+
+/// Parses FER2013's space-separated pixel list: exactly `n` integers 0–255.
+pub fn parse_pixels(text: &str, n: usize) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(n);
+    for tok in text.split_ascii_whitespace() {
+        if out.len() == n {
+            let extra = text.split_ascii_whitespace().count() - n;
+            return Err(format!("{} values, expected {n}", n + extra));
+        }
+        let v: u32 = tok
+            .parse()
+            .map_err(|_| format!("pixel {} is {tok:?}, not an integer", out.len()))?;
+        if v > 255 {
+            return Err(format!("pixel {} is {v}, above 255", out.len()));
+        }
+        out.push(v as u8);
+    }
+    if out.len() != n {
+        return Err(format!("{} values, expected {n}", out.len()));
+    }
+    Ok(out)
+}
+
+/// One line of a csv file: its 1-based number and text, or why it is not text.
+type Line = (usize, std::result::Result<String, String>);
+
+/// Reads a csv file line by line (CRLF and a UTF-8 BOM accepted); a line that is not UTF-8 is
+/// returned as an error for that line only.
+fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item = Line>)> {
+    let io = |e: std::io::Error| PrepError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+    let mut first = Vec::new();
+    if r.read_until(b'\n', &mut first).map_err(io)? == 0 {
+        return Err(PrepError::parse(path, 1, "empty file: no header"));
+    }
+    let header =
+        String::from_utf8(first).map_err(|_| PrepError::parse(path, 1, "header is not UTF-8"))?;
+    let header = header
+        .trim_start_matches('\u{feff}')
+        .trim_end_matches(['\r', '\n']);
+    let names = split_csv_line(header)
+        .map_err(|e| PrepError::parse(path, 1, format!("header: {e}")))?
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    let mut line_no = 1;
+    let mut buf = Vec::new();
+    let iter = std::iter::from_fn(move || loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                line_no += 1;
+                return Some((line_no, Err(format!("read error: {e}"))));
+            }
+        }
+        line_no += 1;
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        return Some((
+            line_no,
+            String::from_utf8(std::mem::take(&mut buf)).map_err(|_| "line is not UTF-8".into()),
+        ));
+    });
+    Ok((names, iter))
+}
+
+fn column(names: &[String], want: &str, file: &Path) -> Result<usize> {
+    names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(want))
+        .ok_or_else(|| {
+            PrepError::parse(
+                file,
+                1,
+                format!("no {want:?} column in the header (found {names:?})"),
+            )
+        })
+}
+
+/// One good FER2013 csv row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fer2013Row {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// 0-based data row (the FER+ file follows the same row order).
+    pub row: usize,
+    /// Label 0–6.
+    pub emotion: u8,
+    /// 48×48 grey pixels.
+    pub pixels: Vec<u8>,
+    /// Training / PublicTest / PrivateTest.
+    pub split: Split,
+}
+
+/// Why a FER2013 row was rejected: the reason code and a detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line.
+    pub line: usize,
+    /// 0-based data row.
+    pub row: usize,
+    /// A [`reason`] code.
+    pub reason: &'static str,
+    /// What was wrong.
+    pub detail: String,
+}
+
+/// Parses one FER2013 data line given the column positions.
+pub fn parse_fer2013_row(
+    text: &str,
+    cols: (usize, usize, usize),
+    width: usize,
+    line: usize,
+    row: usize,
+) -> std::result::Result<Fer2013Row, RowError> {
+    let err = |reason: &'static str, detail: String| RowError {
+        line,
+        row,
+        reason,
+        detail,
+    };
+    let fields = split_csv_line(text).map_err(|e| err(reason::BAD_ROW, e))?;
+    if fields.len() != width {
+        return Err(err(
+            reason::BAD_ROW,
+            format!("{} fields, the header has {width}", fields.len()),
+        ));
+    }
+    let (ce, cp, cu) = cols;
+    let e = fields[ce].trim();
+    let emotion = e
+        .parse::<u8>()
+        .ok()
+        .filter(|v| (*v as usize) < FER2013_CLASSES.len())
+        .ok_or_else(|| err(reason::BAD_LABEL, format!("emotion {e:?} is not 0–6")))?;
+    let usage = fields[cu].trim();
+    let split = usage_split(usage).ok_or_else(|| {
+        err(
+            reason::BAD_USAGE,
+            format!("Usage {usage:?} is not Training, PublicTest or PrivateTest"),
+        )
+    })?;
+    let pixels = parse_pixels(&fields[cp], FER2013_SIDE * FER2013_SIDE)
+        .map_err(|d| err(reason::BAD_PIXELS, d))?;
+    Ok(Fer2013Row {
+        line,
+        row,
+        emotion,
+        pixels,
+        split,
+    })
+}
+
+/// FER+ votes of one row: a majority class, or why there is none.
+pub fn ferplus_majority(votes: &[u32; 10]) -> std::result::Result<u16, &'static str> {
+    let max = *votes.iter().max().unwrap_or(&0);
+    if max == 0 {
+        return Err("no votes");
+    }
+    let winners: Vec<usize> = (0..10).filter(|&i| votes[i] == max).collect();
+    match winners.as_slice() {
+        [w] if *w < 8 => Ok(*w as u16),
+        [8] => Err("majority unknown"),
+        [9] => Err("majority not a face"),
+        _ => Err("tied majority"),
+    }
+}
+
+/// FER+ labels by data row: `Ok(label)`, `Err((reason, detail))` for excluded or bad rows.
+type FerPlusLabels = Vec<std::result::Result<u16, (&'static str, String)>>;
+
+fn read_ferplus(path: &Path) -> Result<FerPlusLabels> {
+    let (names, lines) = csv_lines(path)?;
+    let cols: Vec<usize> = FERPLUS_CLASSES
+        .iter()
+        .copied()
+        .chain(["unknown", "NF"])
+        .map(|c| column(&names, c, path))
+        .collect::<Result<_>>()?;
+    let mut out = Vec::new();
+    for (line, text) in lines {
+        let parsed = text.and_then(|t| {
+            let f = split_csv_line(&t)?;
+            if f.len() != names.len() {
+                return Err(format!(
+                    "{} fields, the header has {}",
+                    f.len(),
+                    names.len()
+                ));
+            }
+            let mut votes = [0u32; 10];
+            for (v, &c) in votes.iter_mut().zip(&cols) {
+                *v = f[c]
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("vote {:?} is not a count", f[c]))?;
+            }
+            Ok(votes)
+        });
+        out.push(match parsed {
+            Ok(votes) => ferplus_majority(&votes)
+                .map_err(|why| (reason::FERPLUS_NO_MAJORITY, format!("line {line}: {why}"))),
+            Err(d) => Err((reason::BAD_LABEL, format!("{}:{line}: {d}", path.display()))),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads `fer2013.csv` into an inventory. With `ferplus`, labels come from that `fer2013new.csv`
+/// (same row order) and rows without a majority are excluded.
+///
+/// Errors (whole file): unreadable, empty, a header without the three columns. Row problems are
+/// rejection rows.
+pub fn inventory(csv: &Path, ferplus: Option<&Path>, frames: usize) -> Result<Inventory> {
+    let root = csv.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let file = csv
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "fer2013.csv".into());
+    let (names, lines) = csv_lines(csv)?;
+    let cols = (
+        column(&names, "emotion", csv)?,
+        column(&names, "pixels", csv)?,
+        column(&names, "Usage", csv)?,
+    );
+    let plus = ferplus.map(read_ferplus).transpose()?;
+    let (dataset, classes): (&str, &[&str]) = if plus.is_some() {
+        ("ferplus", &FERPLUS_CLASSES)
+    } else {
+        ("fer2013", &FER2013_CLASSES)
+    };
+    let mut inv = Inventory::new(dataset, root, classes);
+    let mut row = 0usize;
+    for (line, text) in lines {
+        let input = format!("{file}:{line}");
+        let parsed = text
+            .map_err(|d| RowError {
+                line,
+                row,
+                reason: reason::BAD_ROW,
+                detail: d,
+            })
+            .and_then(|t| parse_fer2013_row(&t, cols, names.len(), line, row));
+        let this_row = row;
+        row += 1;
+        let r = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                inv.reject(input, "parse", e.reason, e.detail);
+                continue;
+            }
+        };
+        let label = match &plus {
+            None => r.emotion as u16,
+            Some(p) => match p.get(this_row) {
+                Some(Ok(l)) => *l,
+                Some(Err((why, detail))) => {
+                    if *why == reason::FERPLUS_NO_MAJORITY {
+                        inv.exclude(input, why, detail.clone());
+                    } else {
+                        inv.reject(input, "parse", why, detail.clone());
+                    }
+                    continue;
+                }
+                None => {
+                    inv.reject(
+                        input,
+                        "parse",
+                        reason::BAD_LABEL,
+                        format!("the FER+ file has no row {}", this_row + 1),
+                    );
+                    continue;
+                }
+            },
+        };
+        let pixels = Arc::new(r.pixels);
+        let frame = FrameSource::Pixels {
+            width: FER2013_SIDE,
+            height: FER2013_SIDE,
+            pixels,
+            index: 0,
+        };
+        inv.push(InputItem {
+            sample_id: format!("{dataset}/r{this_row:06}"),
+            subject: String::new(),
+            sequence: None,
+            label,
+            split: r.split,
+            frames: vec![frame; frames],
+            dataset_landmarks: None,
+            input,
+        });
+    }
+    if let Some(p) = &plus {
+        if p.len() != row {
+            inv.notes.insert(
+                "ferplus_row_mismatch".into(),
+                format!("fer2013.csv has {row} data rows, the FER+ file {}", p.len()).into(),
+            );
+        }
+    }
+    inv.finish()
+        .map_err(|reason| PrepError::parse(csv, 1, reason))?;
+    Ok(inv)
+}
+
+/// Reads the Kaggle image-folder release: `<root>/{train,test}/<class>/<name>.jpg`. The split is
+/// taken from a `Training_` / `PublicTest_` / `PrivateTest_` name prefix when present, otherwise
+/// `train` → Train and `test` → Test.
+pub fn inventory_folders(root: &Path, frames: usize) -> Result<Inventory> {
+    let mut inv = Inventory::new("fer2013-folders", root.to_path_buf(), &FER2013_CLASSES);
+    let tops = walk::list(root, "", &mut inv);
+    if !tops
+        .iter()
+        .any(|e| e.is_dir && (e.name == "train" || e.name == "test"))
+    {
+        return Err(PrepError::parse(
+            root,
+            0,
+            "expected train/ and test/ folders (the Kaggle image-folder release)",
+        ));
+    }
+    for top in tops {
+        let default_split = match (top.is_dir, top.name.as_str()) {
+            (true, "train") => Split::Train,
+            (true, "test") => Split::Test,
+            _ => {
+                inv.exclude(&top.name, reason::BAD_NAME, "not train/ or test/");
+                continue;
+            }
+        };
+        for class in walk::list(&top.path, &top.name, &mut inv) {
+            let crel = walk::join(&top.name, &class.name);
+            let Some(label) = FER2013_CLASSES.iter().position(|c| *c == class.name) else {
+                inv.reject(&crel, "parse", reason::UNKNOWN_CLASS, "not a FER2013 class");
+                continue;
+            };
+            if !class.is_dir {
+                inv.exclude(
+                    &crel,
+                    reason::NOT_AN_IMAGE,
+                    "a file where class folders are",
+                );
+                continue;
+            }
+            for f in walk::list(&class.path, &crel, &mut inv) {
+                let rel = walk::join(&crel, &f.name);
+                if f.is_dir || !crate::inventory::is_image_name(&f.name) {
+                    inv.exclude(&rel, reason::NOT_AN_IMAGE, "not an image file");
+                    continue;
+                }
+                let stem = f.name.rsplit_once('.').map(|(s, _)| s).unwrap_or(&f.name);
+                let split = stem
+                    .split_once('_')
+                    .and_then(|(p, _)| usage_split(p))
+                    .unwrap_or(default_split);
+                let frame = FrameSource::File {
+                    path: rel.clone(),
+                    index: 0,
+                };
+                inv.push(InputItem {
+                    sample_id: format!("{}/{}", crel, stem),
+                    subject: String::new(),
+                    sequence: None,
+                    label: label as u16,
+                    split,
+                    frames: vec![frame; frames],
+                    dataset_landmarks: None,
+                    input: rel,
+                });
+            }
+        }
+    }
+    inv.finish()
+        .map_err(|reason| PrepError::parse(root, 0, reason))?;
+    Ok(inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn px(n: usize, v: &str) -> String {
+        vec![v; n].join(" ")
+    }
+
+    #[test]
+    fn csv_splitting() {
+        assert_eq!(split_csv_line("a,b,c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(split_csv_line("\"a,b\",c").unwrap(), ["a,b", "c"]);
+        assert_eq!(split_csv_line("\"a\"\"b\",").unwrap(), ["a\"b", ""]);
+        assert!(split_csv_line("\"abc").is_err());
+        assert!(split_csv_line("\"a\"b,c").is_err());
+        assert!(split_csv_line("a\"b").is_err());
+    }
+
+    #[test]
+    fn pixel_lists() {
+        assert_eq!(parse_pixels("0 255  7", 3).unwrap(), vec![0, 255, 7]);
+        assert!(parse_pixels("0 256 7", 3)
+            .unwrap_err()
+            .contains("above 255"));
+        assert!(parse_pixels("0 1", 3).unwrap_err().contains("2 values"));
+        assert!(parse_pixels("0 1 2 3", 3).unwrap_err().contains("4 values"));
+        assert!(parse_pixels("0 x 2", 3).unwrap_err().contains("\"x\""));
+        assert!(parse_pixels("0 -1 2", 3).is_err());
+    }
+
+    #[test]
+    fn rows() {
+        let good = format!("3,{},PrivateTest", px(2304, "9"));
+        let r = parse_fer2013_row(&good, (0, 1, 2), 3, 2, 0).unwrap();
+        assert_eq!((r.emotion, r.split, r.pixels.len()), (3, Split::Test, 2304));
+        let quoted = format!("3,\"{}\",Training", px(2304, "9"));
+        assert!(parse_fer2013_row(&quoted, (0, 1, 2), 3, 2, 0).is_ok());
+        let cases = [
+            (format!("7,{},Training", px(2304, "1")), reason::BAD_LABEL),
+            (format!(",{},Training", px(2304, "1")), reason::BAD_LABEL),
+            (format!("1,{},Train", px(2304, "1")), reason::BAD_USAGE),
+            (format!("1,{},Training", px(2303, "1")), reason::BAD_PIXELS),
+            (format!("1,{},Training", px(2305, "1")), reason::BAD_PIXELS),
+            (
+                format!("1,{},Training", px(2304, "300")),
+                reason::BAD_PIXELS,
+            ),
+            (format!("1,{}", px(2304, "1")), reason::BAD_ROW),
+            (format!("1,{},Training,x", px(2304, "1")), reason::BAD_ROW),
+        ];
+        for (text, want) in cases {
+            let e = parse_fer2013_row(&text, (0, 1, 2), 3, 5, 3).unwrap_err();
+            assert_eq!(e.reason, want, "{}", e.detail);
+            assert_eq!((e.line, e.row), (5, 3));
+        }
+    }
+
+    #[test]
+    fn ferplus_votes() {
+        assert_eq!(ferplus_majority(&[0, 9, 1, 0, 0, 0, 0, 0, 0, 0]), Ok(1));
+        assert_eq!(
+            ferplus_majority(&[5, 5, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err("tied majority")
+        );
+        assert_eq!(
+            ferplus_majority(&[1, 0, 0, 0, 0, 0, 0, 0, 9, 0]),
+            Err("majority unknown")
+        );
+        assert_eq!(
+            ferplus_majority(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 9]),
+            Err("majority not a face")
+        );
+        assert_eq!(ferplus_majority(&[0; 10]), Err("no votes"));
+    }
+}

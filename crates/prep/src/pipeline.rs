@@ -1,0 +1,296 @@
+//! One input → one encoded record (or one failure row): decode every frame, find the face (detect,
+//! track, whole frame or the dataset's landmarks), 68 landmarks, alignment, face and part crops.
+//!
+//! [`process_all`] runs inputs in parallel chunks and hands results back in input order, so the
+//! cache is the same whatever the thread count and memory is bounded by the chunk size.
+
+use crate::config::{BoxMode, PrepConfig};
+use crate::inventory::{reason, FrameSource, InputItem};
+use face::{crop_face_and_parts, FaceBox, FaceCrops, FacePipeline, GrayConversion, GrayImage};
+use rayon::prelude::*;
+use shard::{flags, EncodedRecord, FailureRow, PlaneInfo, SampleMeta};
+use std::path::Path;
+
+/// Everything a QA contact sheet needs about one sample (peak frame).
+#[derive(Debug, Clone)]
+pub struct QaSample {
+    /// Sample id.
+    pub sample_id: String,
+    /// Class index.
+    pub label: u16,
+    /// The peak frame.
+    pub frame: GrayImage,
+    /// Its 68 landmarks.
+    pub landmarks: Vec<[f32; 2]>,
+    /// Its crops.
+    pub crops: FaceCrops,
+}
+
+/// A processed input.
+pub struct Processed {
+    /// The record to store.
+    pub record: EncodedRecord,
+    /// Present when QA material was asked for.
+    pub qa: Option<QaSample>,
+}
+
+/// Turns inputs into records with one face pipeline and one configuration.
+pub struct Processor<'a> {
+    /// Detector and predictor.
+    pub faces: &'a FacePipeline,
+    /// Prep configuration.
+    pub config: &'a PrepConfig,
+    /// Resolved box mode.
+    pub box_mode: BoxMode,
+    /// Directory frame paths are relative to.
+    pub root: &'a Path,
+    /// Dataset name stored in records.
+    pub dataset: &'a str,
+}
+
+struct FrameResult {
+    landmarks: Vec<[f32; 2]>,
+    crops: FaceCrops,
+    flags: u32,
+    detector: String,
+}
+
+impl Processor<'_> {
+    fn fail(&self, item: &InputItem, stage: &str, reason: &str, detail: String) -> FailureRow {
+        FailureRow {
+            input: item.input.clone(),
+            stage: stage.into(),
+            reason: reason.into(),
+            detail,
+        }
+    }
+
+    fn decode(&self, item: &InputItem, src: &FrameSource) -> Result<GrayImage, FailureRow> {
+        match src {
+            FrameSource::Pixels {
+                width,
+                height,
+                pixels,
+                ..
+            } => GrayImage::new(*width, *height, pixels.to_vec())
+                .map_err(|e| self.fail(item, "decode", reason::DECODE_ERROR, e.to_string())),
+            FrameSource::File { path, .. } => {
+                let full = self.root.join(path);
+                let bytes = std::fs::read(&full).map_err(|e| {
+                    self.fail(item, "read", reason::UNREADABLE, format!("{path}: {e}"))
+                })?;
+                GrayImage::decode(&bytes, GrayConversion::PilLuma).map_err(|e| {
+                    self.fail(item, "decode", reason::DECODE_ERROR, format!("{path}: {e}"))
+                })
+            }
+        }
+    }
+
+    fn whole_frame(&self, img: &GrayImage) -> (Vec<[f32; 2]>, u32, String) {
+        let b = FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1);
+        let lm = self.faces.predictor().predict(img, b);
+        (lm.precise, flags::WHOLE_FRAME_BOX, "whole_frame".into())
+    }
+
+    fn frame(
+        &self,
+        item: &InputItem,
+        slot: usize,
+        img: &GrayImage,
+        previous: Option<&face::Landmarks>,
+    ) -> Result<(FrameResult, Option<face::Landmarks>), FailureRow> {
+        let (landmarks, fl, detector, keep) = if let Some(given) = &item.dataset_landmarks {
+            let lm = given.get(slot).cloned().unwrap_or_default();
+            (
+                lm,
+                flags::DATASET_LANDMARKS,
+                "dataset_landmarks".into(),
+                None,
+            )
+        } else {
+            match self.box_mode {
+                BoxMode::WholeFrame => {
+                    let (lm, f, d) = self.whole_frame(img);
+                    (lm, f, d, None)
+                }
+                BoxMode::Detect | BoxMode::DetectOrWholeFrame => {
+                    let tracked = previous
+                        .filter(|_| !self.config.detect_every_frame)
+                        .map(|p| self.faces.track(img, p));
+                    match tracked {
+                        Some(t) => (
+                            t.landmarks.precise.clone(),
+                            flags::TRACKED,
+                            t.detector,
+                            Some(t.landmarks),
+                        ),
+                        None => {
+                            let short = img.width().min(img.height()) as f64;
+                            let min_face = (self.config.min_face_fraction * short) as i64;
+                            let found = self.faces.detect(img, Some(min_face.max(20)));
+                            match found.into_iter().next() {
+                                Some(f) => (
+                                    f.landmarks.precise.clone(),
+                                    0,
+                                    f.detector,
+                                    Some(f.landmarks),
+                                ),
+                                None if self.box_mode == BoxMode::DetectOrWholeFrame => {
+                                    let (lm, f, d) = self.whole_frame(img);
+                                    (lm, f, d, None)
+                                }
+                                None => {
+                                    return Err(self.fail(
+                                        item,
+                                        "detect",
+                                        reason::NO_FACE,
+                                        format!(
+                                            "slot {slot} ({}): no face of at least {min_face} px",
+                                            item.frames[slot].name(&item.input)
+                                        ),
+                                    ))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let crops = crop_face_and_parts(img, &landmarks, &self.config.crops).ok_or_else(|| {
+            self.fail(
+                item,
+                "crop",
+                reason::CROP_FAILED,
+                format!("slot {slot}: landmarks give no usable crop"),
+            )
+        })?;
+        let fl = fl | if crops.padded { flags::PADDED } else { 0 };
+        Ok((
+            FrameResult {
+                landmarks,
+                crops,
+                flags: fl,
+                detector,
+            },
+            keep,
+        ))
+    }
+
+    /// Processes one input. `want_qa` keeps the peak frame and crops for a contact sheet.
+    pub fn process(&self, item: &InputItem, want_qa: bool) -> Result<Processed, FailureRow> {
+        let slots = item.frames.len();
+        if slots == 0 {
+            return Err(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
+        }
+        let mut results: Vec<FrameResult> = Vec::with_capacity(slots);
+        let mut previous: Option<face::Landmarks> = None;
+        let mut last_img: Option<GrayImage> = None;
+        let mut flags_all = 0u32;
+        for slot in 0..slots {
+            let same = slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]);
+            if same {
+                let r = &results[slot - 1];
+                results.push(FrameResult {
+                    landmarks: r.landmarks.clone(),
+                    crops: r.crops.clone(),
+                    flags: r.flags,
+                    detector: r.detector.clone(),
+                });
+                flags_all |= flags::REPEATED_FRAME;
+                continue;
+            }
+            let img = self.decode(item, &item.frames[slot])?;
+            let (r, keep) = self.frame(item, slot, &img, previous.as_ref())?;
+            previous = keep;
+            last_img = Some(img);
+            results.push(r);
+        }
+        let detector = results[0].detector.clone();
+        for r in &results {
+            flags_all |= r.flags;
+        }
+        let c = &self.config.crops;
+        let peak = &results[slots - 1];
+        let mut planes = vec![PlaneInfo::new(
+            "face",
+            c.face.height as u16,
+            c.face.width as u16,
+        )];
+        let mut data: Vec<&[u8]> = vec![peak.crops.face.data()];
+        for (k, r) in results.iter().enumerate() {
+            for (name, img, size) in [
+                ("eyes", &r.crops.eyes, c.eyes),
+                ("nose", &r.crops.nose, c.nose),
+                ("mouth", &r.crops.mouth, c.mouth),
+            ] {
+                planes.push(PlaneInfo::new(
+                    format!("{name}/{k}"),
+                    size.height as u16,
+                    size.width as u16,
+                ));
+                data.push(img.data());
+            }
+        }
+        let meta = SampleMeta {
+            sample_id: item.sample_id.clone(),
+            dataset: self.dataset.to_string(),
+            subject: item.subject.clone(),
+            sequence: item.sequence.clone(),
+            source: item.frames.iter().map(|f| f.name(&item.input)).collect(),
+            frame_indices: item.frames.iter().map(FrameSource::index).collect(),
+            label: item.label,
+            split: item.split,
+            landmarks: results.iter().map(|r| r.landmarks.clone()).collect(),
+            detector,
+            flags: flags_all,
+            planes,
+        };
+        let record = EncodedRecord::encode(meta, &data, self.config.zstd_level)
+            .map_err(|e| self.fail(item, "encode", "encode_error", e.to_string()))?;
+        let qa = match (want_qa, last_img) {
+            (true, Some(frame)) => Some(QaSample {
+                sample_id: item.sample_id.clone(),
+                label: item.label,
+                frame,
+                landmarks: peak.landmarks.clone(),
+                crops: peak.crops.clone(),
+            }),
+            _ => None,
+        };
+        Ok(Processed { record, qa })
+    }
+}
+
+fn same_frame(a: &FrameSource, b: &FrameSource) -> bool {
+    match (a, b) {
+        (FrameSource::File { path: p, .. }, FrameSource::File { path: q, .. }) => p == q,
+        (FrameSource::Pixels { pixels: p, .. }, FrameSource::Pixels { pixels: q, .. }) => {
+            std::sync::Arc::ptr_eq(p, q)
+        }
+        _ => false,
+    }
+}
+
+/// Processes `items` in parallel chunks of `chunk`, calling `sink(index, result)` in input order.
+/// `want_qa(index)` says which inputs keep QA material. Stops at the first error `sink` returns.
+pub fn process_all<E>(
+    processor: &Processor<'_>,
+    items: &[InputItem],
+    chunk: usize,
+    want_qa: &(dyn Fn(usize) -> bool + Sync),
+    mut sink: impl FnMut(usize, Result<Processed, FailureRow>) -> Result<(), E>,
+) -> Result<(), E> {
+    let chunk = chunk.max(1);
+    for (c, part) in items.chunks(chunk).enumerate() {
+        let base = c * chunk;
+        let out: Vec<Result<Processed, FailureRow>> = part
+            .par_iter()
+            .enumerate()
+            .map(|(i, it)| processor.process(it, want_qa(base + i)))
+            .collect();
+        for (i, r) in out.into_iter().enumerate() {
+            sink(base + i, r)?;
+        }
+    }
+    Ok(())
+}

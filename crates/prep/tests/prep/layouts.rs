@@ -1,0 +1,222 @@
+use crate::common::*;
+use prep::inventory::reason;
+use prep::DatasetKind;
+use shard::{Cache, Split};
+use std::collections::BTreeMap;
+
+#[test]
+fn ckplus_tree_every_sequence_is_accounted_for() {
+    let Some(models) = models("ckplus_tree_every_sequence_is_accounted_for") else {
+        return;
+    };
+    let raw = tempfile::tempdir().unwrap();
+    let caches = tempfile::tempdir().unwrap();
+    ckplus_tree(raw.path());
+    let mut req = request(DatasetKind::Ckplus, raw.path(), caches.path(), models);
+    req.config.folds = 2;
+    let out = prep::build(&req, &prep::build::NoProgress).unwrap();
+    let s = &out.summary;
+    assert!(s.adds_up(), "{s:?}");
+    let failures = shard::tables::read_failures(&out.dir.join("failures.parquet")).unwrap();
+    assert_eq!((s.seen, s.cached), (9, 4), "{s:?} {failures:?}");
+    assert_eq!(s.excluded.get(reason::UNLABELLED), Some(&1));
+    assert_eq!(s.excluded.get(reason::NEUTRAL_EXCLUDED), Some(&1));
+    assert_eq!(s.failed.get(reason::BAD_EMOTION), Some(&1));
+    assert_eq!(s.failed.get(reason::NO_FRAMES), Some(&1));
+    assert_eq!(s.failed.get(reason::DECODE_ERROR), Some(&1));
+
+    let cache = Cache::open(&out.dir).unwrap();
+    assert!(cache.verify().unwrap().is_ok());
+    let classes = &cache.manifest().class_names;
+    assert_eq!(classes.len(), 7, "7 classes without neutral");
+    let mut labels = BTreeMap::new();
+    for r in cache.iter() {
+        let r = r.unwrap();
+        let m = &r.meta;
+        labels.insert(m.sample_id.clone(), classes[m.label as usize].clone());
+        // first, middle, peak of 5 frames; one detection, then tracking.
+        assert_eq!(m.frame_indices, vec![1, 3, 5], "{}", m.sample_id);
+        assert_eq!(m.landmarks.len(), 3);
+        assert_ne!(m.flags & shard::flags::TRACKED, 0);
+        assert!(matches!(m.split, Split::Fold(0 | 1)));
+        assert_eq!(r.plane("face").unwrap().len(), 128 * 128);
+        for k in 0..3 {
+            assert_eq!(r.plane(&format!("eyes/{k}")).unwrap().len(), 48 * 128);
+            assert_eq!(r.plane(&format!("nose/{k}")).unwrap().len(), 64 * 32);
+            assert_eq!(r.plane(&format!("mouth/{k}")).unwrap().len(), 32 * 64);
+        }
+        // The face is found where it was drawn: eyes in the upper half of the frame.
+        let eye_y = m.landmarks[2][36][1];
+        assert!(
+            (100.0..300.0).contains(&eye_y),
+            "{}: eye at y {eye_y}",
+            m.sample_id
+        );
+    }
+    let want: BTreeMap<String, String> = [
+        ("S005/001", "disgust"),
+        ("S005/002", "happy"),
+        ("S010/001", "surprise"),
+        ("S010/002", "anger"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(labels, want);
+    // Failures name their input and reason in failures.parquet.
+    assert_eq!(failures.len() as u64, s.seen - s.cached);
+    assert!(failures
+        .iter()
+        .any(|f| f.input.ends_with("S011/001") && f.reason == reason::BAD_EMOTION));
+    assert!(out.dir.join("qa/sheet-01.png").exists());
+
+    // Unchanged inputs and config: a cache hit.
+    let again = prep::build(&req, &prep::build::NoProgress).unwrap();
+    assert!(again.hit);
+    assert_eq!(again.manifest.key, out.manifest.key);
+    assert_eq!(again.summary, out.summary);
+    // A changed config is another cache.
+    req.config.crops.part_margin = 3.0;
+    let other = prep::build(&req, &prep::build::NoProgress).unwrap();
+    assert!(!other.hit);
+    assert_ne!(other.dir, out.dir);
+}
+
+#[test]
+fn oulu_tree_with_authors_fold_list() {
+    let Some(models) = models("oulu_tree_with_authors_fold_list") else {
+        return;
+    };
+    let raw = tempfile::tempdir().unwrap();
+    let caches = tempfile::tempdir().unwrap();
+    let base = raw.path().join("OriginalImg/VL/Strong");
+    let mut list = String::new();
+    for (p, person) in ["P001", "P002", "P003"].iter().enumerate() {
+        for (e, emotion) in ["Anger", "Happiness"].iter().enumerate() {
+            for f in 0..4 {
+                let img = frame(320, 240, 230, f as i64, 0, p == 1);
+                save_jpeg(
+                    &img,
+                    &base.join(person).join(emotion).join(format!("{f:03}.jpeg")),
+                );
+            }
+            let code = [1, 5][e];
+            for f in [0, 2, 3] {
+                // Like the authors' list, some lines write `oulu/Strong/…` for `OriginalImg/VL/Strong/…`.
+                let prefix = if p == 2 && f == 0 {
+                    "oulu/Strong"
+                } else {
+                    "OriginalImg/VL/Strong"
+                };
+                list.push_str(&format!(
+                    "{}\t{prefix}/{person}/{emotion}/{f:03}.jpeg\t{code}\n",
+                    p + 1
+                ));
+            }
+        }
+    }
+    // A folder with an unknown emotion name and a listed sequence the copy lacks.
+    save_jpeg(
+        &frame(320, 240, 230, 0, 0, false),
+        &base.join("P001/Contempt/000.jpeg"),
+    );
+    list.push_str("1\tOriginalImg/VL/Strong/P009/Fear/000.jpeg\t4\n");
+    let folds = raw.path().join("folds.txt");
+    std::fs::write(&folds, list).unwrap();
+    let mut req = request(DatasetKind::Oulu, raw.path(), caches.path(), models);
+    req.fold_list = Some(folds);
+    let out = prep::build(&req, &prep::build::NoProgress).unwrap();
+    let s = &out.summary;
+    assert!(s.adds_up(), "{s:?}");
+    assert_eq!((s.seen, s.cached), (7, 6), "{s:?}");
+    assert_eq!(s.failed.get(reason::UNKNOWN_CLASS), Some(&1));
+    let cov = s.folds.as_ref().unwrap();
+    assert_eq!(cov.listed, 6);
+    assert_eq!(cov.missing, vec!["P009/Fear".to_string()]);
+    let cache = Cache::open(&out.dir).unwrap();
+    assert_eq!(cache.manifest().class_names.len(), 6);
+    for r in cache.iter() {
+        let m = r.unwrap().meta;
+        let want_fold = m.subject[1..].parse::<u16>().unwrap() - 1;
+        assert_eq!(m.split, Split::Fold(want_fold), "{}", m.sample_id);
+        assert_eq!(m.frame_indices, vec![0, 2, 3]);
+    }
+}
+
+#[test]
+fn fer2013_csv_bad_rows_become_failure_rows() {
+    let Some(models) = models("fer2013_csv_bad_rows_become_failure_rows") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let caches = tempfile::tempdir().unwrap();
+    let face48 = {
+        let f = frame(48, 48, 48, 0, 0, false);
+        f.data()
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut csv = String::from("\u{feff}emotion,pixels,Usage\r\n");
+    csv.push_str(&format!("3,{face48},Training\r\n"));
+    csv.push_str(&format!("6,\"{face48}\",PublicTest\r\n"));
+    csv.push_str(&format!("0,{face48},PrivateTest\r\n"));
+    csv.push_str(&format!("9,{face48},Training\r\n")); // bad label
+    csv.push_str(&format!("1,{face48} 7,Training\r\n")); // 2305 pixels
+    csv.push_str(&format!("1,{face48},Validation\r\n")); // bad usage
+    csv.push_str("1,1 2 3\r\n"); // missing field
+    csv.push_str("\r\n"); // blank lines are not rows
+    let path = dir.path().join("fer2013.csv");
+    std::fs::write(&path, csv).unwrap();
+    let req = request(DatasetKind::Fer2013, &path, caches.path(), models);
+    let out = prep::build(&req, &prep::build::NoProgress).unwrap();
+    let s = &out.summary;
+    assert!(s.adds_up(), "{s:?}");
+    assert_eq!((s.seen, s.cached, s.failed_total()), (7, 3, 4));
+    for r in [
+        reason::BAD_LABEL,
+        reason::BAD_PIXELS,
+        reason::BAD_USAGE,
+        reason::BAD_ROW,
+    ] {
+        assert_eq!(s.failed.get(r), Some(&1), "{r}: {s:?}");
+    }
+    let cache = Cache::open(&out.dir).unwrap();
+    let splits: Vec<Split> = cache.iter().map(|r| r.unwrap().meta.split).collect();
+    assert_eq!(splits, vec![Split::Train, Split::Validation, Split::Test]);
+    let r = cache.get(0).unwrap();
+    assert_ne!(r.meta.flags & shard::flags::WHOLE_FRAME_BOX, 0);
+    assert_ne!(r.meta.flags & shard::flags::REPEATED_FRAME, 0);
+    let failures = shard::tables::read_failures(&out.dir.join("failures.parquet")).unwrap();
+    assert!(failures
+        .iter()
+        .any(|f| f.input == "fer2013.csv:5" && f.reason == reason::BAD_LABEL));
+    // An empty file and a header without the columns are errors naming the file.
+    std::fs::write(&path, "").unwrap();
+    let e = prep::build(
+        &request(
+            DatasetKind::Fer2013,
+            &path,
+            caches.path(),
+            req.models.clone(),
+        ),
+        &prep::build::NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("fer2013.csv") && e.contains("empty"), "{e}");
+    std::fs::write(&path, "a,b,c\n").unwrap();
+    let e = prep::build(
+        &request(
+            DatasetKind::Fer2013,
+            &path,
+            caches.path(),
+            req.models.clone(),
+        ),
+        &prep::build::NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("emotion"), "{e}");
+}

@@ -1,0 +1,8 @@
+//! Integration tests of `prep build`: dataset layouts (synthetic trees in the exact CK+, Oulu-CASIA
+//! and FER2013 layouts, malformed entries included), accounting, folds, part builds and merges,
+//! and the real datasets in `../shared` (tests named `real_*`).
+
+mod common;
+mod layouts;
+mod parts;
+mod real;

@@ -1,0 +1,69 @@
+use crate::common::*;
+use prep::DatasetKind;
+use shard::Cache;
+
+/// `--part i/N` builds merged with `prep cache merge` equal a single build: same key, same
+/// samples in the same order with the same bytes, same failure rows, same summary.
+#[test]
+fn part_builds_merge_into_the_single_build() {
+    let Some(models) = models("part_builds_merge_into_the_single_build") else {
+        return;
+    };
+    let raw = tempfile::tempdir().unwrap();
+    ckplus_tree(raw.path());
+    let single_dir = tempfile::tempdir().unwrap();
+    let parts_dir = tempfile::tempdir().unwrap();
+    let merged_dir = tempfile::tempdir().unwrap();
+    let req = request(
+        DatasetKind::Ckplus,
+        raw.path(),
+        single_dir.path(),
+        models.clone(),
+    );
+    let single = prep::build(&req, &prep::build::NoProgress).unwrap();
+    let mut part_dirs = Vec::new();
+    for i in 1..=3 {
+        let mut r = request(
+            DatasetKind::Ckplus,
+            raw.path(),
+            parts_dir.path(),
+            models.clone(),
+        );
+        r.part = Some((i, 3));
+        let out = prep::build(&r, &prep::build::NoProgress).unwrap();
+        assert_eq!(out.manifest.key, single.manifest.key);
+        part_dirs.push(out.dir);
+    }
+    let merged =
+        prep::merge_parts(&part_dirs, merged_dir.path(), &prep::build::NoProgress).unwrap();
+    assert_eq!(merged.manifest.key, single.manifest.key);
+    assert_eq!(merged.summary, single.summary);
+    let (a, b) = (
+        Cache::open(&single.dir).unwrap(),
+        Cache::open(&merged.dir).unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    for g in 0..a.len() {
+        let (x, y) = (a.get(g).unwrap(), b.get(g).unwrap());
+        assert_eq!(x.meta, y.meta);
+        assert!(x.planes().map(|p| p.1).eq(y.planes().map(|p| p.1)));
+    }
+    // Byte-identical shards.
+    for s in &a.manifest().shards {
+        let bs = b
+            .manifest()
+            .shards
+            .iter()
+            .find(|t| t.file == s.file)
+            .unwrap();
+        assert_eq!(s.blake3, bs.blake3);
+    }
+    let fa = shard::tables::read_failures(&single.dir.join("failures.parquet")).unwrap();
+    let fb = shard::tables::read_failures(&merged.dir.join("failures.parquet")).unwrap();
+    assert_eq!(fa, fb);
+    // A missing part is an error.
+    let e = prep::merge_parts(&part_dirs[..2], merged_dir.path(), &prep::build::NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("part 3/3 is missing"), "{e}");
+}
