@@ -429,76 +429,17 @@ impl ShapePredictor {
         )
     }
 
-    /// Predicts the landmarks for `face` in `img`, exactly as dlib's `shape_predictor::operator()`.
+    /// Predicts the 68 landmarks of the face in `face` (a dlib-convention box), exactly as dlib's
+    /// `shape_predictor::operator()` does.
     pub fn predict(&self, img: &GrayImage, face: FaceBox) -> Landmarks {
-        let dims = self.initial.len();
-        let n = dims / 2;
-        let mut cur = self.initial.clone();
-        let mut feats = vec![0f32; self.features];
+        let mut state = PredictState::new(self, face);
         let mut leaf_offsets = vec![0usize; self.trees];
-        let (l, t) = (face.left as f64, face.top as f64);
-        let (sx, sy) = (
-            (face.right - face.left) as f64,
-            (face.bottom - face.top) as f64,
-        );
-
-        // Centred initial shape and its squared norm do not change between cascades.
-        let (mfx, mfy) = mean_xy(&self.initial);
-        let mut from_sq = 0f64;
-        for k in 0..n {
-            let fx = self.initial[2 * k] as f64 - mfx;
-            let fy = self.initial[2 * k + 1] as f64 - mfy;
-            from_sq += fx * fx + fy * fy;
-        }
-
         for c in 0..self.cascades {
-            // Similarity initial → current (Umeyama without reflection, closed form).
-            let (mtx, mty) = mean_xy(&cur);
-            let (mut dot, mut cross) = (0f64, 0f64);
-            for k in 0..n {
-                let fx = self.initial[2 * k] as f64 - mfx;
-                let fy = self.initial[2 * k + 1] as f64 - mfy;
-                let tx = cur[2 * k] as f64 - mtx;
-                let ty = cur[2 * k + 1] as f64 - mty;
-                dot += fx * tx + fy * ty;
-                cross += fx * ty - fy * tx;
-            }
-            let (a, b) = if from_sq != 0.0 {
-                ((dot / from_sq) as f32, (cross / from_sq) as f32)
-            } else {
-                (1.0, 0.0)
-            };
-            let base = c * self.features;
-            let deltas = &self.deltas[base..base + self.features];
-            let anchors = &self.anchors[base..base + self.features];
-            for ((f, d), &anchor) in feats.iter_mut().zip(deltas).zip(anchors) {
-                let anchor = anchor as usize;
-                let ux = (a * d[0] - b * d[1]) + cur[2 * anchor];
-                let uy = (b * d[0] + a * d[1]) + cur[2 * anchor + 1];
-                let px = floor_to_i64(l + ux as f64 * sx + 0.5);
-                let py = floor_to_i64(t + uy as f64 * sy + 0.5);
-                *f = img.get(px, py).map(|v| v as f32).unwrap_or(0.0);
-            }
-            // Walk every tree first (they only read the feature pixels), then add the leaves in
-            // tree order: the float sums are dlib's, and the leaf loads no longer wait on the walk.
+            state.features(self, img, c);
+            self.walk_trees(c, &state.feats, &mut leaf_offsets);
+            // The leaf loads no longer wait on the walk: prefetch a few trees ahead.
+            let dims = self.initial.len();
             let tree0 = c * self.trees;
-            let splits_all = &self.splits
-                [tree0 * self.splits_per_tree..(tree0 + self.trees) * self.splits_per_tree];
-            for (leaf_at, splits) in leaf_offsets
-                .iter_mut()
-                .zip(splits_all.chunks_exact(self.splits_per_tree))
-            {
-                let mut i = 0usize;
-                while i < self.splits_per_tree {
-                    let s = splits[i];
-                    i = if feats[s.idx1 as usize] - feats[s.idx2 as usize] > s.thresh {
-                        2 * i + 1
-                    } else {
-                        2 * i + 2
-                    };
-                }
-                *leaf_at = i - self.splits_per_tree;
-            }
             const AHEAD: usize = 6;
             for (tree, &leaf) in leaf_offsets.iter().enumerate() {
                 if let Some(&next) = leaf_offsets.get(tree + AHEAD) {
@@ -508,17 +449,156 @@ impl ShapePredictor {
                         dims,
                     );
                 }
-                let at = ((tree0 + tree) * self.leaves_per_tree + leaf) * dims;
-                for (cv, lv) in cur.iter_mut().zip(&self.leaves[at..at + dims]) {
-                    *cv += *lv;
+                state.add_leaf(self.leaf(tree0 + tree, leaf));
+            }
+        }
+        state.finish()
+    }
+
+    /// Predicts many faces at once, each result identical to [`ShapePredictor::predict`].
+    ///
+    /// Trees are visited in the outer loop and faces in the inner one, so every face still adds
+    /// its leaves in dlib's tree order (same float sums), but each tree's leaves are read once per
+    /// batch while they are in cache instead of once per face: the 65 MB leaf table streams
+    /// through memory sequentially instead of being read at random. Worth it from ~8 faces on (FER2013
+    /// rows, whole-frame boxes); the result does not depend on the batch size.
+    pub fn predict_batch(&self, faces: &[(&GrayImage, FaceBox)]) -> Vec<Landmarks> {
+        let mut states: Vec<PredictState> = faces
+            .iter()
+            .map(|(_, b)| PredictState::new(self, *b))
+            .collect();
+        let mut leaf_offsets = vec![0usize; self.trees * faces.len()];
+        for c in 0..self.cascades {
+            for (k, ((img, _), st)) in faces.iter().zip(&mut states).enumerate() {
+                st.features(self, img, c);
+                self.walk_trees(
+                    c,
+                    &st.feats,
+                    &mut leaf_offsets[k * self.trees..(k + 1) * self.trees],
+                );
+            }
+            let tree0 = c * self.trees;
+            for tree in 0..self.trees {
+                for (k, st) in states.iter_mut().enumerate() {
+                    st.add_leaf(self.leaf(tree0 + tree, leaf_offsets[k * self.trees + tree]));
                 }
             }
         }
+        states.into_iter().map(PredictState::finish).collect()
+    }
+
+    fn leaf(&self, tree: usize, leaf: usize) -> &[f32] {
+        let dims = self.initial.len();
+        let at = (tree * self.leaves_per_tree + leaf) * dims;
+        &self.leaves[at..at + dims]
+    }
+
+    /// Walks every tree of cascade `c` (they only read the feature pixels) and stores each tree's
+    /// leaf index.
+    fn walk_trees(&self, c: usize, feats: &[f32], leaf_offsets: &mut [usize]) {
+        let tree0 = c * self.trees;
+        let splits_all =
+            &self.splits[tree0 * self.splits_per_tree..(tree0 + self.trees) * self.splits_per_tree];
+        for (leaf_at, splits) in leaf_offsets
+            .iter_mut()
+            .zip(splits_all.chunks_exact(self.splits_per_tree))
+        {
+            let mut i = 0usize;
+            while i < self.splits_per_tree {
+                let s = splits[i];
+                i = if feats[s.idx1 as usize] - feats[s.idx2 as usize] > s.thresh {
+                    2 * i + 1
+                } else {
+                    2 * i + 2
+                };
+            }
+            *leaf_at = i - self.splits_per_tree;
+        }
+    }
+}
+
+/// One face's prediction in progress: the current normalised shape and the box geometry.
+struct PredictState {
+    cur: Vec<f32>,
+    feats: Vec<f32>,
+    l: f64,
+    t: f64,
+    sx: f64,
+    sy: f64,
+    /// Mean of the initial shape and its centred squared norm (the same for every cascade).
+    mean_from: (f64, f64),
+    from_sq: f64,
+}
+
+impl PredictState {
+    fn new(sp: &ShapePredictor, face: FaceBox) -> PredictState {
+        let n = sp.initial.len() / 2;
+        let (mfx, mfy) = mean_xy(&sp.initial);
+        let mut from_sq = 0f64;
+        for k in 0..n {
+            let fx = sp.initial[2 * k] as f64 - mfx;
+            let fy = sp.initial[2 * k + 1] as f64 - mfy;
+            from_sq += fx * fx + fy * fy;
+        }
+        PredictState {
+            cur: sp.initial.clone(),
+            feats: vec![0f32; sp.features],
+            l: face.left as f64,
+            t: face.top as f64,
+            sx: (face.right - face.left) as f64,
+            sy: (face.bottom - face.top) as f64,
+            mean_from: (mfx, mfy),
+            from_sq,
+        }
+    }
+
+    /// The feature pixels of cascade `c`: anchors moved by the similarity initial → current
+    /// (Umeyama without reflection, closed form), nearest pixel, 0 outside the image.
+    fn features(&mut self, sp: &ShapePredictor, img: &GrayImage, c: usize) {
+        let n = sp.initial.len() / 2;
+        let (mfx, mfy) = self.mean_from;
+        let cur = &self.cur;
+        let (mtx, mty) = mean_xy(cur);
+        let (mut dot, mut cross) = (0f64, 0f64);
+        for k in 0..n {
+            let fx = sp.initial[2 * k] as f64 - mfx;
+            let fy = sp.initial[2 * k + 1] as f64 - mfy;
+            let tx = cur[2 * k] as f64 - mtx;
+            let ty = cur[2 * k + 1] as f64 - mty;
+            dot += fx * tx + fy * ty;
+            cross += fx * ty - fy * tx;
+        }
+        let (a, b) = if self.from_sq != 0.0 {
+            ((dot / self.from_sq) as f32, (cross / self.from_sq) as f32)
+        } else {
+            (1.0, 0.0)
+        };
+        let base = c * sp.features;
+        let deltas = &sp.deltas[base..base + sp.features];
+        let anchors = &sp.anchors[base..base + sp.features];
+        for ((f, d), &anchor) in self.feats.iter_mut().zip(deltas).zip(anchors) {
+            let anchor = anchor as usize;
+            let ux = (a * d[0] - b * d[1]) + cur[2 * anchor];
+            let uy = (b * d[0] + a * d[1]) + cur[2 * anchor + 1];
+            let px = floor_to_i64(self.l + ux as f64 * self.sx + 0.5);
+            let py = floor_to_i64(self.t + uy as f64 * self.sy + 0.5);
+            *f = img.get(px, py).map(|v| v as f32).unwrap_or(0.0);
+        }
+    }
+
+    fn add_leaf(&mut self, leaf: &[f32]) {
+        for (cv, lv) in self.cur.iter_mut().zip(leaf) {
+            *cv += *lv;
+        }
+    }
+
+    fn finish(self) -> Landmarks {
+        let n = self.cur.len() / 2;
         let mut points = Vec::with_capacity(n);
         let mut precise = Vec::with_capacity(n);
         for k in 0..n {
-            let x = l + cur[2 * k] as f64 * sx;
-            let y = t + cur[2 * k + 1] as f64 * sy;
+            let x = self.l + self.cur[2 * k] as f64 * self.sx;
+            let y = self.t + self.cur[2 * k + 1] as f64 * self.sy;
             points.push([(x + 0.5).floor() as i64, (y + 0.5).floor() as i64]);
             precise.push([x as f32, y as f32]);
         }

@@ -156,6 +156,146 @@ impl Processor<'_> {
                 }
             }
         };
+        Ok((
+            self.crop_frame(item, slot, img, landmarks, fl, detector)?,
+            keep,
+        ))
+    }
+
+    /// Processes one input. `want_qa` keeps the peak frame and crops for a contact sheet.
+    pub fn process(&self, item: &InputItem, want_qa: bool) -> Result<Processed, FailureRow> {
+        let (results, last_img, flags_all) = self.frames_of(item)?;
+        self.assemble(item, results, last_img, flags_all, want_qa)
+    }
+
+    /// Whether [`Processor::process_batch`] batches the landmark predictions (whole-frame boxes:
+    /// FER2013, CK+48), where the predictor dominates the cost.
+    pub fn batches(&self) -> bool {
+        self.box_mode == BoxMode::WholeFrame
+    }
+
+    /// Processes several inputs; the results equal [`Processor::process`] on each. With whole-frame
+    /// boxes the landmarks of all their frames are predicted in one
+    /// [`face::ShapePredictor::predict_batch`] call, which streams the model's leaves once per
+    /// batch instead of once per face.
+    pub fn process_batch(
+        &self,
+        items: &[InputItem],
+        want_qa: &[bool],
+    ) -> Vec<Result<Processed, FailureRow>> {
+        if !self.batches() || items.iter().any(|i| i.dataset_landmarks.is_some()) {
+            return items
+                .iter()
+                .zip(want_qa)
+                .map(|(i, q)| self.process(i, *q))
+                .collect();
+        }
+        // Decode every distinct frame (a static image fills all slots but is decoded once).
+        type Decoded = Result<Vec<(usize, GrayImage)>, FailureRow>;
+        let decoded: Vec<Decoded> = items
+            .iter()
+            .map(|item| {
+                if item.frames.is_empty() {
+                    return Err(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
+                }
+                let mut v = Vec::new();
+                for slot in 0..item.frames.len() {
+                    if slot == 0 || !same_frame(&item.frames[slot - 1], &item.frames[slot]) {
+                        v.push((slot, self.decode(item, &item.frames[slot])?));
+                    }
+                }
+                Ok(v)
+            })
+            .collect();
+        let boxes: Vec<(&GrayImage, FaceBox)> = decoded
+            .iter()
+            .filter_map(|d| d.as_ref().ok())
+            .flatten()
+            .map(|(_, img)| {
+                (
+                    img,
+                    FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1),
+                )
+            })
+            .collect();
+        let mut predicted = self.faces.predictor().predict_batch(&boxes).into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        for ((item, d), &qa) in items.iter().zip(decoded).zip(want_qa) {
+            let frames = match d {
+                Ok(f) => f,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            // Consume this item's predictions even if a crop fails, to stay aligned.
+            let lms: Vec<face::Landmarks> =
+                frames.iter().filter_map(|_| predicted.next()).collect();
+            out.push(self.assemble_whole_frame(item, frames, lms, qa));
+        }
+        out
+    }
+
+    fn assemble_whole_frame(
+        &self,
+        item: &InputItem,
+        frames: Vec<(usize, GrayImage)>,
+        lms: Vec<face::Landmarks>,
+        want_qa: bool,
+    ) -> Result<Processed, FailureRow> {
+        let slots = item.frames.len();
+        let mut results: Vec<FrameResult> = Vec::with_capacity(slots);
+        let mut flags_all = 0u32;
+        let mut last_img = None;
+        let mut distinct = frames.into_iter().zip(lms).peekable();
+        for slot in 0..slots {
+            match distinct.peek() {
+                Some(((s, _), _)) if *s == slot => {
+                    let Some(((_, img), lm)) = distinct.next() else {
+                        unreachable!("peeked above")
+                    };
+                    let r = self.crop_frame(
+                        item,
+                        slot,
+                        &img,
+                        lm.precise,
+                        flags::WHOLE_FRAME_BOX,
+                        "whole_frame".into(),
+                    )?;
+                    results.push(r);
+                    last_img = Some(img);
+                }
+                _ => {
+                    let Some(r) = results.last() else {
+                        return Err(self.fail(
+                            item,
+                            "parse",
+                            reason::NO_FRAMES,
+                            "no frames".into(),
+                        ));
+                    };
+                    results.push(FrameResult {
+                        landmarks: r.landmarks.clone(),
+                        crops: r.crops.clone(),
+                        flags: r.flags,
+                        detector: r.detector.clone(),
+                    });
+                    flags_all |= flags::REPEATED_FRAME;
+                }
+            }
+        }
+        self.assemble(item, results, last_img, flags_all, want_qa)
+    }
+
+    fn crop_frame(
+        &self,
+        item: &InputItem,
+        slot: usize,
+        img: &GrayImage,
+        landmarks: Vec<[f32; 2]>,
+        fl: u32,
+        detector: String,
+    ) -> Result<FrameResult, FailureRow> {
         let crops = crop_face_and_parts(img, &landmarks, &self.config.crops).ok_or_else(|| {
             self.fail(
                 item,
@@ -165,19 +305,19 @@ impl Processor<'_> {
             )
         })?;
         let fl = fl | if crops.padded { flags::PADDED } else { 0 };
-        Ok((
-            FrameResult {
-                landmarks,
-                crops,
-                flags: fl,
-                detector,
-            },
-            keep,
-        ))
+        Ok(FrameResult {
+            landmarks,
+            crops,
+            flags: fl,
+            detector,
+        })
     }
 
-    /// Processes one input. `want_qa` keeps the peak frame and crops for a contact sheet.
-    pub fn process(&self, item: &InputItem, want_qa: bool) -> Result<Processed, FailureRow> {
+    /// Decodes and processes the frames of one input, slot by slot.
+    fn frames_of(
+        &self,
+        item: &InputItem,
+    ) -> Result<(Vec<FrameResult>, Option<GrayImage>, u32), FailureRow> {
         let slots = item.frames.len();
         if slots == 0 {
             return Err(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
@@ -204,6 +344,22 @@ impl Processor<'_> {
             previous = keep;
             last_img = Some(img);
             results.push(r);
+        }
+        Ok((results, last_img, flags_all))
+    }
+
+    /// The record (and QA material) of one input from its per-slot results.
+    fn assemble(
+        &self,
+        item: &InputItem,
+        results: Vec<FrameResult>,
+        last_img: Option<GrayImage>,
+        mut flags_all: u32,
+        want_qa: bool,
+    ) -> Result<Processed, FailureRow> {
+        let slots = results.len();
+        if slots == 0 {
+            return Err(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
         }
         let detector = results[0].detector.clone();
         for r in &results {
@@ -281,12 +437,19 @@ pub fn process_all<E>(
     mut sink: impl FnMut(usize, Result<Processed, FailureRow>) -> Result<(), E>,
 ) -> Result<(), E> {
     let chunk = chunk.max(1);
+    // Batches of whole-frame inputs share one landmark pass; other inputs go one by one.
+    let batch = if processor.batches() { 128 } else { 1 };
     for (c, part) in items.chunks(chunk).enumerate() {
         let base = c * chunk;
         let out: Vec<Result<Processed, FailureRow>> = part
-            .par_iter()
+            .par_chunks(batch)
             .enumerate()
-            .map(|(i, it)| processor.process(it, want_qa(base + i)))
+            .flat_map_iter(|(b, group)| {
+                let qa: Vec<bool> = (0..group.len())
+                    .map(|i| want_qa(base + b * batch + i))
+                    .collect();
+                processor.process_batch(group, &qa)
+            })
             .collect();
         for (i, r) in out.into_iter().enumerate() {
             sink(base + i, r)?;

@@ -133,3 +133,36 @@ fn truncated_model_names_the_offset() {
         .to_string();
     assert!(msg.contains("byte 0"), "{msg}");
 }
+
+/// `predict_batch` reorders the loops (trees outside, faces inside) but must give every face
+/// bit-identical points to `predict`, whatever the batch holds: several boxes, several images,
+/// boxes leaving the image.
+#[test]
+fn batch_prediction_equals_single_prediction() {
+    let Some(sp) = model("batch_prediction_equals_single_prediction") else {
+        return;
+    };
+    let img = GrayImage::open(
+        &repo_root().join("data/faces/astronaut.png"),
+        GrayConversion::PilLuma,
+    )
+    .unwrap();
+    let small =
+        GrayImage::new(48, 48, (0..48 * 48).map(|i| (i * 7 % 251) as u8).collect()).unwrap();
+    let mut faces: Vec<(&GrayImage, FaceBox)> = Vec::new();
+    for k in 0..12i64 {
+        faces.push((
+            &img,
+            FaceBox::ltrb(150 + 3 * k, 60 + k, 320 + 2 * k, 230 + 3 * k),
+        ));
+        faces.push((&small, FaceBox::ltrb(-k, 0, 47 + k, 47)));
+    }
+    let batch = sp.predict_batch(&faces);
+    assert_eq!(batch.len(), faces.len());
+    for ((im, b), got) in faces.iter().zip(&batch) {
+        let one = sp.predict(im, *b);
+        assert_eq!(one.points, got.points, "{b:?}");
+        assert_eq!(one.precise, got.precise, "{b:?}");
+    }
+    assert!(sp.predict_batch(&[]).is_empty());
+}

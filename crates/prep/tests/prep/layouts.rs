@@ -220,3 +220,44 @@ fn fer2013_csv_bad_rows_become_failure_rows() {
     .to_string();
     assert!(e.contains("emotion"), "{e}");
 }
+
+/// The batched whole-frame path (one landmark pass for many FER2013 rows) writes exactly the
+/// records the one-by-one path writes.
+#[test]
+fn batched_whole_frame_processing_equals_one_by_one() {
+    let Some(models) = models("batched_whole_frame_processing_equals_one_by_one") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("emotion,pixels,Usage\n");
+    for k in 0..40 {
+        let f = frame(48, 48, 44 + (k % 5), k as i64 % 3 - 1, 0, k % 2 == 0);
+        let px = f
+            .data()
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        csv.push_str(&format!("{},{px},Training\n", k % 7));
+    }
+    let path = dir.path().join("fer2013.csv");
+    std::fs::write(&path, csv).unwrap();
+    let cfg = prep::PrepConfig::default();
+    let inv = prep::datasets::fer2013::inventory(&path, None, cfg.slots()).unwrap();
+    let faces = prep::build::load_faces(&models, &cfg).unwrap();
+    let p = prep::pipeline::Processor {
+        faces: &faces,
+        config: &cfg,
+        box_mode: prep::BoxMode::WholeFrame,
+        root: &inv.root,
+        dataset: "fer2013",
+    };
+    assert!(p.batches());
+    let batched = p.process_batch(&inv.items, &vec![false; inv.items.len()]);
+    assert_eq!(batched.len(), 40);
+    for (item, b) in inv.items.iter().zip(batched) {
+        let (one, b) = (p.process(item, false).unwrap().record, b.unwrap().record);
+        assert_eq!(one.meta, b.meta, "{}", item.sample_id);
+        assert_eq!(one.frame_len(), b.frame_len());
+    }
+}
