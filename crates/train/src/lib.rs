@@ -3,6 +3,19 @@
 //! This is the only crate that depends on `tch` (libtorch). It reads caches through `shard` and
 //! must not decode images or run face processing itself.
 
+pub mod adam;
+pub mod bench;
+pub mod config;
+mod error;
+pub mod loader;
+pub mod model;
+pub mod report;
+pub mod rng;
+pub mod trainer;
+
+pub use config::ExperimentConfig;
+pub use error::{Result, TrainError};
+
 /// What libtorch reports about the compute devices of this host.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeviceReport {

@@ -1,11 +1,17 @@
 //! `train`: MGLN experiments on a shard cache.
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use train::config::Precision;
+use train::report::EpochRecord;
+use train::trainer::{RunOptions, TrainProgress};
 
 /// Train and evaluate MGLN (multi-task global-local network) on caches built by `prep`.
 #[derive(Parser, Debug)]
-#[command(name = "train", version, about, long_about = None)]
+#[command(name = "train", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,6 +19,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run an experiment (all folds of its protocol), or resume an interrupted run.
+    /// Example: train run --config manifests/experiments/demo.toml
+    Run(RunArgs),
+    /// Compare finished runs in one table (an ablation study), printed and written as CSV.
+    Report(ReportArgs),
+    /// Training-step throughput per precision and batch size: synthetic device-resident inputs,
+    /// and streaming from a cache when --cache is given.
+    Bench(BenchArgs),
     /// Report what libtorch sees: CUDA, cuDNN, device count, CPU threads.
     Env {
         /// Print JSON instead of a table.
@@ -21,8 +35,284 @@ enum Command {
     },
 }
 
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Experiment TOML (see manifests/experiments/). Not needed with --resume.
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Continue the run in RUN_DIR from its last checkpoint (its config.toml is used).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+    resume: Option<PathBuf>,
+    /// Run only these test folds (comma-separated) [default: the experiment's, or all].
+    #[arg(long, value_delimiter = ',', value_name = "K,…")]
+    fold: Option<Vec<u16>>,
+    /// Override train.epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Override train.device (auto, cpu, cuda, cuda:N).
+    #[arg(long)]
+    device: Option<String>,
+    /// Run directory name under runs/<experiment>/ [default: UTC time stamp].
+    #[arg(long)]
+    run_name: Option<String>,
+    /// Stop after this many epochs (leaves a resumable run; for tests and time-boxed jobs).
+    #[arg(long, hide = true)]
+    stop_after_epochs: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Run directories (runs/<experiment>/<run>).
+    #[arg(required = true, value_name = "RUN")]
+    runs: Vec<PathBuf>,
+    /// Where the CSV goes [default: print only].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "8,32")]
+    batch: Vec<i64>,
+    /// Precisions (fp32, tf32, bf16; tf32 and bf16 need CUDA).
+    #[arg(long, value_delimiter = ',', default_value = "fp32")]
+    precision: Vec<String>,
+    /// Timed steps (median reported) after 3 warm-up steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Channel multiplier of the network (1 = the paper).
+    #[arg(long, default_value_t = 1.0)]
+    width: f64,
+    /// Device (auto, cpu, cuda, cuda:N).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Also stream from this cache through the real loader.
+    #[arg(long, value_name = "CACHE")]
+    cache: Option<PathBuf>,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Progress bars: one per epoch with samples/s and ETA, and a line per finished epoch.
+struct Bars {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl TrainProgress for Bars {
+    fn epoch_start(&self, fold: &str, epoch: usize, epochs: usize, batches: u64) {
+        let b = ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} batches {msg} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b.set_prefix(format!("{fold} epoch {}/{epochs}", epoch + 1));
+        if let Ok(mut g) = self.bar.lock() {
+            *g = Some(b);
+        }
+    }
+    fn batch_done(&self, samples: u64) {
+        if let Ok(g) = self.bar.lock() {
+            if let Some(b) = g.as_ref() {
+                b.inc(1);
+                let secs = b.elapsed().as_secs_f64().max(1e-9);
+                let done = b.position() as f64 * samples as f64;
+                b.set_message(format!("{:.0} samples/s", done / secs));
+            }
+        }
+    }
+    fn epoch_end(&self, r: &EpochRecord) {
+        if let Ok(mut g) = self.bar.lock() {
+            if let Some(b) = g.take() {
+                b.finish_and_clear();
+            }
+        }
+        let acc = |v: Option<f64>| {
+            v.map(|a| format!("{:5.1} %", 100.0 * a))
+                .unwrap_or("    -  ".into())
+        };
+        println!(
+            "{:>7} epoch {:>3}  loss {:.4} (g {:.4} p {:.4})  train {:5.1} %  test {}  val {}  lr {:.0e}  {:.0} samples/s",
+            r.fold,
+            r.epoch + 1,
+            r.loss,
+            r.loss_global,
+            r.loss_local,
+            100.0 * r.train_accuracy,
+            acc(r.test_accuracy),
+            acc(r.validation_accuracy),
+            r.lr,
+            r.samples_per_s
+        );
+    }
+    fn note(&self, text: &str) {
+        println!("note: {text}");
+    }
+}
+
+fn git_revision() -> Option<String> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let hash = run(&["rev-parse", "--short=12", "HEAD"])?;
+    let dirty =
+        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{hash}-dirty") } else { hash })
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let (mut cfg, resume) = match (&a.config, &a.resume) {
+        (_, Some(dir)) => (
+            train::ExperimentConfig::load(&dir.join("config.toml"))
+                .with_context(|| format!("reading the config of run {}", dir.display()))?,
+            Some(dir.clone()),
+        ),
+        (Some(c), None) => (
+            train::ExperimentConfig::load(c).with_context(|| format!("reading {}", c.display()))?,
+            None,
+        ),
+        (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+    };
+    if let Some(f) = a.fold {
+        cfg.folds = Some(f);
+    }
+    if let Some(e) = a.epochs {
+        cfg.train.epochs = e;
+    }
+    if let Some(d) = a.device {
+        cfg.train.device = d;
+    }
+    let bars = Bars {
+        bar: Mutex::new(None),
+    };
+    let out = train::trainer::run_experiment(
+        &cfg,
+        RunOptions {
+            resume,
+            run_name: a.run_name,
+            git_revision: git_revision(),
+            progress: &bars,
+            stop_after_epochs: a.stop_after_epochs,
+        },
+    )
+    .with_context(|| format!("experiment {}", cfg.name))?;
+    if out.folds.is_empty() {
+        println!(
+            "stopped; continue with: train run --resume {}",
+            out.dir.display()
+        );
+        return Ok(());
+    }
+    let summary = std::fs::read_to_string(out.dir.join("summary.md")).unwrap_or_default();
+    println!("\n{summary}");
+    println!("run directory: {}", out.dir.display());
+    Ok(())
+}
+
+fn report(a: ReportArgs) -> Result<()> {
+    let rows = train::report::read_runs(&a.runs)?;
+    let mut df = train::report::comparison(&rows)?;
+    std::env::set_var("POLARS_FMT_MAX_COLS", "20");
+    std::env::set_var("POLARS_FMT_TABLE_WIDTH", "200");
+    println!("{df}");
+    if let Some(out) = a.out {
+        let mut f =
+            std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+        use polars::prelude::SerWriter;
+        polars::prelude::CsvWriter::new(&mut f)
+            .finish(&mut df)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("written: {}", out.display());
+    }
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    let device = train::trainer::pick_device(&a.device)?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let mut rows = Vec::new();
+    for p in &a.precision {
+        let precision = match p.as_str() {
+            "fp32" => Precision::Fp32,
+            "tf32" => Precision::Tf32,
+            "bf16" => Precision::Bf16,
+            other => bail!("precision {other:?}: expected fp32, tf32 or bf16"),
+        };
+        for &b in &a.batch {
+            let mc = train::bench::paper_config(7, a.width);
+            let (input, y) = train::bench::synthetic_input(&mc, b, device);
+            let ms = train::bench::time_steps(&mc, device, precision, b, 3, a.steps, &mut || {
+                Ok((
+                    train::model::ModelInput {
+                        face: input.face.shallow_clone(),
+                        parts: [
+                            input.parts[0].shallow_clone(),
+                            input.parts[1].shallow_clone(),
+                            input.parts[2].shallow_clone(),
+                        ],
+                    },
+                    y.shallow_clone(),
+                ))
+            })?;
+            rows.push(train::bench::BenchRow {
+                input: "synthetic".into(),
+                precision: p.clone(),
+                batch: b,
+                median_ms: ms,
+                samples_per_s: b as f64 * 1000.0 / ms,
+            });
+            if let Some(c) = &a.cache {
+                let (mut mc2, mut next) = train::bench::cache_inputs(c, b as usize, device)?;
+                mc2.width = a.width;
+                let ms =
+                    train::bench::time_steps(&mc2, device, precision, b, 3, a.steps, &mut *next)?;
+                rows.push(train::bench::BenchRow {
+                    input: "cache".into(),
+                    precision: p.clone(),
+                    batch: b,
+                    median_ms: ms,
+                    samples_per_s: b as f64 * 1000.0 / ms,
+                });
+            }
+        }
+    }
+    if a.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        println!(
+            "device {device:?}, width {}, median of {} steps",
+            a.width, a.steps
+        );
+        println!(
+            "{:<10} {:<9} {:>6} {:>10} {:>12}",
+            "input", "precision", "batch", "ms/step", "samples/s"
+        );
+        for r in &rows {
+            println!(
+                "{:<10} {:<9} {:>6} {:>10.1} {:>12.1}",
+                r.input, r.precision, r.batch, r.median_ms, r.samples_per_s
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Run(a) => run(a),
+        Command::Report(a) => report(a),
+        Command::Bench(a) => bench(a),
         Command::Env { json } => {
             let r = train::device_report();
             if json {
@@ -33,7 +323,7 @@ fn main() -> Result<()> {
                 println!("cudnn        {}", r.cudnn);
                 println!("cpu threads  {}", r.cpu_threads);
             }
+            Ok(())
         }
     }
-    Ok(())
 }

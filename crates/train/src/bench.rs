@@ -1,0 +1,162 @@
+//! `train bench`: training-step throughput on synthetic device-resident inputs (the compute
+//! ceiling) and streaming from a cache, per precision and batch size, device synchronised before
+//! every clock read.
+
+use crate::adam::Adam;
+use crate::config::{Branches, Deform, Precision};
+use crate::loader::{self, DeviceTransform, Layout};
+use crate::model::{Mgln, ModelConfig, ModelInput};
+use crate::Result;
+use tch::{nn, Device, Kind, Tensor};
+
+/// One line of the table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchRow {
+    /// `synthetic` or `cache`.
+    pub input: String,
+    /// Precision.
+    pub precision: String,
+    /// Batch size.
+    pub batch: i64,
+    /// Median step time.
+    pub median_ms: f64,
+    /// Samples per second at the median.
+    pub samples_per_s: f64,
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// The paper's model configuration for `classes` (width 1, 128² faces, 3 frames).
+pub fn paper_config(classes: i64, width: f64) -> ModelConfig {
+    ModelConfig {
+        classes,
+        frames: 3,
+        branches: Branches::Both,
+        deform: Deform::Channel,
+        width,
+        face: (128, 128),
+        parts: [(48, 128), (64, 32), (32, 64)],
+        lstm_side: 16,
+        lstm_layers: 3,
+        head_relu: true,
+    }
+}
+
+/// Times `steps` training steps after `warm` warm-up steps; the inputs come from `next`.
+pub fn time_steps(
+    mc: &ModelConfig,
+    device: Device,
+    precision: Precision,
+    batch: i64,
+    warm: usize,
+    steps: usize,
+    next: &mut dyn FnMut() -> Result<(ModelInput, Tensor)>,
+) -> Result<f64> {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let model = Mgln::new(&vs.root(), mc)?;
+    let mut opt = Adam::new(&vs, 1e-4, 0.0);
+    let amp = precision == Precision::Bf16 && device.is_cuda();
+    let mut times = Vec::with_capacity(steps);
+    for s in 0..warm + steps {
+        let (input, y) = next()?;
+        sync(device);
+        let t0 = std::time::Instant::now();
+        let out = tch::autocast(amp, || model.forward(&input));
+        let ce = |x: &Tensor| x.to_kind(Kind::Float).cross_entropy_for_logits(&y);
+        let loss = match (&out.global, &out.local) {
+            (Some(g), Some(p)) => ce(g) + ce(p),
+            (Some(g), None) => ce(g),
+            (None, Some(p)) => ce(p),
+            (None, None) => Tensor::zeros([], (Kind::Float, device)),
+        };
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        sync(device);
+        if s >= warm {
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        let _ = batch;
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(times.get(times.len() / 2).copied().unwrap_or(f64::NAN))
+}
+
+/// Synthetic device-resident inputs of the paper's shapes.
+pub fn synthetic_input(mc: &ModelConfig, batch: i64, device: Device) -> (ModelInput, Tensor) {
+    let opts = (Kind::Float, device);
+    let t = mc.frames;
+    let part = |(h, w): (i64, i64)| Tensor::randn([batch, t, 3, h, w], opts);
+    (
+        ModelInput {
+            face: Tensor::randn([batch, 3, mc.face.0, mc.face.1], opts),
+            parts: [part(mc.parts[0]), part(mc.parts[1]), part(mc.parts[2])],
+        },
+        Tensor::randint(mc.classes, [batch], (Kind::Int64, device)),
+    )
+}
+
+/// A source of training-step inputs.
+pub type InputSource = Box<dyn FnMut() -> Result<(ModelInput, Tensor)>>;
+
+/// Inputs streamed from a cache through the real loader and device transform, cycling over it.
+pub fn cache_inputs(
+    cache_dir: &std::path::Path,
+    batch: usize,
+    device: Device,
+) -> Result<(ModelConfig, InputSource)> {
+    let cache = loader::open_cache(cache_dir)?;
+    let layout = Layout::from_cache(&cache, None)?;
+    let classes = cache.manifest().class_names.len() as i64;
+    let mut mc = paper_config(classes, 1.0);
+    mc.frames = layout.frames() as i64;
+    mc.face = (layout.face.0 as i64, layout.face.1 as i64);
+    mc.parts = layout.parts.map(|(h, w)| (h as i64, w as i64));
+    let tf = DeviceTransform {
+        device,
+        face_size: mc.face,
+        part_sizes: mc.parts,
+        channels_last: true,
+    };
+    let records: Vec<u64> = (0..cache.len()).collect();
+    let mut epoch = 0u64;
+    let mut rx = loader::stream(
+        cache.clone(),
+        layout.clone(),
+        loader::epoch_order(&records, 0, 0, 0),
+        batch,
+        0,
+        4,
+        false,
+    );
+    let next = move || -> Result<(ModelInput, Tensor)> {
+        loop {
+            match rx.recv() {
+                Ok(b) => {
+                    let b = b?;
+                    if b.n == batch {
+                        return Ok(tf.apply(&b, &layout, None));
+                    }
+                }
+                Err(_) => {
+                    epoch += 1;
+                    rx = loader::stream(
+                        cache.clone(),
+                        layout.clone(),
+                        loader::epoch_order(&records, 0, 0, epoch),
+                        batch,
+                        0,
+                        4,
+                        false,
+                    );
+                }
+            }
+        }
+    };
+    Ok((mc, Box::new(next)))
+}

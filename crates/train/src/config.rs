@@ -1,0 +1,337 @@
+//! Experiment configuration (`manifests/experiments/*.toml`). Defaults are the paper's setting;
+//! unknown keys are errors so that a typo cannot silently run the default.
+
+use crate::{Result, TrainError};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which branches the network has (ablation switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Branches {
+    /// GFM and PBM (the paper).
+    Both,
+    /// The global face module alone.
+    Gfm,
+    /// The part-based module alone.
+    Pbm,
+}
+
+impl Branches {
+    /// The GFM exists.
+    pub fn has_global(self) -> bool {
+        matches!(self, Branches::Both | Branches::Gfm)
+    }
+    /// The PBM exists.
+    pub fn has_local(self) -> bool {
+        matches!(self, Branches::Both | Branches::Pbm)
+    }
+}
+
+/// GFM sampling variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deform {
+    /// The authors' ConvOffset2D: one offset per channel and pixel (the paper).
+    Channel,
+    /// A true deformable 3×3 convolution: one offset per tap and pixel.
+    Dcn,
+    /// Plain 3×3 convolutions.
+    None,
+}
+
+/// Arithmetic precision of the training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Plain fp32.
+    Fp32,
+    /// fp32 storage, TF32 tensor-core matmuls/convs on CUDA (fp32 on CPU).
+    Tf32,
+    /// bf16 autocast on CUDA (fp32 on CPU).
+    Bf16,
+}
+
+/// Evaluation protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Leave-one-fold-out over the cache's folds.
+    Kfold,
+    /// Train on `train`, select on `validation`, report `test` (FER2013's Usage).
+    Split,
+}
+
+/// How the reported epoch is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// The last epoch of the fixed schedule (default for k-fold).
+    Final,
+    /// The epoch with the best accuracy on a validation set that is never the test fold: the
+    /// `validation` split (protocol split) or a subject-disjoint share of the training folds.
+    Validation,
+}
+
+/// Model switches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// `both` | `gfm` | `pbm` (default both).
+    pub branches: Branches,
+    /// `channel` | `dcn` | `none` (default channel).
+    pub deform: Deform,
+    /// Weight of the GFM in the fused prediction w·GFM + (1−w)·PBM of softmax scores (default 0.5,
+    /// the authors' 1:1 sum).
+    pub fusion_weight: f64,
+    /// Channel multiplier (default 1; pretrained weights need 1).
+    pub width: f64,
+    /// ImageNet VGG16 weights as safetensors with torchvision names; none = the documented random
+    /// init (Kaiming-uniform convs), and the run says so. Default none.
+    pub pretrained: Option<PathBuf>,
+    /// Resize the face to this (height, width) on the device (default: the cache's 128×128).
+    pub face_size: Option<(i64, i64)>,
+    /// Scale of the part crops on the device (default 1).
+    pub part_scale: f64,
+    /// LSTM output side (hidden = side²; default 16).
+    pub lstm_side: i64,
+    /// LSTM layers (default 3).
+    pub lstm_layers: i64,
+    /// ReLU on the class scores before pooling, as the authors' heads do (default true).
+    pub head_relu: bool,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            branches: Branches::Both,
+            deform: Deform::Channel,
+            fusion_weight: 0.5,
+            width: 1.0,
+            pretrained: None,
+            face_size: None,
+            part_scale: 1.0,
+            lstm_side: 16,
+            lstm_layers: 3,
+            head_relu: true,
+        }
+    }
+}
+
+/// Optimisation and data switches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    /// Epochs (default 151).
+    pub epochs: usize,
+    /// Batch size (default 64).
+    pub batch: usize,
+    /// Adam learning rate (default 1e-4).
+    pub lr: f64,
+    /// Epoch at which the learning rate is multiplied by `lr_gamma` (default 80).
+    pub lr_step_epoch: usize,
+    /// Step factor (default 0.1).
+    pub lr_gamma: f64,
+    /// Adam weight decay (default 0).
+    pub weight_decay: f64,
+    /// Mixup α on the peak face; 0 disables (default 1, the authors').
+    pub mixup_alpha: f64,
+    /// Frame slots used (default: all the cache has).
+    pub frames: Option<usize>,
+    /// Random shift of the crops, fraction of their size (default 0.05).
+    pub shift: f64,
+    /// Random scale of the crops, ± fraction (default 0.05).
+    pub scale: f64,
+    /// Random horizontal flip of face and parts together (default true).
+    pub flip: bool,
+    /// Seed of the init, the sample order, mixup and augmentation (default 0).
+    pub seed: u64,
+    /// `fp32` | `tf32` | `bf16` (default tf32; CPU runs use fp32 whatever is set).
+    pub precision: Precision,
+    /// channels_last memory format on CUDA (default true).
+    pub channels_last: bool,
+    /// `auto` (CUDA when available) | `cpu` | `cuda` | `cuda:N` (default auto).
+    pub device: String,
+    /// Decoder threads of the loader (default 4).
+    pub workers: usize,
+    /// Batches decoded ahead (default 4).
+    pub prefetch: usize,
+    /// How the reported epoch is chosen (default final).
+    pub selection: Selection,
+    /// Share of training subjects held out for validation when `selection = "validation"` under
+    /// k-fold (default 0.1).
+    pub validation_share: f64,
+    /// Evaluate every N epochs and at the last (default 1).
+    pub eval_every: usize,
+    /// CPU threads of libtorch (default: libtorch's choice).
+    pub threads: Option<i32>,
+    /// Skip records that fail to decode and count them (default false: a damaged cache stops the
+    /// run).
+    pub skip_bad_records: bool,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            epochs: 151,
+            batch: 64,
+            lr: 1e-4,
+            lr_step_epoch: 80,
+            lr_gamma: 0.1,
+            weight_decay: 0.0,
+            mixup_alpha: 1.0,
+            frames: None,
+            shift: 0.05,
+            scale: 0.05,
+            flip: true,
+            seed: 0,
+            precision: Precision::Tf32,
+            channels_last: true,
+            device: "auto".into(),
+            workers: 4,
+            prefetch: 4,
+            selection: Selection::Final,
+            validation_share: 0.1,
+            eval_every: 1,
+            threads: None,
+            skip_bad_records: false,
+        }
+    }
+}
+
+/// One experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Experiment name; runs go to `runs/<name>/<run>/` (default "experiment").
+    pub name: String,
+    /// The cache: a directory, or a cache name under `cache_dir` (the newest complete one).
+    pub cache: String,
+    /// Where named caches live (default data/cache).
+    pub cache_dir: PathBuf,
+    /// `kfold` | `split` (default kfold).
+    pub protocol: Protocol,
+    /// Test folds to run (default: all).
+    pub folds: Option<Vec<u16>>,
+    /// Where runs are written (default runs).
+    pub runs_dir: PathBuf,
+    /// Model switches.
+    pub model: ModelSection,
+    /// Training switches.
+    pub train: TrainSection,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            name: "experiment".into(),
+            cache: String::new(),
+            cache_dir: PathBuf::from("data/cache"),
+            protocol: Protocol::Kfold,
+            folds: None,
+            runs_dir: PathBuf::from("runs"),
+            model: ModelSection::default(),
+            train: TrainSection::default(),
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads an experiment TOML.
+    ///
+    /// Errors: [`TrainError::Io`], [`TrainError::ConfigFile`] with the line of a bad key.
+    pub fn load(path: &Path) -> Result<ExperimentConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<ExperimentConfig> {
+        let cfg: ExperimentConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| {
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + 1
+                })
+                .unwrap_or(1);
+            TrainError::ConfigFile {
+                file: file.to_path_buf(),
+                line,
+                reason: e.message().to_string(),
+            }
+        })?;
+        cfg.check().map_err(|reason| TrainError::ConfigFile {
+            file: file.to_path_buf(),
+            line: 1,
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Range checks serde cannot do.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        let m = &self.model;
+        if self.cache.is_empty() {
+            return Err("`cache` is required (a cache directory or a cache name)".into());
+        }
+        if t.epochs == 0 || t.batch == 0 {
+            return Err("train.epochs and train.batch must be positive".into());
+        }
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(t.lr) || !(0.0..=1.0).contains(&m.fusion_weight) || t.mixup_alpha < 0.0 {
+            return Err("need lr > 0, 0 ≤ fusion_weight ≤ 1, mixup_alpha ≥ 0".into());
+        }
+        if !positive(m.width) || !positive(m.part_scale) || m.lstm_side < 1 || m.lstm_layers < 1 {
+            return Err("need width > 0, part_scale > 0, lstm_side ≥ 1, lstm_layers ≥ 1".into());
+        }
+        if !(0.0..0.9).contains(&t.validation_share) || t.eval_every == 0 {
+            return Err("need 0 ≤ validation_share < 0.9 and eval_every ≥ 1".into());
+        }
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML (written into every run directory).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The cache directory: `cache` itself when it is a directory, otherwise the newest complete
+    /// cache named `cache` under `cache_dir`.
+    ///
+    /// Errors: [`TrainError::CacheNotFound`].
+    pub fn resolve_cache(&self) -> Result<PathBuf> {
+        let direct = PathBuf::from(&self.cache);
+        if direct.join(shard::MANIFEST_FILE).exists() {
+            return Ok(direct);
+        }
+        let in_dir = self.cache_dir.join(&self.cache);
+        if in_dir.join(shard::MANIFEST_FILE).exists() {
+            return Ok(in_dir);
+        }
+        let mut best: Option<(u64, PathBuf)> = None;
+        if let Ok(rd) = std::fs::read_dir(&self.cache_dir) {
+            for e in rd.flatten() {
+                let dir = e.path();
+                if let Ok(m) = shard::Manifest::load(&dir) {
+                    let is_part = m.extra.get("part").is_some_and(|p| !p.is_null());
+                    if m.name == self.cache
+                        && !is_part
+                        && best.as_ref().is_none_or(|(t, _)| m.created_unix >= *t)
+                    {
+                        best = Some((m.created_unix, dir));
+                    }
+                }
+            }
+        }
+        best.map(|(_, d)| d)
+            .ok_or_else(|| TrainError::CacheNotFound {
+                cache: self.cache.clone(),
+                cache_dir: self.cache_dir.clone(),
+            })
+    }
+}

@@ -1,0 +1,63 @@
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// Errors of configuration, data loading, the network and the trainer.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// An operating-system error on `path`.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An experiment TOML that does not parse or check.
+    #[error("{file}:{line}: {reason}")]
+    ConfigFile {
+        file: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// A configuration that cannot run (e.g. crops below the network's stride).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// No cache of that name or directory.
+    #[error("no complete cache {cache:?} (as a directory, or by name under {cache_dir})")]
+    CacheNotFound { cache: String, cache_dir: PathBuf },
+    /// A cache that is damaged or does not hold what the experiment needs.
+    #[error(transparent)]
+    Cache(#[from] shard::ShardError),
+    /// A record whose planes do not match the cache's layout.
+    #[error("{cache}: record {record}: {reason}")]
+    Record {
+        cache: PathBuf,
+        record: u64,
+        reason: String,
+    },
+    /// A table of the cache that cannot be read.
+    #[error("{path}: {reason}")]
+    Table { path: PathBuf, reason: String },
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// A weights file that does not fit the model.
+    #[error("{file}: {reason}")]
+    Weights { file: PathBuf, reason: String },
+    /// A checkpoint or run directory that cannot be resumed.
+    #[error("{path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+    /// The split leaves nothing to train or test on.
+    #[error("fold {fold}: {reason}")]
+    EmptySplit { fold: String, reason: String },
+}
+
+impl TrainError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

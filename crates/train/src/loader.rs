@@ -1,0 +1,389 @@
+//! Streaming loader: a cache's records → host batches (decoded on worker threads, a bounded number
+//! ahead) → device tensors with augmentation, grey → 3 channels and ImageNet normalisation done on
+//! the device.
+//!
+//! The order of an epoch is a permutation that depends only on (seed, fold, epoch); the decoder
+//! threads only change when a batch is ready, never what it holds. A loader can start at any step
+//! of an epoch, which is how a resumed run continues exactly where it stopped.
+
+use crate::rng::Rng;
+use crate::{Result, TrainError};
+use shard::{Cache, Split};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use tch::{Device, Kind, Tensor};
+
+/// Where the planes of a record are and how big they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Face (height, width).
+    pub face: (usize, usize),
+    /// Eyes, nose, mouth (height, width).
+    pub parts: [(usize, usize); 3],
+    /// Frame slots stored in the cache.
+    pub slots: usize,
+    /// Slots used (indices into the stored ones).
+    pub use_slots: Vec<usize>,
+}
+
+impl Layout {
+    /// Reads the layout from the first record and picks `frames` of the stored slots (evenly
+    /// spread, always including the last = peak).
+    ///
+    /// Errors: an empty cache, planes missing or of different sizes across slots.
+    pub fn from_cache(cache: &Cache, frames: Option<usize>) -> Result<Layout> {
+        if cache.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: the cache has no samples",
+                cache.dir().display()
+            )));
+        }
+        let r = cache.get(0)?;
+        let find = |name: &str| {
+            r.meta
+                .planes
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| (p.height as usize, p.width as usize))
+        };
+        let bad = |reason: String| TrainError::Record {
+            cache: cache.dir().to_path_buf(),
+            record: 0,
+            reason,
+        };
+        let face = find("face").ok_or_else(|| bad("no face plane".into()))?;
+        let slots = r
+            .meta
+            .planes
+            .iter()
+            .filter(|p| p.name.starts_with("eyes/"))
+            .count();
+        if slots == 0 {
+            return Err(bad("no eyes/k planes".into()));
+        }
+        let mut parts = [(0, 0); 3];
+        for (i, name) in ["eyes", "nose", "mouth"].iter().enumerate() {
+            parts[i] = find(&format!("{name}/0")).ok_or_else(|| bad(format!("no {name}/0")))?;
+            for k in 1..slots {
+                if find(&format!("{name}/{k}")) != Some(parts[i]) {
+                    return Err(bad(format!("{name}/{k} differs from {name}/0")));
+                }
+            }
+        }
+        let want = frames.unwrap_or(slots).clamp(1, slots);
+        let use_slots = if want == 1 {
+            vec![slots - 1]
+        } else {
+            (0..want)
+                .map(|i| (i * (slots - 1) + (want - 1) / 2) / (want - 1))
+                .collect()
+        };
+        Ok(Layout {
+            face,
+            parts,
+            slots,
+            use_slots,
+        })
+    }
+
+    /// Frames fed to the network.
+    pub fn frames(&self) -> usize {
+        self.use_slots.len()
+    }
+}
+
+/// One sample's metadata needed for splitting.
+#[derive(Debug, Clone)]
+pub struct SampleInfo {
+    /// Record number.
+    pub record: u64,
+    /// Class.
+    pub label: i64,
+    /// Subject.
+    pub subject: String,
+    /// Split.
+    pub split: Split,
+}
+
+/// Reads every sample's label, subject and split from the records' metadata.
+pub fn sample_infos(cache: &Cache) -> Result<Vec<SampleInfo>> {
+    let indices: Vec<u64> = (0..cache.len()).collect();
+    cache
+        .par_decode(&indices, |_, r| SampleInfo {
+            record: 0,
+            label: r.meta.label as i64,
+            subject: r.meta.subject.clone(),
+            split: r.meta.split,
+        })
+        .into_iter()
+        .enumerate()
+        .map(|(g, r)| {
+            r.map(|mut s| {
+                s.record = g as u64;
+                s
+            })
+            .map_err(TrainError::from)
+        })
+        .collect()
+}
+
+/// A batch in host memory: u8 planes, row-major.
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// Samples in the batch.
+    pub n: usize,
+    /// Record numbers.
+    pub records: Vec<u64>,
+    /// [n, H, W] faces.
+    pub face: Vec<u8>,
+    /// Per part [n, T, h, w].
+    pub parts: [Vec<u8>; 3],
+    /// Labels.
+    pub labels: Vec<i64>,
+    /// Records that failed to decode and were skipped (only with `skip_bad_records`).
+    pub skipped: Vec<(u64, String)>,
+}
+
+/// Decodes the records `ids` into a host batch.
+///
+/// Errors: a damaged record (unless `skip_bad`), planes that do not match the layout.
+pub fn decode_batch(
+    cache: &Cache,
+    layout: &Layout,
+    ids: &[u64],
+    skip_bad: bool,
+) -> Result<HostBatch> {
+    type Decoded = (Vec<u8>, [Vec<u8>; 3], i64);
+    let decoded = cache.par_decode(ids, |_, r| -> std::result::Result<Decoded, String> {
+        let face = r.plane("face").ok_or("no face plane")?.to_vec();
+        let mut parts: [Vec<u8>; 3] = Default::default();
+        for (i, name) in ["eyes", "nose", "mouth"].iter().enumerate() {
+            for &k in &layout.use_slots {
+                let p = r
+                    .plane(&format!("{name}/{k}"))
+                    .ok_or_else(|| format!("no {name}/{k} plane"))?;
+                parts[i].extend_from_slice(p);
+            }
+        }
+        Ok((face, parts, r.meta.label as i64))
+    });
+    let mut b = HostBatch {
+        n: 0,
+        records: Vec::with_capacity(ids.len()),
+        face: Vec::new(),
+        parts: Default::default(),
+        labels: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let face_len = layout.face.0 * layout.face.1;
+    for (&g, d) in ids.iter().zip(decoded) {
+        let d = match d {
+            Ok(Ok(d)) => d,
+            Ok(Err(reason)) => {
+                return Err(TrainError::Record {
+                    cache: cache.dir().to_path_buf(),
+                    record: g,
+                    reason,
+                })
+            }
+            Err(e) if skip_bad => {
+                b.skipped.push((g, e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if d.0.len() != face_len {
+            return Err(TrainError::Record {
+                cache: cache.dir().to_path_buf(),
+                record: g,
+                reason: format!("face plane of {} bytes, layout says {face_len}", d.0.len()),
+            });
+        }
+        b.face.extend_from_slice(&d.0);
+        for i in 0..3 {
+            b.parts[i].extend_from_slice(&d.1[i]);
+        }
+        b.labels.push(d.2);
+        b.records.push(g);
+        b.n += 1;
+    }
+    Ok(b)
+}
+
+/// The order of an epoch: a permutation of `records` depending only on the keys.
+pub fn epoch_order(records: &[u64], seed: u64, fold: u64, epoch: u64) -> Vec<u64> {
+    let mut v = records.to_vec();
+    Rng::new(&[seed, fold, epoch, 0x0_0dde]).shuffle(&mut v);
+    v
+}
+
+/// Streams host batches of `order` from `start_batch` on, decoded by a background thread a bounded
+/// number of batches ahead (`prefetch`). Dropping the iterator stops the thread.
+pub fn stream(
+    cache: Arc<Cache>,
+    layout: Layout,
+    order: Vec<u64>,
+    batch: usize,
+    start_batch: usize,
+    prefetch: usize,
+    skip_bad: bool,
+) -> Receiver<Result<HostBatch>> {
+    let (tx, rx) = sync_channel(prefetch.max(1));
+    std::thread::spawn(move || {
+        for ids in order.chunks(batch.max(1)).skip(start_batch) {
+            let b = decode_batch(&cache, &layout, ids, skip_bad);
+            let stop = b.is_err();
+            if tx.send(b).is_err() || stop {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Per-sample augmentation parameters (drawn on the host from the counter RNG, applied on the
+/// device): scale, shift (fractions of the crop), horizontal flip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Augment {
+    /// Scale factor.
+    pub scale: f64,
+    /// Shift x, y in normalised [-1, 1] units.
+    pub shift: (f64, f64),
+    /// Mirror.
+    pub flip: bool,
+}
+
+/// Draws one [`Augment`] per sample.
+pub fn draw_augments(rng: &mut Rng, n: usize, shift: f64, scale: f64, flip: bool) -> Vec<Augment> {
+    (0..n)
+        .map(|_| Augment {
+            scale: 1.0 + scale * (2.0 * rng.uniform() - 1.0),
+            shift: (
+                2.0 * shift * (2.0 * rng.uniform() - 1.0),
+                2.0 * shift * (2.0 * rng.uniform() - 1.0),
+            ),
+            flip: flip && rng.uniform() < 0.5,
+        })
+        .collect()
+}
+
+/// ImageNet statistics (the SSM's pretraining).
+const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+const STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+/// How host batches become network inputs on the device.
+#[derive(Debug, Clone)]
+pub struct DeviceTransform {
+    /// Target device.
+    pub device: Device,
+    /// Face size fed to the network (resized on the device when it differs from the cache's).
+    pub face_size: (i64, i64),
+    /// Part sizes fed to the network.
+    pub part_sizes: [(i64, i64); 3],
+    /// Use channels_last for the 4-d inputs.
+    pub channels_last: bool,
+}
+
+fn affine(x: &Tensor, aug: Option<&[Augment]>, repeat: i64, out: (i64, i64)) -> Tensor {
+    let (n, _, h, w) = x.size4().unwrap_or((0, 1, 0, 0));
+    match aug {
+        Some(a) => {
+            let mut theta = Vec::with_capacity(a.len() * 6 * repeat as usize);
+            for s in a {
+                let fx = if s.flip { -1.0 } else { 1.0 };
+                for _ in 0..repeat {
+                    theta.extend_from_slice(&[
+                        (fx / s.scale) as f32,
+                        0.0,
+                        s.shift.0 as f32,
+                        0.0,
+                        (1.0 / s.scale) as f32,
+                        s.shift.1 as f32,
+                    ]);
+                }
+            }
+            let theta = Tensor::from_slice(&theta)
+                .view([n, 2, 3])
+                .to_device(x.device());
+            let grid = Tensor::affine_grid_generator(&theta, [n, 1, out.0, out.1], false);
+            // bilinear, border padding, align_corners = false.
+            x.grid_sampler(&grid, 0, 1, false)
+        }
+        None if (h, w) != out => x.upsample_bilinear2d([out.0, out.1], false, None, None),
+        None => x.shallow_clone(),
+    }
+}
+
+fn normalise(x: &Tensor, channels_last: bool) -> Tensor {
+    let dev = x.device();
+    let mean = Tensor::from_slice(&MEAN.map(|v| v as f32))
+        .view([1, 3, 1, 1])
+        .to_device(dev);
+    let std = Tensor::from_slice(&STD.map(|v| v as f32))
+        .view([1, 3, 1, 1])
+        .to_device(dev);
+    let y = (x.expand([-1, 3, -1, -1], false) - mean) / std;
+    if channels_last {
+        y.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        y.contiguous()
+    }
+}
+
+impl DeviceTransform {
+    /// Moves a host batch to the device and prepares the network input: u8 → [0, 1], the same
+    /// augmentation for the face and every part crop of a sample (`aug`), resizing, 3 channels,
+    /// ImageNet normalisation.
+    pub fn apply(
+        &self,
+        b: &HostBatch,
+        layout: &Layout,
+        aug: Option<&[Augment]>,
+    ) -> (crate::model::ModelInput, Tensor) {
+        let n = b.n as i64;
+        let t = layout.frames() as i64;
+        let pinned = |v: &[u8]| {
+            let host = Tensor::from_slice(v);
+            if self.device.is_cuda() {
+                host.pin_memory(self.device)
+                    .to_device_(self.device, Kind::Uint8, true, false)
+            } else {
+                host
+            }
+        };
+        let (fh, fw) = (layout.face.0 as i64, layout.face.1 as i64);
+        let face = pinned(&b.face).view([n, 1, fh, fw]).to_kind(Kind::Float) / 255.0;
+        let face = affine(&face, aug, 1, self.face_size);
+        let face = normalise(&face, self.channels_last && self.device.is_cuda());
+        let parts: Vec<Tensor> = (0..3)
+            .map(|i| {
+                let (h, w) = (layout.parts[i].0 as i64, layout.parts[i].1 as i64);
+                let x = pinned(&b.parts[i])
+                    .view([n * t, 1, h, w])
+                    .to_kind(Kind::Float)
+                    / 255.0;
+                let out = self.part_sizes[i];
+                let x = affine(&x, aug, t, out);
+                normalise(&x, false).view([n, t, 3, out.0, out.1])
+            })
+            .collect();
+        let labels = Tensor::from_slice(&b.labels).to_device(self.device);
+        let [e, no, m]: [Tensor; 3] = match parts.try_into() {
+            Ok(a) => a,
+            Err(_) => unreachable!("three parts were built above"),
+        };
+        (
+            crate::model::ModelInput {
+                face,
+                parts: [e, no, m],
+            },
+            labels,
+        )
+    }
+}
+
+/// Opens a cache for training: checks the manifest and shard headers.
+pub fn open_cache(dir: &Path) -> Result<Arc<Cache>> {
+    Ok(Arc::new(Cache::open(dir)?))
+}

@@ -1,0 +1,536 @@
+//! MGLN in tch (`shared/docs/mgln.md`): a shared VGG16 trunk (SSM), the global face module (GFM)
+//! with deformable sampling, the part-based module (PBM) of per-part conv + LSTM blocks over the
+//! frames, and the part end. All shapes come from [`ModelConfig`]; defaults are the paper's.
+
+use crate::config::{Branches, Deform};
+use crate::{Result, TrainError};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, RNN};
+use tch::{Kind, Tensor};
+
+/// Network shape: the paper's with `width = 1`, crop sizes 128² / 48×128 / 64×32 / 32×64.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Number of classes.
+    pub classes: i64,
+    /// Frame slots fed to the PBM.
+    pub frames: i64,
+    /// Which branches exist.
+    pub branches: Branches,
+    /// GFM sampling variant.
+    pub deform: Deform,
+    /// Channel multiplier of every conv (1 = the paper; small values for CPU tests).
+    pub width: f64,
+    /// Face input (height, width).
+    pub face: (i64, i64),
+    /// Eyes, nose and mouth inputs (height, width).
+    pub parts: [(i64, i64); 3],
+    /// Side of the LSTM output square (hidden size = side², 16 in the paper).
+    pub lstm_side: i64,
+    /// LSTM layers (3 in the paper).
+    pub lstm_layers: i64,
+    /// ReLU after the last 1×1 conv of the GFM head and of the part end, before pooling, as in the
+    /// authors' code (scores ≥ 0). Small, randomly initialised networks can die there, so it can
+    /// be switched off.
+    pub head_relu: bool,
+}
+
+impl ModelConfig {
+    /// Channels of a layer with `c` in the paper: scaled by `width`, at least 8 (1- or 2-channel
+    /// ReLU layers of very thin networks die at initialisation).
+    fn ch(&self, c: i64) -> i64 {
+        if self.width == 1.0 {
+            c
+        } else {
+            ((c as f64 * self.width).round() as i64).max(8.min(c))
+        }
+    }
+}
+
+/// The ten convs of VGG16's `features` (conv1_1 … conv4_3) with their torchvision indices.
+const VGG_CONVS: [(usize, i64, i64); 10] = [
+    (0, 3, 64),
+    (2, 64, 64),
+    (5, 64, 128),
+    (7, 128, 128),
+    (10, 128, 256),
+    (12, 256, 256),
+    (14, 256, 256),
+    (17, 256, 512),
+    (19, 512, 512),
+    (21, 512, 512),
+];
+
+/// Max-pools follow these torchvision indices (a pool after conv1_2, conv2_2, conv3_3).
+const VGG_POOL_AFTER: [usize; 3] = [2, 7, 14];
+
+/// SSM: VGG16 conv1_1 … conv4_3 (stride 8). Variables are named `ssm.features.<i>.{weight,bias}`
+/// so that torchvision's names map one to one.
+#[derive(Debug)]
+pub struct Ssm {
+    convs: Vec<(usize, nn::Conv2D)>,
+}
+
+impl Ssm {
+    fn new(p: &nn::Path, cfg: &ModelConfig) -> Ssm {
+        let f = p / "features";
+        let convs = VGG_CONVS
+            .iter()
+            .map(|&(i, cin, cout)| {
+                let cin = if i == 0 { 3 } else { cfg.ch(cin) };
+                let conv = nn::conv2d(
+                    &f / i.to_string(),
+                    cin,
+                    cfg.ch(cout),
+                    3,
+                    nn::ConvConfig {
+                        padding: 1,
+                        ..Default::default()
+                    },
+                );
+                (i, conv)
+            })
+            .collect();
+        Ssm { convs }
+    }
+
+    /// Output channels (512 × width).
+    pub fn out_channels(cfg: &ModelConfig) -> i64 {
+        cfg.ch(512)
+    }
+}
+
+impl Module for Ssm {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for (i, conv) in &self.convs {
+            x = x.apply(conv).relu();
+            if VGG_POOL_AFTER.contains(i) {
+                x = x.max_pool2d_default(2);
+            }
+        }
+        x
+    }
+}
+
+/// The authors' ConvOffset2D: a 3×3 conv predicts an (x, y) offset per channel and pixel; the map
+/// is resampled bilinearly there (clamped to the map, border padding). Offsets start near zero
+/// (N(0, 0.01) weights, no bias), so the block starts as (almost) the identity.
+#[derive(Debug)]
+pub struct ConvOffset2D {
+    offsets: nn::Conv2D,
+}
+
+impl ConvOffset2D {
+    fn new(p: &nn::Path, c: i64) -> ConvOffset2D {
+        let offsets = nn::conv2d(
+            p / "offsets",
+            c,
+            2 * c,
+            3,
+            nn::ConvConfig {
+                padding: 1,
+                bias: false,
+                ws_init: nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.01,
+                },
+                ..Default::default()
+            },
+        );
+        ConvOffset2D { offsets }
+    }
+
+    /// Resamples `x` at the per-channel offsets `o` ([b, 2c, h, w], x then y per channel).
+    pub fn resample(x: &Tensor, o: &Tensor) -> Tensor {
+        let (b, c, h, w) = x.size4().unwrap_or((0, 0, 0, 0));
+        let o = o.view([b, c, 2, h, w]);
+        let opts = (x.kind(), x.device());
+        let ys = Tensor::arange(h, opts).view([1, 1, h, 1]);
+        let xs = Tensor::arange(w, opts).view([1, 1, 1, w]);
+        let norm = |v: Tensor, n: i64| {
+            if n > 1 {
+                v.clamp(0.0, (n - 1) as f64) / ((n - 1) as f64) * 2.0 - 1.0
+            } else {
+                v * 0.0
+            }
+        };
+        let gx = norm(o.select(2, 0) + xs, w);
+        let gy = norm(o.select(2, 1) + ys, h);
+        let grid = Tensor::stack(&[gx, gy], -1).view([b * c, h, w, 2]);
+        // interpolation 0 = bilinear, padding 1 = border, align_corners = true.
+        x.reshape([b * c, 1, h, w])
+            .grid_sampler(&grid, 0, 1, true)
+            .view([b, c, h, w])
+    }
+}
+
+impl Module for ConvOffset2D {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        ConvOffset2D::resample(x, &x.apply(&self.offsets))
+    }
+}
+
+/// A true deformable 3×3 convolution (DCN v1): a 3×3 conv predicts a (dx, dy) offset per tap and
+/// pixel (18 channels, zero-initialised, so it starts as the plain conv); the input is sampled at
+/// every tap's displaced position (bilinear, zero outside, as a conv's zero padding) and the nine
+/// samples are combined by the conv weights.
+#[derive(Debug)]
+pub struct DeformConv3x3 {
+    offsets: nn::Conv2D,
+    weight: Tensor,
+    bias: Tensor,
+    cout: i64,
+}
+
+impl DeformConv3x3 {
+    fn new(p: &nn::Path, cin: i64, cout: i64) -> DeformConv3x3 {
+        let offsets = nn::conv2d(
+            p / "offsets",
+            cin,
+            18,
+            3,
+            nn::ConvConfig {
+                padding: 1,
+                ws_init: nn::Init::Const(0.0),
+                bs_init: nn::Init::Const(0.0),
+                ..Default::default()
+            },
+        );
+        let bound = 1.0 / ((cin * 9) as f64).sqrt();
+        let weight = p.var(
+            "weight",
+            &[cout, cin, 3, 3],
+            nn::Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        );
+        let bias = p.var(
+            "bias",
+            &[cout],
+            nn::Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        );
+        DeformConv3x3 {
+            offsets,
+            weight,
+            bias,
+            cout,
+        }
+    }
+}
+
+impl Module for DeformConv3x3 {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, c, h, w) = x.size4().unwrap_or((0, 0, 0, 0));
+        let off = x.apply(&self.offsets).view([b, 9, 2, h, w]);
+        let opts = (x.kind(), x.device());
+        let ys = Tensor::arange(h, opts).view([1, h, 1]);
+        let xs = Tensor::arange(w, opts).view([1, 1, w]);
+        let mut taps = Vec::with_capacity(9);
+        for k in 0..9i64 {
+            let (dy, dx) = ((k / 3 - 1) as f64, (k % 3 - 1) as f64);
+            let px = off.select(1, k).select(1, 0) + &xs + dx;
+            let py = off.select(1, k).select(1, 1) + &ys + dy;
+            // align_corners = true: −1 and 1 are the centres of the first and last pixels.
+            let gx = px * (2.0 / ((w - 1).max(1)) as f64) - 1.0;
+            let gy = py * (2.0 / ((h - 1).max(1)) as f64) - 1.0;
+            let grid = Tensor::stack(&[gx, gy], -1);
+            taps.push(x.grid_sampler(&grid, 0, 0, true));
+        }
+        // [b, c, 9, h, w] → [b, c·9, h, w], matching the weight's (c, ky, kx) order.
+        let cols = Tensor::stack(&taps, 2).view([b, c * 9, h, w]);
+        let wt = self.weight.view([self.cout, c * 9, 1, 1]);
+        cols.conv2d(&wt, Some(&self.bias), [1, 1], [0, 0], [1, 1], 1)
+    }
+}
+
+fn conv(p: nn::Path, cin: i64, cout: i64, k: i64) -> nn::Conv2D {
+    nn::conv2d(
+        p,
+        cin,
+        cout,
+        k,
+        nn::ConvConfig {
+            padding: k / 2,
+            ..Default::default()
+        },
+    )
+}
+
+#[derive(Debug)]
+enum GfmBlock {
+    Channel(ConvOffset2D, nn::Conv2D),
+    Dcn(DeformConv3x3),
+    Plain(nn::Conv2D),
+}
+
+/// GFM: three [deformable sampling → conv3×3 + ReLU] blocks (512→256→128→64), conv1×1 64→32→16→C
+/// + ReLU, global average pooling.
+#[derive(Debug)]
+pub struct Gfm {
+    blocks: Vec<GfmBlock>,
+    head: Vec<nn::Conv2D>,
+    head_relu: bool,
+}
+
+impl Gfm {
+    fn new(p: &nn::Path, cfg: &ModelConfig) -> Gfm {
+        let chans = [512, 256, 128, 64].map(|c| cfg.ch(c));
+        let blocks = (0..3)
+            .map(|i| {
+                let (cin, cout) = (chans[i], chans[i + 1]);
+                let q = p / format!("block{i}");
+                match cfg.deform {
+                    Deform::Channel => GfmBlock::Channel(
+                        ConvOffset2D::new(&(&q / "deform"), cin),
+                        conv(&q / "conv", cin, cout, 3),
+                    ),
+                    Deform::Dcn => GfmBlock::Dcn(DeformConv3x3::new(&(&q / "dcn"), cin, cout)),
+                    Deform::None => GfmBlock::Plain(conv(&q / "conv", cin, cout, 3)),
+                }
+            })
+            .collect();
+        let hc = [chans[3], cfg.ch(32), cfg.ch(16), cfg.classes];
+        let head = (0..3)
+            .map(|i| conv(p / format!("head{i}"), hc[i], hc[i + 1], 1))
+            .collect();
+        Gfm {
+            blocks,
+            head,
+            head_relu: cfg.head_relu,
+        }
+    }
+}
+
+impl Module for Gfm {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut x = x.shallow_clone();
+        for b in &self.blocks {
+            x = match b {
+                GfmBlock::Channel(d, c) => x.apply(d).apply(c).relu(),
+                GfmBlock::Dcn(d) => x.apply(d).relu(),
+                GfmBlock::Plain(c) => x.apply(c).relu(),
+            };
+        }
+        let last = self.head.len() - 1;
+        for (i, c) in self.head.iter().enumerate() {
+            x = x.apply(c);
+            if i < last || self.head_relu {
+                x = x.relu();
+            }
+        }
+        x.mean_dim(&[2i64, 3][..], false, Kind::Float)
+    }
+}
+
+/// One LST block: conv1×1 512→256→128→1 + ReLU per frame, flattened, a multi-layer LSTM over the
+/// frames, the last step reshaped to 1×side×side.
+#[derive(Debug)]
+pub struct LstBlock {
+    convs: Vec<nn::Conv2D>,
+    lstm: nn::LSTM,
+    side: i64,
+}
+
+impl LstBlock {
+    fn new(p: &nn::Path, cfg: &ModelConfig, feat_len: i64) -> LstBlock {
+        let ch = [cfg.ch(512), cfg.ch(256), cfg.ch(128), 1];
+        let convs = (0..3)
+            .map(|i| conv(p / format!("conv{i}"), ch[i], ch[i + 1], 1))
+            .collect();
+        let lstm = nn::lstm(
+            p / "lstm",
+            feat_len,
+            cfg.lstm_side * cfg.lstm_side,
+            nn::RNNConfig {
+                num_layers: cfg.lstm_layers,
+                batch_first: true,
+                ..Default::default()
+            },
+        );
+        LstBlock {
+            convs,
+            lstm,
+            side: cfg.lstm_side,
+        }
+    }
+
+    /// `feats`: SSM features of every frame, [b·T, c, h, w] → [b, 1, side, side].
+    fn forward(&self, feats: &Tensor, b: i64, frames: i64) -> Tensor {
+        let mut x = feats.shallow_clone();
+        for c in &self.convs {
+            x = x.apply(c).relu();
+        }
+        let seq = x.flatten(1, -1).view([b, frames, -1]);
+        let (out, _) = self.lstm.seq(&seq);
+        out.select(1, frames - 1).view([b, 1, self.side, self.side])
+    }
+}
+
+/// PBM: an LST block per part (eyes, nose, mouth) and the part end (conv1×1 3→32→16→C + ReLU,
+/// global average pooling).
+#[derive(Debug)]
+pub struct Pbm {
+    parts: Vec<LstBlock>,
+    end: Vec<nn::Conv2D>,
+    head_relu: bool,
+}
+
+impl Pbm {
+    fn new(p: &nn::Path, cfg: &ModelConfig) -> Pbm {
+        let names = ["eyes", "nose", "mouth"];
+        let parts = cfg
+            .parts
+            .iter()
+            .zip(names)
+            .map(|(&(h, w), n)| LstBlock::new(&(p / n), cfg, (h / 8) * (w / 8)))
+            .collect();
+        let ec = [3, cfg.ch(32), cfg.ch(16), cfg.classes];
+        let end = (0..3)
+            .map(|i| conv(p / format!("end{i}"), ec[i], ec[i + 1], 1))
+            .collect();
+        Pbm {
+            parts,
+            end,
+            head_relu: cfg.head_relu,
+        }
+    }
+}
+
+/// Inputs of one forward pass, on the model's device, normalised, 3 channels.
+pub struct ModelInput {
+    /// Peak faces [b, 3, H, W].
+    pub face: Tensor,
+    /// Part crops per part, [b, T, 3, h, w].
+    pub parts: [Tensor; 3],
+}
+
+/// Scores of the two branches ([b, C] each, `None` when the branch is switched off).
+pub struct ModelOutput {
+    /// GFM scores.
+    pub global: Option<Tensor>,
+    /// PBM scores.
+    pub local: Option<Tensor>,
+}
+
+/// The whole network.
+#[derive(Debug)]
+pub struct Mgln {
+    cfg: ModelConfig,
+    ssm: Ssm,
+    gfm: Option<Gfm>,
+    pbm: Option<Pbm>,
+}
+
+impl Mgln {
+    /// Builds the network's variables under `p` (`ssm.*`, `gfm.*`, `pbm.*`).
+    ///
+    /// Errors: a part crop smaller than 8 pixels on a side (the SSM's stride).
+    pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Result<Mgln> {
+        for (h, w) in std::iter::once(cfg.face).chain(cfg.parts) {
+            if h < 8 || w < 8 {
+                return Err(TrainError::Config(format!(
+                    "input {h}×{w} is below the SSM's stride of 8"
+                )));
+            }
+        }
+        let ssm = Ssm::new(&(p / "ssm"), cfg);
+        let gfm = cfg
+            .branches
+            .has_global()
+            .then(|| Gfm::new(&(p / "gfm"), cfg));
+        let pbm = cfg
+            .branches
+            .has_local()
+            .then(|| Pbm::new(&(p / "pbm"), cfg));
+        Ok(Mgln {
+            cfg: cfg.clone(),
+            ssm,
+            gfm,
+            pbm,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Forward pass; `face` may be a mixup of two faces (the parts never are).
+    pub fn forward(&self, input: &ModelInput) -> ModelOutput {
+        let global = self
+            .gfm
+            .as_ref()
+            .map(|g| input.face.apply(&self.ssm).apply(g));
+        let local = self.pbm.as_ref().map(|pbm| {
+            let b = input.face.size()[0];
+            let t = self.cfg.frames;
+            let maps: Vec<Tensor> = pbm
+                .parts
+                .iter()
+                .zip(&input.parts)
+                .map(|(block, x)| {
+                    // One SSM pass over all frames of a part.
+                    let feats = x.flatten(0, 1).apply(&self.ssm);
+                    block.forward(&feats, b, t)
+                })
+                .collect();
+            let mut y = Tensor::cat(&maps, 1);
+            let last = pbm.end.len() - 1;
+            for (i, c) in pbm.end.iter().enumerate() {
+                y = y.apply(c);
+                if i < last || pbm.head_relu {
+                    y = y.relu();
+                }
+            }
+            y.mean_dim(&[2i64, 3][..], false, Kind::Float)
+        });
+        ModelOutput { global, local }
+    }
+}
+
+/// Copies torchvision VGG16 weights (`features.{0,2,…,21}.{weight,bias}`, e.g. converted from
+/// `vgg16-397923af.pth` to safetensors) into the SSM. Returns how many tensors were loaded.
+///
+/// Errors: unreadable file, a missing tensor, a shape that differs (a `width` other than 1).
+pub fn load_vgg16(vs: &mut nn::VarStore, path: &std::path::Path) -> Result<usize> {
+    let tensors = Tensor::read_safetensors(path).map_err(|e| TrainError::Weights {
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let by_name: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+    let mut vars = vs.variables();
+    let mut loaded = 0;
+    tch::no_grad(|| -> Result<()> {
+        for (i, _, _) in VGG_CONVS {
+            for what in ["weight", "bias"] {
+                let key = format!("features.{i}.{what}");
+                let src = by_name.get(&key).ok_or_else(|| TrainError::Weights {
+                    file: path.to_path_buf(),
+                    reason: format!("no tensor {key}"),
+                })?;
+                let dst = vars
+                    .get_mut(&format!("ssm.{key}"))
+                    .ok_or_else(|| TrainError::Config(format!("model has no ssm.{key}")))?;
+                if dst.size() != src.size() {
+                    return Err(TrainError::Weights {
+                        file: path.to_path_buf(),
+                        reason: format!(
+                            "{key}: file {:?}, model {:?} (pretrained weights need width = 1)",
+                            src.size(),
+                            dst.size()
+                        ),
+                    });
+                }
+                dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device()));
+                loaded += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(loaded)
+}

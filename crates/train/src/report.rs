@@ -1,0 +1,538 @@
+//! Run outputs: `metrics.jsonl`, per fold `confusion.csv` / `confusion.png` / `curves.png`,
+//! `summary.md` + `summary.json`, and `train report`'s comparison of several runs.
+
+use crate::config::{ExperimentConfig, Selection};
+use crate::{Result, TrainError};
+use image::{Rgb, RgbImage};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One epoch of one fold (a line of `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Fold name.
+    pub fold: String,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean total loss.
+    pub loss: f64,
+    /// Mean GFM loss (mixup).
+    pub loss_global: f64,
+    /// Mean PBM loss.
+    pub loss_local: f64,
+    /// Training accuracy of the fused prediction (against the dominant mixup label).
+    pub train_accuracy: f64,
+    /// Test accuracy, when evaluated.
+    pub test_accuracy: Option<f64>,
+    /// Validation accuracy (selection only), when evaluated.
+    pub validation_accuracy: Option<f64>,
+    /// Training throughput.
+    pub samples_per_s: f64,
+    /// Wall time of the epoch's training.
+    pub seconds: f64,
+    /// Damaged records skipped (only with `skip_bad_records`).
+    pub skipped_records: usize,
+    /// Test confusion counts [true][predicted], when evaluated.
+    pub confusion: Option<Vec<Vec<u64>>>,
+}
+
+impl EpochRecord {
+    /// The record without timing fields (what must be identical between a resumed and an
+    /// uninterrupted CPU run).
+    pub fn without_timing(&self) -> EpochRecord {
+        EpochRecord {
+            samples_per_s: 0.0,
+            seconds: 0.0,
+            ..self.clone()
+        }
+    }
+}
+
+/// The outcome of one fold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldResult {
+    /// Fold name.
+    pub fold: String,
+    /// Test accuracy at the reported epoch.
+    pub accuracy: f64,
+    /// The reported epoch (last, or best on validation).
+    pub epoch: usize,
+    /// How it was chosen.
+    pub selection: String,
+    /// Best test accuracy over all epochs: an optimistic "oracle" figure, shown labelled as such.
+    pub oracle_accuracy: f64,
+    /// Test confusion counts at the reported epoch.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// A confusion matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confusion {
+    /// counts[true][predicted].
+    pub counts: Vec<Vec<u64>>,
+}
+
+impl Confusion {
+    /// Zeros for `n` classes.
+    pub fn new(n: usize) -> Confusion {
+        Confusion {
+            counts: vec![vec![0; n]; n],
+        }
+    }
+
+    /// Counts one prediction (out-of-range classes are ignored).
+    pub fn add(&mut self, truth: usize, pred: usize) {
+        if let Some(c) = self.counts.get_mut(truth).and_then(|r| r.get_mut(pred)) {
+            *c += 1;
+        }
+    }
+
+    /// Fraction on the diagonal.
+    pub fn accuracy(&self) -> f64 {
+        let total: u64 = self.counts.iter().flatten().sum();
+        let diag: u64 = (0..self.counts.len()).map(|i| self.counts[i][i]).sum();
+        if total == 0 {
+            0.0
+        } else {
+            diag as f64 / total as f64
+        }
+    }
+
+    /// Recall per class (NaN for a class without samples).
+    pub fn recalls(&self) -> Vec<f64> {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let n: u64 = r.iter().sum();
+                if n == 0 {
+                    f64::NAN
+                } else {
+                    r[i] as f64 / n as f64
+                }
+            })
+            .collect()
+    }
+
+    /// Writes `true\predicted` CSV with class names.
+    pub fn write_csv(&self, path: &Path, classes: &[String]) -> Result<()> {
+        let mut s = String::from("true\\predicted");
+        for c in classes {
+            s.push(',');
+            s.push_str(c);
+        }
+        s.push('\n');
+        for (i, row) in self.counts.iter().enumerate() {
+            s.push_str(classes.get(i).map(String::as_str).unwrap_or("?"));
+            for v in row {
+                s.push_str(&format!(",{v}"));
+            }
+            s.push('\n');
+        }
+        shard::atomic_write(path, s.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| TrainError::io(path, std::io::Error::other(e.to_string())))?;
+    shard::atomic_write(path, &png)?;
+    Ok(())
+}
+
+/// A heat map of the row-normalised confusion matrix (rows = true class, columns = predicted, in
+/// class order; white = 100 %, black = 0; a green frame marks the diagonal).
+pub fn confusion_png(c: &Confusion, path: &Path) -> Result<()> {
+    let n = c.counts.len().max(1) as u32;
+    let cell = 32u32;
+    let mut img = RgbImage::from_pixel(n * cell + 2, n * cell + 2, Rgb([40, 40, 60]));
+    for (i, row) in c.counts.iter().enumerate() {
+        let total: u64 = row.iter().sum::<u64>().max(1);
+        for (j, v) in row.iter().enumerate() {
+            let g = (255.0 * *v as f64 / total as f64).round() as u8;
+            for y in 0..cell - 2 {
+                for x in 0..cell - 2 {
+                    let edge = i == j && (x == 0 || y == 0 || x == cell - 3 || y == cell - 3);
+                    let px = if edge {
+                        Rgb([0, 200, 0])
+                    } else {
+                        Rgb([g, g, g])
+                    };
+                    img.put_pixel(1 + j as u32 * cell + x, 1 + i as u32 * cell + y, px);
+                }
+            }
+        }
+    }
+    save_png(&img, path)
+}
+
+/// Training curves: loss (red, scaled to its maximum), training accuracy (blue) and test accuracy
+/// (green), epochs on the x axis, 0–1 on the y axis.
+pub fn curves_png(history: &[EpochRecord], path: &Path) -> Result<()> {
+    let (w, h, m) = (480u32, 240u32, 10u32);
+    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
+    for x in m..w - m {
+        img.put_pixel(x, h - m, Rgb([0, 0, 0]));
+    }
+    for y in m..h - m {
+        img.put_pixel(m, y, Rgb([0, 0, 0]));
+    }
+    let n = history.len().max(2) as f64;
+    let max_loss = history.iter().map(|r| r.loss).fold(1e-9, f64::max);
+    let to_px = |i: usize, v: f64| {
+        let x = m as f64 + (w - 2 * m) as f64 * i as f64 / (n - 1.0);
+        let y = (h - m) as f64 - (h - 2 * m) as f64 * v.clamp(0.0, 1.0);
+        (x, y)
+    };
+    let mut line = |vals: Vec<Option<f64>>, c: [u8; 3]| {
+        let pts: Vec<(f64, f64)> = vals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| to_px(i, v)))
+            .collect();
+        for p in pts.windows(2) {
+            let steps = ((p[1].0 - p[0].0).abs().max((p[1].1 - p[0].1).abs()) as usize).max(1);
+            for s in 0..=steps {
+                let t = s as f64 / steps as f64;
+                let x = p[0].0 + (p[1].0 - p[0].0) * t;
+                let y = p[0].1 + (p[1].1 - p[0].1) * t;
+                if x >= 0.0 && y >= 0.0 && (x as u32) < w && (y as u32) < h {
+                    img.put_pixel(x as u32, y as u32, Rgb(c));
+                }
+            }
+        }
+    };
+    line(
+        history.iter().map(|r| Some(r.loss / max_loss)).collect(),
+        [220, 0, 0],
+    );
+    line(
+        history.iter().map(|r| Some(r.train_accuracy)).collect(),
+        [0, 0, 220],
+    );
+    line(
+        history.iter().map(|r| r.test_accuracy).collect(),
+        [0, 160, 0],
+    );
+    save_png(&img, path)
+}
+
+/// The reported result of a fold from its history.
+pub fn fold_result(fold: &str, history: &[EpochRecord], selection: Selection) -> FoldResult {
+    let evaluated: Vec<&EpochRecord> = history
+        .iter()
+        .filter(|r| r.test_accuracy.is_some())
+        .collect();
+    let chosen = match selection {
+        Selection::Final => evaluated.last().copied(),
+        Selection::Validation => evaluated
+            .iter()
+            .copied()
+            .filter(|r| r.validation_accuracy.is_some())
+            // Latest of the best on ties: later epochs have seen more training.
+            .max_by(|a, b| {
+                a.validation_accuracy
+                    .partial_cmp(&b.validation_accuracy)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.epoch.cmp(&b.epoch))
+            })
+            .or(evaluated.last().copied()),
+    };
+    let oracle = evaluated
+        .iter()
+        .filter_map(|r| r.test_accuracy)
+        .fold(0.0, f64::max);
+    FoldResult {
+        fold: fold.to_string(),
+        accuracy: chosen.and_then(|r| r.test_accuracy).unwrap_or(0.0),
+        epoch: chosen.map(|r| r.epoch).unwrap_or(0),
+        selection: match selection {
+            Selection::Final => "final epoch".into(),
+            Selection::Validation => "best validation epoch".into(),
+        },
+        oracle_accuracy: oracle,
+        confusion: chosen.and_then(|r| r.confusion.clone()).unwrap_or_default(),
+    }
+}
+
+/// Rewrites `metrics.jsonl` from every fold's checkpoint history (so that a resumed run's file is
+/// the same as an uninterrupted one's, whatever point the interruption hit).
+pub fn write_metrics(run: &Path) -> Result<()> {
+    let mut lines = String::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(run)
+        .map_err(|e| TrainError::io(run, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("checkpoint.json").exists())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        let p = d.join("checkpoint.json");
+        let bytes = std::fs::read(&p).map_err(|e| TrainError::io(&p, e))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
+                path: p.clone(),
+                reason: e.to_string(),
+            })?;
+        if let Some(h) = v.get("history").and_then(|h| h.as_array()) {
+            for r in h {
+                let mut r = r.clone();
+                if let Some(o) = r.as_object_mut() {
+                    o.remove("confusion");
+                }
+                lines.push_str(&r.to_string());
+                lines.push('\n');
+            }
+        }
+    }
+    shard::atomic_write(&run.join("metrics.jsonl"), lines.as_bytes())?;
+    Ok(())
+}
+
+/// Reads `metrics.jsonl`.
+pub fn read_metrics(run: &Path) -> Result<Vec<EpochRecord>> {
+    let p = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| TrainError::Checkpoint {
+                path: p.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Machine-readable summary of a run (`summary.json`), read by `train report`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Experiment name.
+    pub experiment: String,
+    /// Per-fold results.
+    pub folds: Vec<FoldResult>,
+    /// Mean test accuracy over folds.
+    pub mean: f64,
+    /// Sample standard deviation over folds (0 for one fold).
+    pub std: f64,
+    /// Mean of the per-fold oracle accuracies (optimistic; labelled).
+    pub oracle_mean: f64,
+    /// Per-class recall from the summed confusion matrices.
+    pub recall: Vec<f64>,
+    /// Class names.
+    pub classes: Vec<String>,
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let s = if v.len() > 1 {
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    (m, s)
+}
+
+/// Writes `summary.md` and `summary.json`.
+pub fn write_summary(
+    run: &Path,
+    cfg: &ExperimentConfig,
+    classes: &[String],
+    folds: &[FoldResult],
+) -> Result<RunSummary> {
+    let accs: Vec<f64> = folds.iter().map(|f| f.accuracy).collect();
+    let (mean, std) = mean_std(&accs);
+    let oracle_mean = mean_std(&folds.iter().map(|f| f.oracle_accuracy).collect::<Vec<_>>()).0;
+    let mut total = Confusion::new(classes.len());
+    for f in folds {
+        for (i, row) in f.confusion.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                if let Some(c) = total.counts.get_mut(i).and_then(|r| r.get_mut(j)) {
+                    *c += v;
+                }
+            }
+        }
+    }
+    let recall = total.recalls();
+    let mut md = format!(
+        "# {}\n\nProtocol {:?}, {} fold(s), selection: {}. Branches {:?}, deform {:?}, fusion weight {}, \
+         mixup α {}, width {}, pretrained: {}.\n\n| fold | accuracy | epoch | oracle (best test epoch, optimistic) |\n|---|---|---|---|\n",
+        cfg.name,
+        cfg.protocol,
+        folds.len(),
+        folds.first().map(|f| f.selection.as_str()).unwrap_or("-"),
+        cfg.model.branches,
+        cfg.model.deform,
+        cfg.model.fusion_weight,
+        cfg.train.mixup_alpha,
+        cfg.model.width,
+        cfg.model
+            .pretrained
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "no (random init)".into()),
+    );
+    for f in folds {
+        md.push_str(&format!(
+            "| {} | {:.2} % | {} | {:.2} % |\n",
+            f.fold,
+            100.0 * f.accuracy,
+            f.epoch + 1,
+            100.0 * f.oracle_accuracy
+        ));
+    }
+    md.push_str(&format!(
+        "\n**Accuracy: {:.2} ± {:.2} %** (mean ± sample std over folds). Oracle mean {:.2} % — \
+         selected on the test data, shown only for comparison with the authors' code.\n\n\
+         | class | recall |\n|---|---|\n",
+        100.0 * mean,
+        100.0 * std,
+        100.0 * oracle_mean
+    ));
+    for (c, r) in classes.iter().zip(&recall) {
+        md.push_str(&format!("| {c} | {:.1} % |\n", 100.0 * r));
+    }
+    md.push_str(
+        "\nPictures per fold: `fold-*/confusion.png` (rows true, columns predicted, white = 100 %), \
+         `fold-*/curves.png` (red loss, blue training accuracy, green test accuracy).\n",
+    );
+    shard::atomic_write(&run.join("summary.md"), md.as_bytes())?;
+    let s = RunSummary {
+        experiment: cfg.name.clone(),
+        folds: folds.to_vec(),
+        mean,
+        std,
+        oracle_mean,
+        recall,
+        classes: classes.to_vec(),
+    };
+    shard::atomic_write(
+        &run.join("summary.json"),
+        &serde_json::to_vec_pretty(&s).unwrap_or_default(),
+    )?;
+    Ok(s)
+}
+
+/// UTC time stamp `YYYYMMDD-HHMMSS` for run names.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86400) as i64;
+    let (h, mi, s) = ((secs % 86400) / 3600, (secs % 3600) / 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}{m:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
+/// One row of `train report`.
+#[derive(Debug, Clone)]
+pub struct ReportRow {
+    /// Run directory.
+    pub run: String,
+    /// Its configuration.
+    pub config: ExperimentConfig,
+    /// Its summary.
+    pub summary: RunSummary,
+}
+
+/// Reads the runs for `train report`.
+///
+/// Errors: a run without `config.toml` or `summary.json` (not finished).
+pub fn read_runs(runs: &[PathBuf]) -> Result<Vec<ReportRow>> {
+    runs.iter()
+        .map(|r| {
+            let config = ExperimentConfig::load(&r.join("config.toml"))?;
+            let p = r.join("summary.json");
+            let bytes = std::fs::read(&p).map_err(|e| TrainError::Checkpoint {
+                path: p.clone(),
+                reason: format!("{e} (has the run finished?)"),
+            })?;
+            let summary: RunSummary =
+                serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
+                    path: p.clone(),
+                    reason: e.to_string(),
+                })?;
+            Ok(ReportRow {
+                run: r.display().to_string(),
+                config,
+                summary,
+            })
+        })
+        .collect()
+}
+
+/// The comparison table of several runs as a polars DataFrame (one row per run).
+pub fn comparison(rows: &[ReportRow]) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::*;
+    let col_s = |name: &str, f: &dyn Fn(&ReportRow) -> String| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<String>>())
+    };
+    let col_f = |name: &str, f: &dyn Fn(&ReportRow) -> f64| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<f64>>())
+    };
+    DataFrame::new(
+        rows.len(),
+        vec![
+            col_s("run", &|r| {
+                Path::new(&r.run)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
+            col_s("experiment", &|r| r.config.name.clone()),
+            col_s("cache", &|r| r.config.cache.clone()),
+            col_s("branches", &|r| {
+                format!("{:?}", r.config.model.branches).to_lowercase()
+            }),
+            col_s("deform", &|r| {
+                format!("{:?}", r.config.model.deform).to_lowercase()
+            }),
+            col_f("fusion_w", &|r| r.config.model.fusion_weight),
+            col_f("mixup", &|r| r.config.train.mixup_alpha),
+            col_s("frames", &|r| {
+                r.config
+                    .train
+                    .frames
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "all".into())
+            }),
+            col_f("width", &|r| r.config.model.width),
+            col_s("pretrained", &|r| {
+                if r.config.model.pretrained.is_some() {
+                    "yes".into()
+                } else {
+                    "no".into()
+                }
+            }),
+            col_f("folds", &|r| r.summary.folds.len() as f64),
+            col_f("acc_mean_%", &|r| (1000.0 * r.summary.mean).round() / 10.0),
+            col_f("acc_std_%", &|r| (1000.0 * r.summary.std).round() / 10.0),
+            col_f("oracle_%", &|r| {
+                (1000.0 * r.summary.oracle_mean).round() / 10.0
+            }),
+        ],
+    )
+    .map_err(|e| TrainError::Table {
+        path: PathBuf::from("<report>"),
+        reason: e.to_string(),
+    })
+}

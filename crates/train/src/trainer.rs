@@ -1,0 +1,712 @@
+//! The k-fold / split trainer: folds, the epoch loop with mixup and the two losses, honest model
+//! selection, atomic checkpoints after every epoch and exact resumption.
+
+use crate::adam::Adam;
+use crate::config::{ExperimentConfig, Precision, Protocol, Selection};
+use crate::loader::{self, DeviceTransform, Layout, SampleInfo};
+use crate::model::{Mgln, ModelConfig, ModelInput};
+use crate::report::{self, Confusion, EpochRecord, FoldResult};
+use crate::rng::Rng;
+use crate::{Result, TrainError};
+use serde::{Deserialize, Serialize};
+use shard::{Cache, Split};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tch::{nn, Device, Kind, Tensor};
+
+/// One evaluation unit: which records train, select and test.
+#[derive(Debug, Clone)]
+pub struct FoldPlan {
+    /// Name (`fold3`, `split`).
+    pub name: String,
+    /// Fold number (for seeds); 0 for the split protocol.
+    pub index: u64,
+    /// Training records.
+    pub train: Vec<u64>,
+    /// Validation records (never the test set; empty when selection is `final`).
+    pub validation: Vec<u64>,
+    /// Test records.
+    pub test: Vec<u64>,
+}
+
+/// Plans the folds of an experiment from the cache's splits.
+///
+/// k-fold: every fold in turn is the test set (or those listed in `folds`); with
+/// `selection = "validation"` a seeded, subject-disjoint share of the training subjects is held out.
+/// split: train / validation / test as stored.
+///
+/// Errors: no folds in the cache, an empty training or test set.
+pub fn plan_folds(cfg: &ExperimentConfig, infos: &[SampleInfo]) -> Result<Vec<FoldPlan>> {
+    let t = &cfg.train;
+    match cfg.protocol {
+        Protocol::Split => {
+            let pick = |s: Split| -> Vec<u64> {
+                infos
+                    .iter()
+                    .filter(|i| i.split == s)
+                    .map(|i| i.record)
+                    .collect()
+            };
+            let plan = FoldPlan {
+                name: "split".into(),
+                index: 0,
+                train: pick(Split::Train),
+                validation: match t.selection {
+                    Selection::Validation => pick(Split::Validation),
+                    Selection::Final => Vec::new(),
+                },
+                test: pick(Split::Test),
+            };
+            check_plan(&plan)?;
+            Ok(vec![plan])
+        }
+        Protocol::Kfold => {
+            let folds: BTreeSet<u16> = infos.iter().filter_map(|i| i.split.fold()).collect();
+            if folds.len() < 2 {
+                return Err(TrainError::EmptySplit {
+                    fold: "*".into(),
+                    reason:
+                        "the cache has fewer than 2 folds (k-fold needs a cache built with folds; \
+                             use protocol = \"split\" for FER2013)"
+                            .into(),
+                });
+            }
+            let wanted: Vec<u16> = match &cfg.folds {
+                Some(f) => f.clone(),
+                None => folds.iter().copied().collect(),
+            };
+            let mut plans = Vec::new();
+            for k in wanted {
+                if !folds.contains(&k) {
+                    return Err(TrainError::EmptySplit {
+                        fold: format!("fold{k}"),
+                        reason: format!("not among the cache's folds {folds:?}"),
+                    });
+                }
+                let test: Vec<u64> = infos
+                    .iter()
+                    .filter(|i| i.split == Split::Fold(k))
+                    .map(|i| i.record)
+                    .collect();
+                let rest: Vec<&SampleInfo> = infos
+                    .iter()
+                    .filter(|i| i.split.fold().is_some_and(|f| f != k))
+                    .collect();
+                let held: BTreeSet<String> = match t.selection {
+                    Selection::Final => BTreeSet::new(),
+                    Selection::Validation => {
+                        let mut subjects: Vec<String> = rest
+                            .iter()
+                            .map(|i| i.subject.clone())
+                            .collect::<BTreeSet<_>>()
+                            .into_iter()
+                            .collect();
+                        Rng::new(&[t.seed, k as u64, 0x0_7a1d]).shuffle(&mut subjects);
+                        let n = ((subjects.len() as f64) * t.validation_share).ceil() as usize;
+                        subjects.into_iter().take(n.max(1)).collect()
+                    }
+                };
+                let (validation, train): (Vec<&SampleInfo>, Vec<&SampleInfo>) =
+                    rest.into_iter().partition(|i| held.contains(&i.subject));
+                let plan = FoldPlan {
+                    name: format!("fold{k}"),
+                    index: k as u64,
+                    train: train.iter().map(|i| i.record).collect(),
+                    validation: validation.iter().map(|i| i.record).collect(),
+                    test,
+                };
+                check_plan(&plan)?;
+                plans.push(plan);
+            }
+            Ok(plans)
+        }
+    }
+}
+
+fn check_plan(p: &FoldPlan) -> Result<()> {
+    if p.train.is_empty() || p.test.is_empty() {
+        return Err(TrainError::EmptySplit {
+            fold: p.name.clone(),
+            reason: format!(
+                "{} training and {} test samples",
+                p.train.len(),
+                p.test.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Picks the device named in the configuration.
+pub fn pick_device(name: &str) -> Result<Device> {
+    Ok(match name {
+        "auto" => Device::cuda_if_available(),
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
+        s => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => Device::Cuda(n),
+            None => {
+                return Err(TrainError::Config(format!(
+                    "device {s:?}: expected auto, cpu, cuda or cuda:N"
+                )))
+            }
+        },
+    })
+}
+
+/// Progress hooks of the trainer (the binary draws bars).
+pub trait TrainProgress {
+    /// A fold's epoch starts with `batches` batches.
+    fn epoch_start(&self, fold: &str, epoch: usize, epochs: usize, batches: u64);
+    /// A batch is done.
+    fn batch_done(&self, samples: u64);
+    /// The epoch ended with this record.
+    fn epoch_end(&self, record: &EpochRecord);
+    /// Free-form notes (pretrained weights missing, resumption, …).
+    fn note(&self, text: &str);
+}
+
+/// Progress that prints nothing.
+pub struct Quiet;
+
+impl TrainProgress for Quiet {
+    fn epoch_start(&self, _: &str, _: usize, _: usize, _: u64) {}
+    fn batch_done(&self, _: u64) {}
+    fn epoch_end(&self, _: &EpochRecord) {}
+    fn note(&self, _: &str) {}
+}
+
+/// A fold's checkpoint bookkeeping (`fold-<k>/checkpoint.json`), next to the tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointInfo {
+    /// Last completed epoch (0-based).
+    epoch: usize,
+    /// blake3 of the tensor file it belongs to.
+    tensors_blake3: String,
+    /// Every epoch's record so far.
+    history: Vec<EpochRecord>,
+}
+
+/// Everything one run needs.
+pub struct Runner<'a> {
+    /// The experiment.
+    pub cfg: &'a ExperimentConfig,
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The cache.
+    pub cache: Arc<Cache>,
+    /// Planes and frames.
+    pub layout: Layout,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Device.
+    pub device: Device,
+    /// Progress hooks.
+    pub progress: &'a dyn TrainProgress,
+}
+
+impl Runner<'_> {
+    fn model_config(&self) -> ModelConfig {
+        let m = &self.cfg.model;
+        let face = m
+            .face_size
+            .unwrap_or((self.layout.face.0 as i64, self.layout.face.1 as i64));
+        let s = m.part_scale;
+        let part = |i: usize| {
+            let (h, w) = self.layout.parts[i];
+            (
+                ((h as f64 * s).round() as i64).max(8),
+                ((w as f64 * s).round() as i64).max(8),
+            )
+        };
+        ModelConfig {
+            classes: self.classes.len() as i64,
+            frames: self.layout.frames() as i64,
+            branches: m.branches,
+            deform: m.deform,
+            width: m.width,
+            face,
+            parts: [part(0), part(1), part(2)],
+            lstm_side: m.lstm_side,
+            lstm_layers: m.lstm_layers,
+            head_relu: m.head_relu,
+        }
+    }
+
+    fn transform(&self, mc: &ModelConfig) -> DeviceTransform {
+        DeviceTransform {
+            device: self.device,
+            face_size: mc.face,
+            part_sizes: mc.parts,
+            channels_last: self.cfg.train.channels_last,
+        }
+    }
+
+    /// Trains and evaluates one fold, resuming from its checkpoint when there is one.
+    pub fn run_fold(&self, plan: &FoldPlan) -> Result<FoldResult> {
+        let t = &self.cfg.train;
+        let fold_dir = self.dir.join(format!("fold-{}", plan.name));
+        std::fs::create_dir_all(&fold_dir).map_err(|e| TrainError::io(&fold_dir, e))?;
+        let result_path = fold_dir.join("result.json");
+        if let Ok(bytes) = std::fs::read(&result_path) {
+            if let Ok(r) = serde_json::from_slice::<FoldResult>(&bytes) {
+                self.progress
+                    .note(&format!("{}: already complete, kept", plan.name));
+                return Ok(r);
+            }
+        }
+        let mc = self.model_config();
+        tch::manual_seed((t.seed ^ (plan.index.wrapping_mul(0x9e37_79b9))) as i64);
+        let mut vs = nn::VarStore::new(self.device);
+        let model = Mgln::new(&vs.root(), &mc)?;
+        match &self.cfg.model.pretrained {
+            Some(p) => {
+                let n = crate::model::load_vgg16(&mut vs, p)?;
+                self.progress
+                    .note(&format!("SSM: {n} tensors from {}", p.display()));
+            }
+            None => self.progress.note(
+                "SSM: no pretrained VGG16 weights (model.pretrained): random Kaiming-uniform init",
+            ),
+        }
+        let mut opt = Adam::new(&vs, t.lr, t.weight_decay);
+        let ckpt_tensors = fold_dir.join("checkpoint.safetensors");
+        let ckpt_info = fold_dir.join("checkpoint.json");
+        let mut history: Vec<EpochRecord> = Vec::new();
+        let mut start_epoch = 0;
+        if let Ok(bytes) = std::fs::read(&ckpt_info) {
+            let info: CheckpointInfo =
+                serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
+                    path: ckpt_info.clone(),
+                    reason: e.to_string(),
+                })?;
+            let hash = file_blake3(&ckpt_tensors)?;
+            if hash != info.tensors_blake3 {
+                return Err(TrainError::Checkpoint {
+                    path: ckpt_tensors,
+                    reason: "tensor file does not match checkpoint.json (damaged?)".into(),
+                });
+            }
+            let named = Tensor::read_safetensors(&ckpt_tensors)?;
+            let mut vars = vs.variables();
+            tch::no_grad(|| -> Result<()> {
+                for (name, var) in vars.iter_mut() {
+                    let src = named
+                        .iter()
+                        .find(|(n, _)| n == &format!("model.{name}"))
+                        .map(|(_, t)| t)
+                        .ok_or_else(|| TrainError::Checkpoint {
+                            path: ckpt_tensors.clone(),
+                            reason: format!("no model.{name}"),
+                        })?;
+                    var.copy_(&src.to_device(self.device));
+                }
+                Ok(())
+            })?;
+            opt.load_state(&named, &ckpt_tensors)?;
+            start_epoch = info.epoch + 1;
+            history = info.history;
+            self.progress.note(&format!(
+                "{}: resumed after epoch {} from {}",
+                plan.name,
+                info.epoch + 1,
+                ckpt_info.display()
+            ));
+        }
+        let tf = self.transform(&mc);
+        for epoch in start_epoch..t.epochs {
+            opt.lr = if epoch >= t.lr_step_epoch {
+                t.lr * t.lr_gamma
+            } else {
+                t.lr
+            };
+            let rec = self.train_epoch(&model, &mut opt, &tf, plan, epoch)?;
+            let mut rec = rec;
+            let last = epoch + 1 == t.epochs;
+            if last || (epoch + 1) % t.eval_every == 0 {
+                let (acc, conf) = self.evaluate(&model, &tf, &plan.test)?;
+                rec.test_accuracy = Some(acc);
+                if !plan.validation.is_empty() {
+                    rec.validation_accuracy = Some(self.evaluate(&model, &tf, &plan.validation)?.0);
+                }
+                if last {
+                    conf.write_csv(&fold_dir.join("confusion.csv"), &self.classes)?;
+                    report::confusion_png(&conf, &fold_dir.join("confusion.png"))?;
+                }
+                rec.confusion = Some(conf.counts.clone());
+            }
+            history.push(rec.clone());
+            self.save_checkpoint(&vs, &opt, &ckpt_tensors, &ckpt_info, epoch, &history)?;
+            self.progress.epoch_end(&rec);
+            report::write_metrics(&self.dir)?;
+        }
+        let result = report::fold_result(&plan.name, &history, self.cfg.train.selection);
+        report::curves_png(&history, &fold_dir.join("curves.png"))?;
+        shard::atomic_write(
+            &result_path,
+            &serde_json::to_vec_pretty(&result).unwrap_or_default(),
+        )?;
+        Ok(result)
+    }
+
+    fn save_checkpoint(
+        &self,
+        vs: &nn::VarStore,
+        opt: &Adam,
+        tensors: &Path,
+        info: &Path,
+        epoch: usize,
+        history: &[EpochRecord],
+    ) -> Result<()> {
+        let mut named: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (format!("model.{n}"), t.detach().to_device(Device::Cpu)))
+            .collect();
+        named.extend(
+            opt.state()
+                .into_iter()
+                .map(|(n, t)| (n, t.to_device(Device::Cpu))),
+        );
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let tmp = tensors.with_extension("safetensors.tmp");
+        Tensor::write_safetensors(&named, &tmp)?;
+        let f = std::fs::File::open(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
+        std::fs::rename(&tmp, tensors).map_err(|e| TrainError::io(tensors, e))?;
+        let ci = CheckpointInfo {
+            epoch,
+            tensors_blake3: file_blake3(tensors)?,
+            history: history.to_vec(),
+        };
+        shard::atomic_write(info, &serde_json::to_vec_pretty(&ci).unwrap_or_default())?;
+        Ok(())
+    }
+
+    fn train_epoch(
+        &self,
+        model: &Mgln,
+        opt: &mut Adam,
+        tf: &DeviceTransform,
+        plan: &FoldPlan,
+        epoch: usize,
+    ) -> Result<EpochRecord> {
+        let t = &self.cfg.train;
+        let order = loader::epoch_order(&plan.train, t.seed, plan.index, epoch as u64);
+        let batches = order.len().div_ceil(t.batch) as u64;
+        self.progress
+            .epoch_start(&plan.name, epoch, t.epochs, batches);
+        let rx = loader::stream(
+            self.cache.clone(),
+            self.layout.clone(),
+            order,
+            t.batch,
+            0,
+            t.prefetch,
+            t.skip_bad_records,
+        );
+        let start = std::time::Instant::now();
+        let (mut sum_loss, mut sum_g, mut sum_p, mut correct, mut seen) =
+            (0.0, 0.0, 0.0, 0i64, 0i64);
+        let mut skipped = 0usize;
+        let w = self.cfg.model.fusion_weight;
+        let amp = t.precision == Precision::Bf16 && self.device.is_cuda();
+        for (step, hb) in rx.into_iter().enumerate() {
+            let hb = hb?;
+            skipped += hb.skipped.len();
+            if hb.n == 0 {
+                continue;
+            }
+            let mut rng = Rng::new(&[t.seed, plan.index, epoch as u64, step as u64, 0x0_a6]);
+            let aug = loader::draw_augments(&mut rng, hb.n, t.shift, t.scale, t.flip);
+            let (input, labels) = tf.apply(&hb, &self.layout, Some(&aug));
+            // Mixup on the peak face only (the parts stay unmixed), as the authors do.
+            let (lambda, perm) = if t.mixup_alpha > 0.0 && hb.n > 1 {
+                let l = rng.beta_symmetric(t.mixup_alpha);
+                let mut p: Vec<i64> = (0..hb.n as i64).collect();
+                rng.shuffle(&mut p);
+                (l, Some(Tensor::from_slice(&p).to_device(self.device)))
+            } else {
+                (1.0, None)
+            };
+            let input = match &perm {
+                Some(p) => ModelInput {
+                    face: &input.face * lambda + input.face.index_select(0, p) * (1.0 - lambda),
+                    parts: input.parts,
+                },
+                None => input,
+            };
+            let out = tch::autocast(amp, || model.forward(&input));
+            let ce = |s: &Tensor, y: &Tensor| s.to_kind(Kind::Float).cross_entropy_for_logits(y);
+            let lg = out.global.as_ref().map(|g| match &perm {
+                Some(p) => {
+                    ce(g, &labels) * lambda + ce(g, &labels.index_select(0, p)) * (1.0 - lambda)
+                }
+                None => ce(g, &labels),
+            });
+            let lp = out.local.as_ref().map(|p| ce(p, &labels));
+            let loss = match (&lg, &lp) {
+                (Some(a), Some(b)) => a + b,
+                (Some(a), None) => a.shallow_clone(),
+                (None, Some(b)) => b.shallow_clone(),
+                (None, None) => return Err(TrainError::Config("no branch".into())),
+            };
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+            let n = hb.n as f64;
+            sum_loss += loss.double_value(&[]) * n;
+            sum_g += lg.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
+            sum_p += lp.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
+            let pred = fuse(&out.global, &out.local, w).argmax(1, false);
+            // Against the dominant mixup label.
+            let target = match (&perm, lambda < 0.5) {
+                (Some(p), true) => labels.index_select(0, p),
+                _ => labels,
+            };
+            correct += pred.eq_tensor(&target).sum(Kind::Int64).int64_value(&[]);
+            seen += hb.n as i64;
+            self.progress.batch_done(hb.n as u64);
+        }
+        if self.device.is_cuda() {
+            tch::Cuda::synchronize(match self.device {
+                Device::Cuda(i) => i as i64,
+                _ => 0,
+            });
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let seen_f = (seen.max(1)) as f64;
+        Ok(EpochRecord {
+            fold: plan.name.clone(),
+            epoch,
+            lr: opt.lr,
+            loss: sum_loss / seen_f,
+            loss_global: sum_g / seen_f,
+            loss_local: sum_p / seen_f,
+            train_accuracy: correct as f64 / seen_f,
+            test_accuracy: None,
+            validation_accuracy: None,
+            samples_per_s: seen as f64 / secs.max(1e-9),
+            seconds: secs,
+            skipped_records: skipped,
+            confusion: None,
+        })
+    }
+
+    /// Accuracy and confusion matrix of the fused prediction on `records` (no augmentation).
+    pub fn evaluate(
+        &self,
+        model: &Mgln,
+        tf: &DeviceTransform,
+        records: &[u64],
+    ) -> Result<(f64, Confusion)> {
+        let t = &self.cfg.train;
+        let mut conf = Confusion::new(self.classes.len());
+        let rx = loader::stream(
+            self.cache.clone(),
+            self.layout.clone(),
+            records.to_vec(),
+            t.batch,
+            0,
+            t.prefetch,
+            t.skip_bad_records,
+        );
+        let amp = t.precision == Precision::Bf16 && self.device.is_cuda();
+        tch::no_grad(|| -> Result<()> {
+            for hb in rx {
+                let hb = hb?;
+                if hb.n == 0 {
+                    continue;
+                }
+                let (input, _) = tf.apply(&hb, &self.layout, None);
+                let out = tch::autocast(amp, || model.forward(&input));
+                let pred: Vec<i64> = Vec::try_from(
+                    &fuse(&out.global, &out.local, self.cfg.model.fusion_weight)
+                        .argmax(1, false)
+                        .to_device(Device::Cpu),
+                )?;
+                for (y, p) in hb.labels.iter().zip(pred) {
+                    conf.add(*y as usize, p as usize);
+                }
+            }
+            Ok(())
+        })?;
+        Ok((conf.accuracy(), conf))
+    }
+}
+
+/// w·softmax(GFM) + (1−w)·softmax(PBM), or the one branch there is.
+pub fn fuse(g: &Option<Tensor>, p: &Option<Tensor>, w: f64) -> Tensor {
+    let sm = |x: &Tensor| x.to_kind(Kind::Float).softmax(-1, Kind::Float);
+    match (g, p) {
+        (Some(g), Some(p)) => sm(g) * w + sm(p) * (1.0 - w),
+        (Some(g), None) => sm(g),
+        (None, Some(p)) => sm(p),
+        (None, None) => Tensor::zeros([0, 0], (Kind::Float, Device::Cpu)),
+    }
+}
+
+fn file_blake3(p: &Path) -> Result<String> {
+    let bytes = std::fs::read(p).map_err(|e| TrainError::io(p, e))?;
+    Ok(blake3::hash(&bytes).to_hex().to_string())
+}
+
+/// What `train run` produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Per-fold results.
+    pub folds: Vec<FoldResult>,
+}
+
+/// Options of [`run_experiment`].
+pub struct RunOptions<'a> {
+    /// Continue this run directory instead of starting a new one.
+    pub resume: Option<PathBuf>,
+    /// Run name (default: UTC time stamp).
+    pub run_name: Option<String>,
+    /// Git revision for run.json.
+    pub git_revision: Option<String>,
+    /// Progress hooks.
+    pub progress: &'a dyn TrainProgress,
+    /// Stop after this many epochs of this invocation (tests of resumption; default none).
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// Runs (or resumes) an experiment: every planned fold, then `summary.md`.
+///
+/// Errors: configuration, cache and libtorch errors; a damaged checkpoint.
+pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<RunOutcome> {
+    let t = &cfg.train;
+    if let Some(n) = t.threads {
+        tch::set_num_threads(n);
+    }
+    let device = pick_device(&t.device)?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let cache_dir = cfg.resolve_cache()?;
+    let cache = loader::open_cache(&cache_dir)?;
+    let layout = Layout::from_cache(&cache, t.frames)?;
+    let classes = cache.manifest().class_names.clone();
+    let dir = match &opts.resume {
+        Some(d) => d.clone(),
+        None => {
+            let name = opts.run_name.clone().unwrap_or_else(report::timestamp);
+            cfg.runs_dir.join(&cfg.name).join(name)
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+    if opts.resume.is_none() {
+        shard::atomic_write(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    }
+    let run_json = serde_json::json!({
+        "experiment": cfg.name,
+        "git_revision": opts.git_revision,
+        "cache": cache_dir.display().to_string(),
+        "cache_key": cache.manifest().key,
+        "cache_name": cache.manifest().name,
+        "device": format!("{device:?}"),
+        "cuda": tch::Cuda::is_available(),
+        "cudnn": tch::Cuda::cudnn_is_available(),
+        "libtorch_threads": tch::get_num_threads(),
+        "tch": "0.24.0",
+        "tool": format!("train {}", env!("CARGO_PKG_VERSION")),
+        "layout": {"face": layout.face, "parts": layout.parts, "frames": layout.use_slots},
+        "classes": classes,
+        "precision_effective": if device.is_cuda() { format!("{:?}", t.precision) } else { "Fp32 (CPU)".to_string() },
+        "pretrained": cfg.model.pretrained.as_ref().map(|p| p.display().to_string()),
+    });
+    shard::atomic_write(
+        &dir.join("run.json"),
+        &serde_json::to_vec_pretty(&run_json).unwrap_or_default(),
+    )?;
+    let infos = loader::sample_infos(&cache)?;
+    let plans = plan_folds(cfg, &infos)?;
+    // Subject-disjointness of every plan is checked, not assumed.
+    let subject_of: BTreeMap<u64, &str> = infos
+        .iter()
+        .map(|i| (i.record, i.subject.as_str()))
+        .collect();
+    for p in &plans {
+        if cfg.protocol == Protocol::Kfold {
+            let test: BTreeSet<&str> = p.test.iter().map(|r| subject_of[r]).collect();
+            if let Some(s) = p
+                .train
+                .iter()
+                .chain(&p.validation)
+                .map(|r| subject_of[r])
+                .find(|s| !s.is_empty() && test.contains(s))
+            {
+                return Err(TrainError::EmptySplit {
+                    fold: p.name.clone(),
+                    reason: format!("subject {s} is in both training and test data"),
+                });
+            }
+        }
+    }
+    let runner = Runner {
+        cfg,
+        dir: dir.clone(),
+        cache,
+        layout,
+        classes: classes.clone(),
+        device,
+        progress: opts.progress,
+    };
+    let mut results = Vec::new();
+    for p in &plans {
+        if let Some(stop) = opts.stop_after_epochs {
+            let done = existing_epochs(&dir, &p.name);
+            if done + stop < cfg.train.epochs {
+                // Leave the state an interrupted run leaves: `stop` more epochs, no result.
+                let mut short = cfg.clone();
+                short.train.epochs = done + stop;
+                let partial = Runner {
+                    cfg: &short,
+                    dir: dir.clone(),
+                    cache: runner.cache.clone(),
+                    layout: runner.layout.clone(),
+                    classes: classes.clone(),
+                    device,
+                    progress: opts.progress,
+                };
+                partial.run_partial(p)?;
+                return Ok(RunOutcome {
+                    dir,
+                    folds: results,
+                });
+            }
+        }
+        results.push(runner.run_fold(p)?);
+    }
+    report::write_metrics(&dir)?;
+    report::write_summary(&dir, cfg, &classes, &results)?;
+    Ok(RunOutcome {
+        dir,
+        folds: results,
+    })
+}
+
+fn existing_epochs(dir: &Path, fold: &str) -> usize {
+    std::fs::read(dir.join(format!("fold-{fold}")).join("checkpoint.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CheckpointInfo>(&b).ok())
+        .map(|c| c.epoch + 1)
+        .unwrap_or(0)
+}
+
+impl Runner<'_> {
+    /// Runs a fold's epochs up to `cfg.train.epochs` without finishing the fold (no result.json):
+    /// the state an interrupted run leaves.
+    fn run_partial(&self, plan: &FoldPlan) -> Result<()> {
+        let fold_dir = self.dir.join(format!("fold-{}", plan.name));
+        let r = self.run_fold(plan);
+        // run_fold wrote result.json for the shortened schedule; an interrupted run has none.
+        let _ = std::fs::remove_file(fold_dir.join("result.json"));
+        let _ = std::fs::remove_file(fold_dir.join("curves.png"));
+        r.map(|_| ())
+    }
+}

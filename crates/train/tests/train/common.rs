@@ -1,0 +1,124 @@
+use shard::{
+    CacheKey, CacheWriter, CacheWriterOptions, EncodedRecord, PlaneInfo, SampleMeta,
+    SourceFingerprint, Split,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use train::ExperimentConfig;
+
+/// Plane sizes of the synthetic caches: small, but ≥ 8 px (the SSM's stride).
+pub const FACE: (usize, usize) = (32, 32);
+pub const PARTS: [(usize, usize); 3] = [(16, 32), (16, 16), (16, 16)];
+
+/// A cache of `classes` classes where the class is visible as a bright band whose position
+/// depends on the class (in the face and in every part crop), plus per-subject brightness and
+/// noise. Subjects are spread over `folds` folds, `per_subject` samples each.
+pub fn synthetic_cache(
+    dir: &Path,
+    classes: usize,
+    subjects: usize,
+    folds: u16,
+    per_subject: usize,
+) -> PathBuf {
+    let key = CacheKey::compute(
+        &serde_json::json!({"synthetic": [classes, subjects, folds, per_subject]}),
+        &BTreeMap::new(),
+        &SourceFingerprint {
+            files: 0,
+            bytes: 0,
+            digest: "synthetic".into(),
+        },
+    )
+    .unwrap();
+    let out = dir.join(shard::cache_dir_name("synthetic", &key));
+    let names = (0..classes).map(|c| format!("class{c}")).collect();
+    let mut w = CacheWriter::create(
+        &out,
+        "synthetic",
+        &key,
+        names,
+        CacheWriterOptions::default(),
+    )
+    .unwrap();
+    let mut state = 12345u64;
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 59) as u8
+    };
+    for s in 0..subjects {
+        for k in 0..per_subject {
+            let label = (s + k) % classes;
+            let base = 60 + (s % 5) as u8 * 10;
+            let mut plane = |(h, w): (usize, usize)| -> Vec<u8> {
+                let mut v = vec![base; h * w];
+                let band = label * h / classes;
+                for y in 0..h {
+                    for x in 0..w {
+                        let on = y >= band && y < band + (h / classes).max(1);
+                        v[y * w + x] = if on { 220 } else { base } + noise();
+                    }
+                }
+                v
+            };
+            let mut planes = vec![PlaneInfo::new("face", FACE.0 as u16, FACE.1 as u16)];
+            let mut data = vec![plane(FACE)];
+            for slot in 0..3 {
+                for (name, size) in ["eyes", "nose", "mouth"].iter().zip(PARTS) {
+                    planes.push(PlaneInfo::new(
+                        format!("{name}/{slot}"),
+                        size.0 as u16,
+                        size.1 as u16,
+                    ));
+                    data.push(plane(size));
+                }
+            }
+            let meta = SampleMeta {
+                sample_id: format!("S{s:03}/{k:03}"),
+                dataset: "synthetic".into(),
+                subject: format!("S{s:03}"),
+                sequence: None,
+                source: vec![],
+                frame_indices: vec![0, 1, 2],
+                label: label as u16,
+                split: Split::Fold((s % folds as usize) as u16),
+                landmarks: vec![],
+                detector: "synthetic".into(),
+                flags: 0,
+                planes,
+            };
+            let refs: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
+            w.push(&EncodedRecord::encode(meta, &refs, 1).unwrap())
+                .unwrap();
+        }
+    }
+    w.finish(serde_json::json!({})).unwrap();
+    out
+}
+
+/// A small CPU experiment on `cache`.
+pub fn small_experiment(cache: &Path, runs: &Path, epochs: usize) -> ExperimentConfig {
+    let text = format!(
+        r#"
+name = "tiny"
+cache = "{}"
+runs_dir = "{}"
+[model]
+width = 0.0625
+lstm_side = 4
+lstm_layers = 1
+head_relu = false
+[train]
+epochs = {epochs}
+batch = 8
+lr = 0.002
+device = "cpu"
+threads = 1
+mixup_alpha = 0.4
+"#,
+        cache.display(),
+        runs.display()
+    );
+    ExperimentConfig::parse(&text, Path::new("tiny.toml")).unwrap()
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the trainer on small synthetic caches (CPU, seconds): the network's
+//! shapes and gradients, weight loading, determinism, resumption, and whole k-fold runs.
+
+mod common;
+mod model;
+mod runs;

@@ -1,0 +1,198 @@
+use tch::{nn, Device, Kind, Tensor};
+use train::config::{Branches, Deform};
+use train::model::{ConvOffset2D, Mgln, ModelConfig, ModelInput};
+
+fn cfg(branches: Branches, deform: Deform) -> ModelConfig {
+    ModelConfig {
+        classes: 5,
+        frames: 3,
+        branches,
+        deform,
+        width: 0.0625,
+        face: (32, 32),
+        parts: [(16, 32), (16, 16), (16, 16)],
+        lstm_side: 4,
+        lstm_layers: 2,
+        head_relu: false,
+    }
+}
+
+fn input(c: &ModelConfig, b: i64) -> ModelInput {
+    let o = (Kind::Float, Device::Cpu);
+    let part = |(h, w): (i64, i64)| Tensor::randn([b, c.frames, 3, h, w], o);
+    ModelInput {
+        face: Tensor::randn([b, 3, c.face.0, c.face.1], o),
+        parts: [part(c.parts[0]), part(c.parts[1]), part(c.parts[2])],
+    }
+}
+
+#[test]
+fn output_shapes_for_every_variant() {
+    tch::manual_seed(0);
+    for deform in [Deform::Channel, Deform::Dcn, Deform::None] {
+        for branches in [Branches::Both, Branches::Gfm, Branches::Pbm] {
+            let c = cfg(branches, deform);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = Mgln::new(&vs.root(), &c).unwrap();
+            let out = m.forward(&input(&c, 3));
+            assert_eq!(
+                out.global.as_ref().map(|t| t.size()),
+                branches.has_global().then(|| vec![3, 5])
+            );
+            assert_eq!(
+                out.local.as_ref().map(|t| t.size()),
+                branches.has_local().then(|| vec![3, 5])
+            );
+        }
+    }
+    // The paper's full-size shapes: SSM features 16×16 / 6×16 / 8×4 / 4×8 and 96/32/32 LSTM inputs.
+    let c = train::bench::paper_config(7, 0.0625);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = Mgln::new(&vs.root(), &c).unwrap();
+    let out = m.forward(&input(&c, 2));
+    assert_eq!(out.global.unwrap().size(), vec![2, 7]);
+    let names: Vec<String> = vs.variables().into_keys().collect();
+    let lstm_in = vs.variables()["pbm.eyes.lstm.weight_ih_l0"].size();
+    assert_eq!(lstm_in, vec![4 * 256, 96], "{names:?}");
+    assert_eq!(vs.variables()["pbm.nose.lstm.weight_ih_l0"].size()[1], 32);
+    assert_eq!(vs.variables()["pbm.mouth.lstm.weight_ih_l0"].size()[1], 32);
+    // Crops below the stride are refused.
+    let mut bad = cfg(Branches::Both, Deform::Channel);
+    bad.parts[1] = (4, 16);
+    assert!(Mgln::new(&nn::VarStore::new(Device::Cpu).root(), &bad).is_err());
+}
+
+#[test]
+fn gradients_reach_every_branch() {
+    tch::manual_seed(1);
+    for deform in [Deform::Channel, Deform::Dcn] {
+        let c = cfg(Branches::Both, deform);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = Mgln::new(&vs.root(), &c).unwrap();
+        let out = m.forward(&input(&c, 4));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 3]);
+        // Biases of the ReLU heads can sit at zero gradient for a random batch; the weights of
+        // every module must get some.
+        let loss = out.global.unwrap().cross_entropy_for_logits(&y)
+            + out.local.unwrap().cross_entropy_for_logits(&y);
+        loss.backward();
+        for prefix in [
+            "ssm.features.0.",
+            "ssm.features.21.",
+            "gfm.block0.",
+            "gfm.block2.",
+            "pbm.eyes.lstm.",
+            "pbm.nose.conv0.",
+            "pbm.mouth.lstm.",
+            "pbm.end0.",
+        ] {
+            let total: f64 = vs
+                .variables()
+                .iter()
+                .filter(|(n, _)| n.starts_with(prefix))
+                .map(|(_, t)| t.grad().abs().sum(Kind::Float).double_value(&[]))
+                .sum();
+            assert!(total > 0.0, "{deform:?}: no gradient reaches {prefix}");
+        }
+    }
+}
+
+#[test]
+fn conv_offset_with_zero_offsets_is_the_identity() {
+    let x = Tensor::randn([2, 3, 5, 7], (Kind::Float, Device::Cpu));
+    let zero = Tensor::zeros([2, 6, 5, 7], (Kind::Float, Device::Cpu));
+    let y = ConvOffset2D::resample(&x, &zero);
+    let d = (&y - &x).abs().max().double_value(&[]);
+    assert!(d < 1e-5, "max difference {d}");
+    // A whole-pixel offset in x moves the map by one column (clamped at the border).
+    let o = Tensor::zeros([2, 6, 5, 7], (Kind::Float, Device::Cpu));
+    let _ = o.narrow(1, 0, 1).fill_(1.0); // channel 0, x offset
+    let y = ConvOffset2D::resample(&x, &o);
+    let d = (y.select(1, 0).narrow(2, 0, 6) - x.select(1, 0).narrow(2, 1, 6))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(d < 1e-5, "{d}");
+}
+
+#[test]
+fn torchvision_named_safetensors_load_into_the_ssm() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = train::bench::paper_config(7, 1.0);
+    let vs0 = nn::VarStore::new(Device::Cpu);
+    let _m0 = Mgln::new(&vs0.root(), &c).unwrap();
+    // A file with torchvision's names and known values: weight = index, bias = −index.
+    let mut named = Vec::new();
+    for i in [0usize, 2, 5, 7, 10, 12, 14, 17, 19, 21] {
+        let w = &vs0.variables()[&format!("ssm.features.{i}.weight")];
+        named.push((
+            format!("features.{i}.weight"),
+            Tensor::full(w.size(), i as f64, (Kind::Float, Device::Cpu)),
+        ));
+        named.push((
+            format!("features.{i}.bias"),
+            Tensor::full([w.size()[0]], -(i as f64), (Kind::Float, Device::Cpu)),
+        ));
+    }
+    named.push((
+        "classifier.0.weight".into(),
+        Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)),
+    ));
+    let file = dir.path().join("vgg16.safetensors");
+    Tensor::write_safetensors(&named, &file).unwrap();
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let _m = Mgln::new(&vs.root(), &c).unwrap();
+    assert_eq!(train::model::load_vgg16(&mut vs, &file).unwrap(), 20);
+    for i in [0usize, 7, 21] {
+        let v = vs.variables();
+        assert_eq!(
+            v[&format!("ssm.features.{i}.weight")]
+                .mean(Kind::Float)
+                .double_value(&[]),
+            i as f64
+        );
+        assert_eq!(
+            v[&format!("ssm.features.{i}.bias")]
+                .mean(Kind::Float)
+                .double_value(&[]),
+            -(i as f64)
+        );
+    }
+    // A width-reduced model refuses full-size weights, naming the tensor.
+    let mut small = nn::VarStore::new(Device::Cpu);
+    let _s = Mgln::new(&small.root(), &train::bench::paper_config(7, 0.5)).unwrap();
+    let e = train::model::load_vgg16(&mut small, &file)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("features.0.weight"), "{e}");
+}
+
+#[test]
+fn a_tiny_batch_overfits() {
+    tch::manual_seed(3);
+    let c = cfg(Branches::Both, Deform::Channel);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = Mgln::new(&vs.root(), &c).unwrap();
+    let mut opt = train::adam::Adam::new(&vs, 3e-3, 0.0);
+    let x = input(&c, 5);
+    let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4]);
+    let mut acc = 0.0;
+    for _ in 0..300 {
+        let out = m.forward(&x);
+        let loss = out.global.as_ref().unwrap().cross_entropy_for_logits(&y)
+            + out.local.as_ref().unwrap().cross_entropy_for_logits(&y);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        let pred = train::trainer::fuse(&out.global, &out.local, 0.5).argmax(1, false);
+        acc = pred
+            .eq_tensor(&y)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
+        if acc == 1.0 {
+            break;
+        }
+    }
+    assert_eq!(acc, 1.0);
+}

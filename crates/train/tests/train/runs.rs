@@ -1,0 +1,150 @@
+use crate::common::*;
+use train::report::EpochRecord;
+use train::trainer::{run_experiment, Quiet, RunOptions};
+
+fn opts(name: &str) -> RunOptions<'static> {
+    RunOptions {
+        resume: None,
+        run_name: Some(name.into()),
+        git_revision: None,
+        progress: &Quiet,
+        stop_after_epochs: None,
+    }
+}
+
+fn strip(v: Vec<EpochRecord>) -> Vec<EpochRecord> {
+    v.into_iter().map(|r| r.without_timing()).collect()
+}
+
+#[test]
+fn kfold_run_learns_and_writes_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = synthetic_cache(dir.path(), 3, 12, 3, 6);
+    let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 12);
+    cfg.folds = Some(vec![0, 2]);
+    let out = run_experiment(&cfg, opts("a")).unwrap();
+    assert_eq!(out.folds.len(), 2);
+    for f in [
+        "config.toml",
+        "run.json",
+        "metrics.jsonl",
+        "summary.md",
+        "summary.json",
+    ] {
+        assert!(out.dir.join(f).exists(), "{f}");
+    }
+    for fold in ["fold-fold0", "fold-fold2"] {
+        for f in [
+            "confusion.csv",
+            "confusion.png",
+            "curves.png",
+            "result.json",
+            "checkpoint.safetensors",
+        ] {
+            assert!(out.dir.join(fold).join(f).exists(), "{fold}/{f}");
+        }
+    }
+    let metrics = train::report::read_metrics(&out.dir).unwrap();
+    assert_eq!(metrics.len(), 24);
+    // Held-out subjects, 3 classes: chance is 1/3.
+    let mean = out.folds.iter().map(|f| f.accuracy).sum::<f64>() / 2.0;
+    assert!(mean > 0.8, "accuracy {mean}: {:?}", out.folds);
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["cache_key"].as_str().unwrap().len(), 64);
+
+    // An ablation (GFM only) and the comparison table.
+    cfg.model.branches = train::config::Branches::Gfm;
+    cfg.name = "tiny-gfm".into();
+    cfg.train.epochs = 2;
+    let b = run_experiment(&cfg, opts("b")).unwrap();
+    let rows = train::report::read_runs(&[out.dir.clone(), b.dir.clone()]).unwrap();
+    let df = train::report::comparison(&rows).unwrap();
+    assert_eq!(df.height(), 2);
+    let s = format!("{df}");
+    assert!(s.contains("gfm") && s.contains("both"), "{s}");
+}
+
+#[test]
+fn same_seed_same_losses_and_resume_gives_the_uninterrupted_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = synthetic_cache(dir.path(), 3, 6, 2, 4);
+    let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 4);
+    cfg.folds = Some(vec![1]);
+    let a = run_experiment(&cfg, opts("a")).unwrap();
+    let b = run_experiment(&cfg, opts("b")).unwrap();
+    let (ma, mb) = (
+        strip(train::report::read_metrics(&a.dir).unwrap()),
+        strip(train::report::read_metrics(&b.dir).unwrap()),
+    );
+    assert_eq!(ma, mb, "same seed, different metrics");
+    // Interrupted after 1 and then 2 more epochs, resumed to the end.
+    let mut o = opts("c");
+    o.stop_after_epochs = Some(1);
+    let c = run_experiment(&cfg, o).unwrap();
+    assert!(c.folds.is_empty());
+    let mut o = opts("c");
+    o.resume = Some(c.dir.clone());
+    o.stop_after_epochs = Some(2);
+    run_experiment(&cfg, o).unwrap();
+    let mut o = opts("c");
+    o.resume = Some(c.dir.clone());
+    let c = run_experiment(&cfg, o).unwrap();
+    assert_eq!(strip(train::report::read_metrics(&c.dir).unwrap()), ma);
+    assert_eq!(c.folds, a.folds);
+    // Another seed gives other losses.
+    cfg.train.seed = 9;
+    let d = run_experiment(&cfg, opts("d")).unwrap();
+    assert_ne!(strip(train::report::read_metrics(&d.dir).unwrap()), ma);
+}
+
+#[test]
+fn validation_selection_never_uses_the_test_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = synthetic_cache(dir.path(), 3, 10, 5, 3);
+    let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 1);
+    cfg.train.selection = train::config::Selection::Validation;
+    cfg.train.validation_share = 0.25;
+    let c = shard::Cache::open(&cache).unwrap();
+    let infos = train::loader::sample_infos(&c).unwrap();
+    let plans = train::trainer::plan_folds(&cfg, &infos).unwrap();
+    assert_eq!(plans.len(), 5);
+    let subject = |r: &u64| infos[*r as usize].subject.clone();
+    for p in &plans {
+        let test: std::collections::BTreeSet<String> = p.test.iter().map(subject).collect();
+        let val: std::collections::BTreeSet<String> = p.validation.iter().map(subject).collect();
+        let tr: std::collections::BTreeSet<String> = p.train.iter().map(subject).collect();
+        assert!(!val.is_empty());
+        assert!(
+            test.is_disjoint(&val) && test.is_disjoint(&tr) && val.is_disjoint(&tr),
+            "{}",
+            p.name
+        );
+        assert_eq!(
+            p.train.len() + p.validation.len() + p.test.len(),
+            infos.len()
+        );
+    }
+}
+
+/// Every committed experiment TOML parses and passes the checks (a typo is an error, not a default).
+#[test]
+fn committed_experiment_configs_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/experiments");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            train::ExperimentConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "{n} experiment files");
+    let e = train::ExperimentConfig::parse(
+        "cache = \"x\"\n[train]\nepoch = 3\n",
+        std::path::Path::new("typo.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("typo.toml:3"), "{e}");
+}
