@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# `make demo`: what the workspace can show on the embedded public-domain face today.
-#   1. our pure-Rust detector + dlib-compatible landmarks + MGLN crops on data/faces/astronaut.png,
-#      with an overlay and the crops written to runs/demo/;
-#   2. a small shard cache built from those crops, verified and inspected;
-#   3. what libtorch sees (CPU/GPU).
+# `make demo`: the whole system on data made from the embedded public-domain face, CPU or GPU.
+#   1. detection + 68 landmarks + MGLN crops on data/faces/astronaut.png (overlay in runs/demo/);
+#   2. `prep synth`: synthetic CK+, Oulu-CASIA and FER2013 datasets in their exact layouts, with
+#      fold lists, and a landmark check against the true warped points;
+#   3. `prep build` for the three (cache hits on a second run);
+#   4. `train run` with manifests/experiments/demo.toml (k-fold on the CK+ demo cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=runs/demo
-mkdir -p "$OUT"
+PREP=target/release/prep
+TRAIN=target/release/train
+RAW=data/raw/demo
+CACHE=data/cache   # demo.toml reads its cache from here
+start=$(date +%s)
+mkdir -p runs/demo
 echo "== 1. face detection, 68 landmarks and crops (data/faces/astronaut.png)"
-target/release/prep detect data/faces/astronaut.png --overlay "$OUT"
+$PREP detect data/faces/astronaut.png --overlay runs/demo
 echo
-echo "== 2. a demo shard cache of the astronaut's crops"
-target/release/prep demo-cache --out data/cache
+echo "== 2. synthetic datasets from the astronaut (prep synth)"
+$PREP synth --out $RAW
 echo
-echo "== 3. compute devices"
-target/release/train env
+echo "== 3. caches (prep build)"
+$PREP build --dataset ckplus --source $RAW/ckplus --folds $RAW/ckplus/folds.txt --name demo-ckplus --cache-dir "$CACHE"
+$PREP build --dataset oulu --source $RAW/oulu --folds $RAW/oulu/folds.txt --name demo-oulu --cache-dir "$CACHE"
+$PREP build --dataset fer2013 --source $RAW/fer2013/fer2013.csv --name demo-fer2013 --cache-dir "$CACHE"
 echo
-echo "pictures: $OUT/astronaut.overlay.png (box + landmarks), $OUT/astronaut.crops.png (face, eyes, nose, mouth)"
+echo "== 4. MGLN, k-fold on the CK+ demo cache (train run, manifests/experiments/demo.toml)"
+$TRAIN env | sed 's/^/   /'
+mkdir -p runs
+RUN=$(date -u +%Y%m%d-%H%M%S)
+$TRAIN run --config manifests/experiments/demo.toml --run-name "$RUN"
+
+echo
+echo "demo finished in $(( $(date +%s) - start )) s. Pictures:"
+echo "  runs/demo/astronaut.overlay.png, runs/demo/astronaut.crops.png   detection, landmarks, crops"
+echo "  $CACHE/demo-ckplus-*/qa/sheet-01.png                           QA sheet of the synthetic CK+ cache"
+echo "  runs/demo/$RUN/fold-fold0/confusion.png, curves.png           training results"

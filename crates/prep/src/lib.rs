@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod pipeline;
 pub mod qa;
 pub mod splits;
+pub mod synth;
 
 pub use build::{build, merge_parts, BuildOutcome, BuildRequest, DatasetKind, ModelFiles, Summary};
 pub use config::{BoxMode, PrepConfig};

@@ -12,6 +12,7 @@ mod cmd_build;
 mod cmd_cache;
 mod cmd_demo;
 mod cmd_detect;
+mod cmd_synth;
 mod progress;
 
 /// Turn raw facial-expression datasets into aligned face and part crops in a verified shard cache.
@@ -30,6 +31,9 @@ enum Command {
     Build(cmd_build::BuildArgs),
     /// Detect faces and 68 landmarks in images; print a table or JSON, optionally draw overlays.
     Detect(cmd_detect::DetectArgs),
+    /// Write synthetic CK+, Oulu-CASIA and FER2013 datasets made from the embedded public-domain
+    /// face (expressions by landmark displacement and piecewise-affine warping), with fold lists.
+    Synth(cmd_synth::SynthArgs),
     /// Inspect, verify, list and garbage-collect caches.
     Cache(CacheArgs),
     /// Time detection + landmarks + crops on images, one thread (see scripts/bench_face.sh).
@@ -52,6 +56,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Build(a) => cmd_build::run(a),
+        Command::Synth(a) => cmd_synth::run(a).context("prep synth"),
         Command::Detect(a) => cmd_detect::run(a).context("prep detect"),
         Command::Cache(a) => cmd_cache::run(a.command),
         Command::BenchFace(a) => cmd_bench::run(a).context("prep bench-face"),

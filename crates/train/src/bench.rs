@@ -43,6 +43,7 @@ pub fn paper_config(classes: i64, width: f64) -> ModelConfig {
         lstm_side: 16,
         lstm_layers: 3,
         head_relu: true,
+        ssm_batchnorm: false,
     }
 }
 
@@ -66,7 +67,7 @@ pub fn time_steps(
         let (input, y) = next()?;
         sync(device);
         let t0 = std::time::Instant::now();
-        let out = tch::autocast(amp, || model.forward(&input));
+        let out = tch::autocast(amp, || model.forward(&input, true));
         let ce = |x: &Tensor| x.to_kind(Kind::Float).cross_entropy_for_logits(&y);
         let loss = match (&out.global, &out.local) {
             (Some(g), Some(p)) => ce(g) + ce(p),

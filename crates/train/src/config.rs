@@ -99,6 +99,9 @@ pub struct ModelSection {
     pub lstm_layers: i64,
     /// ReLU on the class scores before pooling, as the authors' heads do (default true).
     pub head_relu: bool,
+    /// Batch normalisation after every SSM conv (default false = the paper; true lets small
+    /// networks train from a random init; pretrained torchvision weights are for the plain VGG16).
+    pub ssm_batchnorm: bool,
 }
 
 impl Default for ModelSection {
@@ -114,6 +117,7 @@ impl Default for ModelSection {
             lstm_side: 16,
             lstm_layers: 3,
             head_relu: true,
+            ssm_batchnorm: false,
         }
     }
 }

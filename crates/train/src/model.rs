@@ -33,6 +33,11 @@ pub struct ModelConfig {
     /// authors' code (scores ≥ 0). Small, randomly initialised networks can die there, so it can
     /// be switched off.
     pub head_relu: bool,
+    /// Batch normalisation after every SSM conv (not in the paper; makes small networks trainable
+    /// from a random init, where the plain VGG trunk collapses). The convs stay shared, but each
+    /// input stream (face, eyes, nose, mouth) keeps its own normalisation statistics: one set of
+    /// running statistics over such different crops would fit none of them at test time.
+    pub ssm_batchnorm: bool,
 }
 
 impl ModelConfig {
@@ -68,7 +73,7 @@ const VGG_POOL_AFTER: [usize; 3] = [2, 7, 14];
 /// so that torchvision's names map one to one.
 #[derive(Debug)]
 pub struct Ssm {
-    convs: Vec<(usize, nn::Conv2D)>,
+    convs: Vec<(usize, nn::Conv2D, Vec<nn::BatchNorm>)>,
 }
 
 impl Ssm {
@@ -88,7 +93,21 @@ impl Ssm {
                         ..Default::default()
                     },
                 );
-                (i, conv)
+                let bn = if cfg.ssm_batchnorm {
+                    STREAMS
+                        .iter()
+                        .map(|s| {
+                            nn::batch_norm2d(
+                                p / "bn" / *s / i.to_string(),
+                                cfg.ch(cout),
+                                Default::default(),
+                            )
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                (i, conv, bn)
             })
             .collect();
         Ssm { convs }
@@ -100,11 +119,19 @@ impl Ssm {
     }
 }
 
-impl Module for Ssm {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+/// Input streams of the SSM (each has its own batch-norm statistics when enabled).
+const STREAMS: [&str; 4] = ["face", "eyes", "nose", "mouth"];
+
+impl Ssm {
+    /// Features of `xs` from stream `stream` (0 face, 1 eyes, 2 nose, 3 mouth).
+    pub fn forward_stream(&self, xs: &Tensor, stream: usize, train: bool) -> Tensor {
         let mut x = xs.shallow_clone();
-        for (i, conv) in &self.convs {
-            x = x.apply(conv).relu();
+        for (i, conv, bn) in &self.convs {
+            x = x.apply(conv);
+            if let Some(bn) = bn.get(stream) {
+                x = x.apply_t(bn, train);
+            }
+            x = x.relu();
             if VGG_POOL_AFTER.contains(i) {
                 x = x.max_pool2d_default(2);
             }
@@ -460,12 +487,13 @@ impl Mgln {
         &self.cfg
     }
 
-    /// Forward pass; `face` may be a mixup of two faces (the parts never are).
-    pub fn forward(&self, input: &ModelInput) -> ModelOutput {
+    /// Forward pass; `face` may be a mixup of two faces (the parts never are). `train` switches
+    /// batch normalisation (when configured) between batch and running statistics.
+    pub fn forward(&self, input: &ModelInput, train: bool) -> ModelOutput {
         let global = self
             .gfm
             .as_ref()
-            .map(|g| input.face.apply(&self.ssm).apply(g));
+            .map(|g| self.ssm.forward_stream(&input.face, 0, train).apply(g));
         let local = self.pbm.as_ref().map(|pbm| {
             let b = input.face.size()[0];
             let t = self.cfg.frames;
@@ -473,9 +501,10 @@ impl Mgln {
                 .parts
                 .iter()
                 .zip(&input.parts)
-                .map(|(block, x)| {
+                .enumerate()
+                .map(|(k, (block, x))| {
                     // One SSM pass over all frames of a part.
-                    let feats = x.flatten(0, 1).apply(&self.ssm);
+                    let feats = self.ssm.forward_stream(&x.flatten(0, 1), k + 1, train);
                     block.forward(&feats, b, t)
                 })
                 .collect();

@@ -231,6 +231,7 @@ impl Runner<'_> {
             lstm_side: m.lstm_side,
             lstm_layers: m.lstm_layers,
             head_relu: m.head_relu,
+            ssm_batchnorm: m.ssm_batchnorm,
         }
     }
 
@@ -437,7 +438,7 @@ impl Runner<'_> {
                 },
                 None => input,
             };
-            let out = tch::autocast(amp, || model.forward(&input));
+            let out = tch::autocast(amp, || model.forward(&input, true));
             let ce = |s: &Tensor, y: &Tensor| s.to_kind(Kind::Float).cross_entropy_for_logits(y);
             let lg = out.global.as_ref().map(|g| match &perm {
                 Some(p) => {
@@ -520,7 +521,7 @@ impl Runner<'_> {
                     continue;
                 }
                 let (input, _) = tf.apply(&hb, &self.layout, None);
-                let out = tch::autocast(amp, || model.forward(&input));
+                let out = tch::autocast(amp, || model.forward(&input, false));
                 let pred: Vec<i64> = Vec::try_from(
                     &fuse(&out.global, &out.local, self.cfg.model.fusion_weight)
                         .argmax(1, false)

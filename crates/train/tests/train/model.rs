@@ -14,6 +14,7 @@ fn cfg(branches: Branches, deform: Deform) -> ModelConfig {
         lstm_side: 4,
         lstm_layers: 2,
         head_relu: false,
+        ssm_batchnorm: false,
     }
 }
 
@@ -34,7 +35,7 @@ fn output_shapes_for_every_variant() {
             let c = cfg(branches, deform);
             let vs = nn::VarStore::new(Device::Cpu);
             let m = Mgln::new(&vs.root(), &c).unwrap();
-            let out = m.forward(&input(&c, 3));
+            let out = m.forward(&input(&c, 3), true);
             assert_eq!(
                 out.global.as_ref().map(|t| t.size()),
                 branches.has_global().then(|| vec![3, 5])
@@ -49,7 +50,7 @@ fn output_shapes_for_every_variant() {
     let c = train::bench::paper_config(7, 0.0625);
     let vs = nn::VarStore::new(Device::Cpu);
     let m = Mgln::new(&vs.root(), &c).unwrap();
-    let out = m.forward(&input(&c, 2));
+    let out = m.forward(&input(&c, 2), true);
     assert_eq!(out.global.unwrap().size(), vec![2, 7]);
     let names: Vec<String> = vs.variables().into_keys().collect();
     let lstm_in = vs.variables()["pbm.eyes.lstm.weight_ih_l0"].size();
@@ -69,7 +70,7 @@ fn gradients_reach_every_branch() {
         let c = cfg(Branches::Both, deform);
         let vs = nn::VarStore::new(Device::Cpu);
         let m = Mgln::new(&vs.root(), &c).unwrap();
-        let out = m.forward(&input(&c, 4));
+        let out = m.forward(&input(&c, 4), true);
         let y = Tensor::from_slice(&[0i64, 1, 2, 3]);
         // Biases of the ReLU heads can sit at zero gradient for a random batch; the weights of
         // every module must get some.
@@ -178,7 +179,7 @@ fn a_tiny_batch_overfits() {
     let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4]);
     let mut acc = 0.0;
     for _ in 0..300 {
-        let out = m.forward(&x);
+        let out = m.forward(&x, true);
         let loss = out.global.as_ref().unwrap().cross_entropy_for_logits(&y)
             + out.local.as_ref().unwrap().cross_entropy_for_logits(&y);
         opt.zero_grad();

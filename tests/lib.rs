@@ -1,0 +1,1 @@
+//! Holder of the end-to-end tests in `e2e/` (raw files → face → prep → shard → train).
