@@ -239,4 +239,25 @@ device = "cpu"
         );
     }
     assert!(out.dir.join("summary.md").exists());
+
+    // train predict: a sequence folder, a still image, and inputs without a face, reported.
+    let p = train::predict::Predictor::load(&out.dir, tch::Device::Cpu, &m).unwrap();
+    let seq = raw.join("ckplus/cohn-kanade-images/S501/003");
+    let still = raw.join("ckplus/cohn-kanade-images/S502/001/S502_001_00000004.png");
+    let blank = tmp.path().join("blank.png");
+    face::GrayImage::filled(200, 150, 128)
+        .save_png(&blank)
+        .unwrap();
+    let r = p
+        .predict(&[seq, still, blank, raw.join("README.txt")])
+        .unwrap();
+    assert_eq!(r.len(), 4);
+    for ok in &r[..2] {
+        assert!(ok.error.is_none(), "{ok:?}");
+        assert_eq!(ok.probabilities.len(), 7);
+        assert!((ok.probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        assert!(ok.class.is_some());
+    }
+    assert_eq!(r[2].error.as_deref(), Some("no face found"));
+    assert!(r[3].error.is_some() && r[3].class.is_none());
 }

@@ -1,7 +1,7 @@
 //! MGLN training on the shard cache: loader into tensors, the network in tch, the trainer and reports.
 //!
-//! This is the only crate that depends on `tch` (libtorch). It reads caches through `shard` and
-//! must not decode images or run face processing itself.
+//! This is the only crate that depends on `tch` (libtorch). It reads caches through `shard`; only
+//! `train predict` runs the face pipeline, through `prep`'s configuration, on new inputs.
 
 pub mod adam;
 pub mod bench;
@@ -9,6 +9,7 @@ pub mod config;
 mod error;
 pub mod loader;
 pub mod model;
+pub mod predict;
 pub mod report;
 pub mod rng;
 pub mod trainer;

@@ -27,6 +27,9 @@ enum Command {
     /// Training-step throughput per precision and batch size: synthetic device-resident inputs,
     /// and streaming from a cache when --cache is given.
     Bench(BenchArgs),
+    /// Classify images or frame folders with a trained run (all its fold models vote), through the
+    /// same face pipeline and prep settings as its cache. Inputs without a face are reported.
+    Predict(PredictArgs),
     /// Report what libtorch sees: CUDA, cuDNN, device count, CPU threads.
     Env {
         /// Print JSON instead of a table.
@@ -68,6 +71,25 @@ struct ReportArgs {
     /// Where the CSV goes [default: print only].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// The run directory (runs/<experiment>/<run>).
+    #[arg(long, value_name = "RUN_DIR")]
+    run: PathBuf,
+    /// Image files (a still image fills every frame slot) or folders of frames (a sequence).
+    #[arg(required = true, value_name = "PATH")]
+    inputs: Vec<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Device (auto, cpu, cuda, cuda:N).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// dlib 68-point model [default: /usr/share/dlib/shape_predictor_68_face_landmarks.dat].
+    #[arg(long, value_name = "FILE")]
+    shape_model: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -308,8 +330,56 @@ fn bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+fn predict(a: PredictArgs) -> Result<()> {
+    let device = train::trainer::pick_device(&a.device)?;
+    let cascade_file = |name: &str| {
+        if name.ends_with(".xml") {
+            PathBuf::from(name)
+        } else {
+            face::cascade_path(name)
+        }
+    };
+    let prep_default = prep::PrepConfig::default();
+    let models = prep::ModelFiles {
+        shape_predictor: a.shape_model.unwrap_or_else(face::default_shape_model_path),
+        cascade: cascade_file(&prep_default.cascade),
+        fallback: Some(cascade_file(&prep_default.fallback_cascade)),
+    };
+    let p = train::predict::Predictor::load(&a.run, device, &models)
+        .with_context(|| format!("loading run {}", a.run.display()))?;
+    let out = p.predict(&a.inputs)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"classes": p.classes(), "predictions": out})
+            )?
+        );
+        return Ok(());
+    }
+    print!("{:<40} {:<12}", "input", "class");
+    for c in p.classes() {
+        print!(" {:>9}", c.chars().take(9).collect::<String>());
+    }
+    println!();
+    for r in &out {
+        print!("{:<40} {:<12}", r.input, r.class.as_deref().unwrap_or("-"));
+        match &r.error {
+            Some(e) => println!(" {e}"),
+            None => {
+                for v in &r.probabilities {
+                    print!(" {:>9.3}", v);
+                }
+                println!();
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Predict(a) => predict(a),
         Command::Run(a) => run(a),
         Command::Report(a) => report(a),
         Command::Bench(a) => bench(a),

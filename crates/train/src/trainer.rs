@@ -207,7 +207,8 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn model_config(&self) -> ModelConfig {
+    /// The network shape for this run's cache and configuration.
+    pub fn model_config(&self) -> ModelConfig {
         let m = &self.cfg.model;
         let face = m
             .face_size
@@ -235,7 +236,8 @@ impl Runner<'_> {
         }
     }
 
-    fn transform(&self, mc: &ModelConfig) -> DeviceTransform {
+    /// How host batches become inputs of a network of shape `mc`.
+    pub fn transform(&self, mc: &ModelConfig) -> DeviceTransform {
         DeviceTransform {
             device: self.device,
             face_size: mc.face,
