@@ -390,6 +390,9 @@ pub fn inventory(csv: &Path, ferplus: Option<&Path>, frames: usize) -> Result<In
             input,
         });
     }
+    if row == 0 {
+        return Err(PrepError::parse(csv, 1, "no data rows after the header"));
+    }
     if let Some(p) = &plus {
         if p.len() != row {
             inv.notes.insert(

@@ -2,6 +2,7 @@
 //! and FER2013 layouts, malformed entries included), accounting, folds, part builds and merges,
 //! and the real datasets in `../shared` (tests named `real_*`).
 
+mod bad_input;
 mod common;
 mod layouts;
 mod parts;
