@@ -242,7 +242,8 @@ fn report(a: ReportArgs) -> Result<()> {
     let rows = train::report::read_runs(&a.runs)?;
     let mut df = train::report::comparison(&rows)?;
     std::env::set_var("POLARS_FMT_MAX_COLS", "20");
-    std::env::set_var("POLARS_FMT_TABLE_WIDTH", "200");
+    std::env::set_var("POLARS_TABLE_WIDTH", "250");
+    std::env::set_var("POLARS_FMT_STR_LEN", "40");
     println!("{df}");
     if let Some(out) = a.out {
         let mut f =
