@@ -148,3 +148,63 @@ fn committed_experiment_configs_parse() {
     .to_string();
     assert!(e.contains("typo.toml:3"), "{e}");
 }
+
+/// `train run` killed with SIGKILL mid-run (mid-epoch or mid-checkpoint) and resumed with
+/// `train run --resume` ends with exactly the metrics of an uninterrupted run.
+#[cfg(unix)]
+#[test]
+fn killed_training_resumes_to_the_uninterrupted_metrics() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = synthetic_cache(dir.path(), 3, 6, 2, 6);
+    let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 5);
+    cfg.folds = Some(vec![0]);
+    let reference = run_experiment(&cfg, opts("reference")).unwrap();
+    let want = strip(train::report::read_metrics(&reference.dir).unwrap());
+    let toml = dir.path().join("exp.toml");
+    std::fs::write(&toml, cfg.to_toml()).unwrap();
+    let train_bin = env!("CARGO_BIN_EXE_train");
+    for (k, delay_ms) in [400u64, 1500, 3000].into_iter().enumerate() {
+        let name = format!("killed{k}");
+        let run_dir = dir.path().join("runs").join(&cfg.name).join(&name);
+        let mut child = Command::new(train_bin)
+            .args(["run", "--config"])
+            .arg(&toml)
+            .args(["--run-name", &name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // What a user does: resume when the run directory exists, start again when it does not.
+        let mut again = Command::new(train_bin);
+        if run_dir.join("config.toml").exists() {
+            again.arg("run").arg("--resume").arg(&run_dir);
+        } else {
+            again
+                .args(["run", "--config"])
+                .arg(&toml)
+                .args(["--run-name", &name]);
+        }
+        let out = again
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = strip(train::report::read_metrics(&run_dir).unwrap());
+        assert_eq!(got, want, "killed after {delay_ms} ms");
+        let tmp: Vec<_> = std::fs::read_dir(run_dir.join("fold-fold0"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(tmp.is_empty());
+    }
+}
