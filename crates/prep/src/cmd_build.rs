@@ -128,7 +128,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
         force_rehash: a.rehash,
         qa_samples: a.qa_samples,
         tool: format!("prep {}", env!("CARGO_PKG_VERSION")),
-        git_revision: crate::git_revision(),
+        git_revision: shard::git_revision(),
     };
     let bars = Bars::new();
     let out = prep::build(&req, &bars).with_context(|| {

@@ -85,7 +85,7 @@ pub fn run(a: DemoCacheArgs) -> Result<()> {
         class_names,
         CacheWriterOptions {
             tool: format!("prep {}", env!("CARGO_PKG_VERSION")),
-            git_revision: crate::git_revision(),
+            git_revision: shard::git_revision(),
             ..Default::default()
         },
     )?;

@@ -136,23 +136,6 @@ pub fn hash_file(path: &std::path::Path) -> Result<String> {
     Ok(h.finalize().to_hex().to_string())
 }
 
-/// The git revision of the working tree the tool runs in (`<hash>` or `<hash>-dirty`), for the
-/// manifest's provenance; `None` outside a git checkout.
-pub fn git_revision() -> Option<String> {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let hash = run(&["rev-parse", "--short=12", "HEAD"])?;
-    let dirty =
-        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    Some(if dirty { format!("{hash}-dirty") } else { hash })
-}
-
 /// Restores the default SIGPIPE action so that `prep … | head` ends quietly instead of panicking on
 /// a closed stdout (Rust ignores SIGPIPE by default).
 fn reset_sigpipe() {

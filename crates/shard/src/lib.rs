@@ -41,3 +41,20 @@ pub use writer::{CacheWriter, CacheWriterOptions, ShardWriter};
 pub fn cache_dir_name(name: &str, key: &CacheKey) -> String {
     format!("{name}-{}", key.short())
 }
+
+/// The git revision of the working tree the tool runs in (`<hash>` or `<hash>-dirty`), recorded in
+/// manifests and run directories for provenance; `None` outside a git checkout or without git.
+pub fn git_revision() -> Option<String> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let hash = run(&["rev-parse", "--short=12", "HEAD"])?;
+    let dirty =
+        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{hash}-dirty") } else { hash })
+}

@@ -174,21 +174,6 @@ impl TrainProgress for Bars {
     }
 }
 
-fn git_revision() -> Option<String> {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let hash = run(&["rev-parse", "--short=12", "HEAD"])?;
-    let dirty =
-        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    Some(if dirty { format!("{hash}-dirty") } else { hash })
-}
-
 fn run(a: RunArgs) -> Result<()> {
     let (mut cfg, resume) = match (&a.config, &a.resume) {
         (_, Some(dir)) => (
@@ -219,7 +204,7 @@ fn run(a: RunArgs) -> Result<()> {
         RunOptions {
             resume,
             run_name: a.run_name,
-            git_revision: git_revision(),
+            git_revision: shard::git_revision(),
             progress: &bars,
             stop_after_epochs: a.stop_after_epochs,
         },

@@ -91,22 +91,7 @@ impl Predictor {
             let vs = nn::VarStore::new(device);
             let m = Mgln::new(&vs.root(), &mc)?;
             let file = d.join("checkpoint.safetensors");
-            let named = Tensor::read_safetensors(&file)?;
-            let mut vars = vs.variables();
-            tch::no_grad(|| -> Result<()> {
-                for (name, var) in vars.iter_mut() {
-                    let src = named
-                        .iter()
-                        .find(|(n, _)| n == &format!("model.{name}"))
-                        .map(|(_, t)| t)
-                        .ok_or_else(|| TrainError::Checkpoint {
-                            path: file.clone(),
-                            reason: format!("no model.{name}"),
-                        })?;
-                    var.copy_(&src.to_device(device));
-                }
-                Ok(())
-            })?;
+            crate::trainer::load_model_vars(&vs, &file)?;
             loaded.push((vs, m));
         }
         let faces = prep::build::load_faces(models, &prep)

@@ -291,22 +291,7 @@ impl Runner<'_> {
                     reason: "tensor file does not match checkpoint.json (damaged?)".into(),
                 });
             }
-            let named = Tensor::read_safetensors(&ckpt_tensors)?;
-            let mut vars = vs.variables();
-            tch::no_grad(|| -> Result<()> {
-                for (name, var) in vars.iter_mut() {
-                    let src = named
-                        .iter()
-                        .find(|(n, _)| n == &format!("model.{name}"))
-                        .map(|(_, t)| t)
-                        .ok_or_else(|| TrainError::Checkpoint {
-                            path: ckpt_tensors.clone(),
-                            reason: format!("no model.{name}"),
-                        })?;
-                    var.copy_(&src.to_device(self.device));
-                }
-                Ok(())
-            })?;
+            let named = load_model_vars(&vs, &ckpt_tensors)?;
             opt.load_state(&named, &ckpt_tensors)?;
             start_epoch = info.epoch + 1;
             history = info.history;
@@ -548,6 +533,31 @@ pub fn fuse(g: &Option<Tensor>, p: &Option<Tensor>, w: f64) -> Tensor {
         (None, Some(p)) => sm(p),
         (None, None) => Tensor::zeros([0, 0], (Kind::Float, Device::Cpu)),
     }
+}
+
+/// Copies the `model.*` tensors of a checkpoint file into `vs`; returns every tensor of the file
+/// (the optimizer state is in it too).
+///
+/// Errors: unreadable file, a variable of the model missing from it.
+pub fn load_model_vars(vs: &nn::VarStore, file: &Path) -> Result<Vec<(String, Tensor)>> {
+    let named = Tensor::read_safetensors(file)?;
+    let mut vars = vs.variables();
+    tch::no_grad(|| -> Result<()> {
+        for (name, var) in vars.iter_mut() {
+            let key = format!("model.{name}");
+            let src = named
+                .iter()
+                .find(|(n, _)| *n == key)
+                .map(|(_, t)| t)
+                .ok_or_else(|| TrainError::Checkpoint {
+                    path: file.to_path_buf(),
+                    reason: format!("no {key}"),
+                })?;
+            var.copy_(&src.to_device(var.device()));
+        }
+        Ok(())
+    })?;
+    Ok(named)
 }
 
 fn file_blake3(p: &Path) -> Result<String> {

@@ -126,27 +126,9 @@ pub fn inventory(root: &Path, opts: CkPlusOptions<'_>) -> Result<Inventory> {
                 continue;
             }
             let id = format!("{}/{}", subject.name, seq.name);
-            let mut frames = Vec::new();
-            for f in walk::list(&seq.path, &rel, &mut inv) {
-                if !f.is_dir && crate::inventory::is_image_name(&f.name) {
-                    frames.push(f.name);
-                } else {
-                    inv.exclude(
-                        walk::join(&rel, &f.name),
-                        reason::NOT_AN_IMAGE,
-                        "not an image file",
-                    );
-                }
-            }
-            if frames.is_empty() {
-                inv.reject(
-                    &rel,
-                    "parse",
-                    reason::NO_FRAMES,
-                    "sequence folder without images",
-                );
+            let Some(mut frames) = walk::sequence_frames(&seq.path, &rel, &mut inv) else {
                 continue;
-            }
+            };
             // Frame numbers from the names when they follow the convention, so that 10 sorts after 9.
             frames.sort_by_key(|n| {
                 (

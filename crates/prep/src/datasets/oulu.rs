@@ -90,27 +90,9 @@ pub fn inventory(
                 );
                 continue;
             };
-            let mut frames = Vec::new();
-            for f in walk::list(&emo.path, &rel, &mut inv) {
-                if !f.is_dir && crate::inventory::is_image_name(&f.name) {
-                    frames.push(f.name);
-                } else {
-                    inv.exclude(
-                        walk::join(&rel, &f.name),
-                        reason::NOT_AN_IMAGE,
-                        "not an image file",
-                    );
-                }
-            }
-            if frames.is_empty() {
-                inv.reject(
-                    &rel,
-                    "parse",
-                    reason::NO_FRAMES,
-                    "sequence folder without images",
-                );
+            let Some(mut frames) = walk::sequence_frames(&emo.path, &rel, &mut inv) else {
                 continue;
-            }
+            };
             let number = |n: &str| n.split('.').next().and_then(|s| s.parse::<u32>().ok());
             frames.sort_by_key(|n| (number(n), n.clone()));
             let sources = frame_indices(frames.len())

@@ -2,7 +2,7 @@
 //! rejection rows, hidden files (`.DS_Store`, `._*`) are not inputs, and nothing recurses without a
 //! fixed depth, so a symlink loop cannot trap a parser.
 
-use crate::inventory::{reason, Inventory};
+use crate::inventory::{is_image_name, reason, Inventory};
 use std::path::{Path, PathBuf};
 
 /// One directory entry with a UTF-8 name.
@@ -60,6 +60,33 @@ pub fn list(dir: &Path, rel: &str, inv: &mut Inventory) -> Vec<Entry> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// The image file names of a sequence folder (unsorted). Other entries are excluded as
+/// `not_an_image`; a folder without images is rejected as `no_frames` and gives `None`.
+pub fn sequence_frames(dir: &Path, rel: &str, inv: &mut Inventory) -> Option<Vec<String>> {
+    let mut frames = Vec::new();
+    for f in list(dir, rel, inv) {
+        if !f.is_dir && is_image_name(&f.name) {
+            frames.push(f.name);
+        } else {
+            inv.exclude(
+                join(rel, &f.name),
+                reason::NOT_AN_IMAGE,
+                "not an image file",
+            );
+        }
+    }
+    if frames.is_empty() {
+        inv.reject(
+            rel,
+            "parse",
+            reason::NO_FRAMES,
+            "sequence folder without images",
+        );
+        return None;
+    }
+    Some(frames)
 }
 
 /// `a/b`, or `b` when `a` is empty.
