@@ -24,8 +24,10 @@ CACHE_DIR   ?= data/cache
 CONFIG      ?= manifests/experiments/demo.toml
 PREP_ARGS   ?=
 TRAIN_ARGS  ?=
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
 
-.PHONY: help setup build demo prep train test test-real bench lint clean-cache
+.PHONY: help setup build demo prep train test test-real bench lint fuzz fuzz-seeds clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -59,6 +61,12 @@ bench: setup ## benchmarks (criterion + bench subcommands), release build
 lint: setup ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+fuzz: ## fuzz every reader FUZZ_SECONDS each (default 600; cargo-fuzz, needs nightly), then a table
+	./scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-seeds: setup ## regenerate the committed fuzz seeds in fuzz/corpus from their generator
+	$(CARGO) test --release -p e2e --test e2e fuzz_replay::write_fuzz_seeds -- --ignored
 
 clean-cache: ## delete built caches under CACHE_DIR (raw data is kept)
 	rm -rf $(CACHE_DIR)

@@ -2,6 +2,8 @@
 //! that verify, crop sizes, landmark accuracy against the true warped points, and a k-fold
 //! training run that learns. CPU, well under a minute.
 
+mod fuzz_replay;
+
 use prep::synth::{generate, BaseFace, SynthOptions};
 use prep::{BuildRequest, DatasetKind, ModelFiles, PrepConfig};
 use shard::{Cache, Split};

@@ -183,8 +183,12 @@ impl CascadeDetector {
             }
         };
         let (width, height) = (int("width")?, int("height")?);
-        if !(1..=1000).contains(&width) || !(1..=1000).contains(&height) {
-            return Err(bad(format!("window {width}×{height} out of range")));
+        // At least 3×3: the variance normalisation uses the window less a 1-pixel border (found
+        // by fuzzing: a 3×1 window underflowed it, fuzz/regressions/cascade_xml).
+        if !(3..=1000).contains(&width) || !(3..=1000).contains(&height) {
+            return Err(bad(format!(
+                "window {width}×{height} out of range (3..=1000 on each side)"
+            )));
         }
         let max_cat = child(cascade, "featureParams")
             .and_then(|f| child(f, "maxCatCount"))
@@ -272,16 +276,19 @@ impl CascadeDetector {
                 }
                 let n_nodes = nodes.len() as u32 - first_node;
                 let n_leaves = leaves.len() as u32 - first_leaf;
-                for n in &nodes[first_node as usize..] {
+                for (k, n) in nodes[first_node as usize..].iter().enumerate() {
                     for child_idx in [n.left, n.right] {
+                        // A child node must come after its parent, as in every tree OpenCV
+                        // writes: otherwise a node can point back at itself and the walk never
+                        // ends (found by fuzzing: fuzz/regressions/cascade_xml).
                         let ok = if child_idx > 0 {
-                            (child_idx as u32) < n_nodes
+                            (child_idx as u32) < n_nodes && child_idx as usize > k
                         } else {
                             ((-child_idx) as u32) < n_leaves
                         };
                         if !ok {
                             return Err(bad(format!(
-                                "stage {si} weak {wi}: node child {child_idx} out of range"
+                                "stage {si} weak {wi}: node child {child_idx} out of range or not after its parent"
                             )));
                         }
                     }
@@ -363,12 +370,9 @@ impl CascadeDetector {
             }
             for r in rects.iter().filter(|r| r.w > 0 || r.h > 0) {
                 let span = if kind == FeatureType::Lbp { 3 } else { 1 };
-                if r.x < 0
-                    || r.y < 0
-                    || r.w < 0
-                    || r.h < 0
-                    || (r.x + span * r.w) as i64 > width
-                    || (r.y + span * r.h) as i64 > height
+                // In i64: x + 3·w overflows i32 for rects near i32::MAX.
+                let (x, y, w, h) = (r.x as i64, r.y as i64, r.w as i64, r.h as i64);
+                if x < 0 || y < 0 || w < 0 || h < 0 || x + span * w > width || y + span * h > height
                 {
                     return Err(bad(format!(
                         "feature {fi}: rect leaves the {width}×{height} window"

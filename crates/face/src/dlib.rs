@@ -496,6 +496,11 @@ impl ShapePredictor {
     /// Walks every tree of cascade `c` (they only read the feature pixels) and stores each tree's
     /// leaf index.
     fn walk_trees(&self, c: usize, feats: &[f32], leaf_offsets: &mut [usize]) {
+        if self.splits_per_tree == 0 {
+            // Depth-0 trees (a single leaf each), or no trees: `chunks_exact(0)` would panic.
+            leaf_offsets.fill(0);
+            return;
+        }
         let tree0 = c * self.trees;
         let splits_all =
             &self.splits[tree0 * self.splits_per_tree..(tree0 + self.trees) * self.splits_per_tree];
@@ -677,7 +682,10 @@ fn pow2(e: i32) -> f64 {
 #[inline(always)]
 pub(crate) fn floor_to_i64(v: f64) -> i64 {
     let t = v as i64;
-    t - ((t as f64) > v) as i64
+    // Saturating: below i64::MIN, `t` is already i64::MIN and still compares greater than `v`
+    // (found by fuzzing a model whose leaves send points to -1e30: an overflow panic in debug
+    // builds and i64::MAX in release).
+    t.saturating_sub(((t as f64) > v) as i64)
 }
 
 fn mean_xy(v: &[f32]) -> (f64, f64) {
@@ -728,6 +736,22 @@ mod tests {
     #[test]
     fn floor_to_i64_edges() {
         for v in [-0.5, -1.0, -0.0, 0.0, 0.5, 1.0, -1.5, 2.999_999, -2.000_001] {
+            assert_eq!(floor_to_i64(v), v.floor() as i64, "{v}");
+        }
+    }
+
+    /// Regression (fuzzing, fuzz/regressions/dlib_model/point_far_below_i64_overflows): beyond
+    /// i64's range the result saturates like `as` instead of overflowing.
+    #[test]
+    fn floor_to_i64_saturates_out_of_range() {
+        for v in [
+            -1e30,
+            -9.3e18,
+            f64::NEG_INFINITY,
+            1e30,
+            f64::INFINITY,
+            f64::NAN,
+        ] {
             assert_eq!(floor_to_i64(v), v.floor() as i64, "{v}");
         }
     }

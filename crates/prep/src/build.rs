@@ -488,6 +488,12 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
 /// Loads the face pipeline for a configuration.
 pub fn load_faces(models: &ModelFiles, cfg: &PrepConfig) -> Result<face::FacePipeline> {
     let predictor = face::ShapePredictor::load(&models.shape_predictor)?;
+    if predictor.num_parts() != 68 {
+        return Err(PrepError::ShapeModelParts {
+            file: models.shape_predictor.clone(),
+            parts: predictor.num_parts(),
+        });
+    }
     let detector = face::CascadeDetector::load(&models.cascade)?;
     let mut opts = face::PipelineOptions {
         detect: face::DetectParams::default(),

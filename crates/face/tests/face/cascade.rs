@@ -79,6 +79,31 @@ fn malformed_cascade_xml_is_an_error() {
     }
 }
 
+/// Regression (fuzzing, fuzz/regressions/cascade_xml/tree_node_points_at_itself_hangs): a tree
+/// node whose child index pointed at itself was accepted, and detection looped forever.
+#[test]
+fn cascade_tree_node_pointing_back_is_refused() {
+    let tree = |nodes: &str| {
+        format!(
+            "<opencv_storage><cascade><stageType>BOOST</stageType><featureType>HAAR</featureType>\
+             <height>6</height><width>6</width><stages><_><stageThreshold>-1</stageThreshold>\
+             <weakClassifiers><_><internalNodes>{nodes}</internalNodes>\
+             <leafValues>0.2 -0.5 0.4</leafValues></_></weakClassifiers></_></stages><features>\
+             <_><rects><_>0 0 6 3 -1.</_><_>0 3 6 3 1.</_></rects></_></features></cascade>\
+             </opencv_storage>"
+        )
+    };
+    let p = std::path::Path::new("x.xml");
+    assert!(CascadeDetector::from_xml(&tree("1 0 0 0.01 -1 -2 0 -0.03"), "x", p).is_ok());
+    for bad in ["1 0 0 0.01 1 -2 0 -0.03", "1 0 0 0.01 -1 1 0 -0.03"] {
+        let err = CascadeDetector::from_xml(&tree(bad), "x", p).unwrap_err();
+        assert!(
+            err.to_string().contains("not after its parent"),
+            "{bad}: {err}"
+        );
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct RefImage {
     image: String,
@@ -158,4 +183,21 @@ fn real_cascade_parity_with_opencv() {
         all_ok &= rate >= 0.98;
     }
     assert!(all_ok, "a cascade agrees on fewer than 98 % of images");
+}
+
+/// Regression (fuzzing, fuzz/regressions/cascade_xml/window_narrower_than_3_underflows): a
+/// window under 3×3 leaves no area for the variance normalisation and underflowed it.
+#[test]
+fn cascade_window_under_3_is_refused() {
+    for (w, h) in [(3, 1), (2, 2), (1, 5)] {
+        let xml = format!(
+            "<opencv_storage><cascade><stageType>BOOST</stageType><featureType>HAAR</featureType>\
+             <height>{h}</height><width>{w}</width><stages><_><stageThreshold>-1</stageThreshold>\
+             <weakClassifiers><_><internalNodes>0 -1 0 0.01</internalNodes>\
+             <leafValues>0.2 -0.5</leafValues></_></weakClassifiers></_></stages><features>\
+             <_><rects><_>0 0 1 1 -1.</_></rects></_></features></cascade></opencv_storage>"
+        );
+        let err = CascadeDetector::from_xml(&xml, "x", std::path::Path::new("x.xml")).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{w}×{h}: {err}");
+    }
 }
