@@ -186,11 +186,23 @@ impl ShardReader {
             });
         }
         rec.payload.clear();
-        rec.payload.reserve(e.payload_len as usize);
-        let n = s
-            .dctx
-            .decompress_to_buffer(&s.frame[..], &mut rec.payload)
-            .map_err(|err| bad(format!("zstd: {err}")))?;
+        let n = if e.payload_len as usize <= BULK_PAYLOAD_LIMIT {
+            rec.payload.reserve(e.payload_len as usize);
+            s.dctx
+                .decompress_to_buffer(&s.frame[..], &mut rec.payload)
+                .map_err(|err| bad(format!("zstd: {err}")))?
+        } else {
+            // A large claimed size is not allocated up front: the buffer grows only as the frame
+            // really produces bytes, so a damaged index claiming 4 GiB costs nothing (found by
+            // fuzzing, fuzz/regressions/shard_reader).
+            let mut dec = zstd::stream::read::Decoder::with_buffer(&s.frame[..])
+                .map_err(|err| bad(format!("zstd: {err}")))?;
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut dec, e.payload_len as u64 + 1),
+                &mut rec.payload,
+            )
+            .map_err(|err| bad(format!("zstd: {err}")))?
+        };
         if n != e.payload_len as usize {
             return Err(bad(format!(
                 "payload is {n} bytes, the index says {}",
@@ -203,6 +215,10 @@ impl ShardReader {
         Ok(())
     }
 }
+
+/// Payloads up to this size are decompressed in one call into a buffer of the size the index
+/// gives (MGLN records are ~47 KB); larger ones stream into a growing buffer.
+const BULK_PAYLOAD_LIMIT: usize = 16 << 20;
 
 fn read_up_to(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
     let mut n = 0;
