@@ -54,6 +54,21 @@ fn bench(c: &mut Criterion) {
     g.bench_function("landmarks (one face, 512x512)", |bch| {
         bch.iter(|| pipe.predictor().predict(&img, b))
     });
+    // Batched prediction (FER2013 rows, CK+48 frames): trees outer, faces inner, so the leaf
+    // table streams once per batch. 128 boxes jittered around the face, as prep batches them.
+    let boxes: Vec<(&GrayImage, FaceBox)> = (0..128i64)
+        .map(|k| {
+            (
+                &img,
+                FaceBox::ltrb(170 + k % 11, 72 + k % 9, 262 + k % 7, 164 + k % 13),
+            )
+        })
+        .collect();
+    g.throughput(Throughput::Elements(boxes.len() as u64));
+    g.bench_function("landmarks (batch of 128 faces, per face)", |bch| {
+        bch.iter(|| pipe.predictor().predict_batch(&boxes))
+    });
+    g.throughput(Throughput::Elements(1));
     let crops = CropConfig::default();
     let jaffe = frame(&img, 200, 256, 256);
     let ck = frame(&img, 400, 640, 490);
