@@ -264,8 +264,8 @@ unsafe fn interior_row_avx2(
             ),
         );
         if _mm256_movemask_pd(inside) != 0b1111 {
-            for k in u..u + 4 {
-                row[k] = scalar_pixel(img, map, k, v, edge);
+            for (k, o) in row.iter_mut().enumerate().skip(u).take(4) {
+                *o = scalar_pixel(img, map, k, v, edge);
             }
             u += 4;
             continue;
@@ -299,8 +299,8 @@ unsafe fn interior_row_avx2(
         let val = _mm256_add_pd(_mm256_min_pd(_mm256_max_pd(val, zero), c255), half);
         let mut r = [0i32; 4];
         _mm_storeu_si128(r.as_mut_ptr().cast(), _mm256_cvttpd_epi32(val));
-        for k in 0..4 {
-            row[u + k] = r[k] as u8;
+        for (o, value) in row[u..u + 4].iter_mut().zip(r) {
+            *o = value as u8;
         }
         u += 4;
     }
