@@ -24,6 +24,19 @@ pub struct BenchRow {
     pub samples_per_s: f64,
 }
 
+impl BenchRow {
+    /// A row from a measured median step time (samples/s derived from it).
+    pub fn new(input: &str, precision: &str, batch: i64, median_ms: f64) -> BenchRow {
+        BenchRow {
+            input: input.into(),
+            precision: precision.into(),
+            batch,
+            median_ms,
+            samples_per_s: batch as f64 * 1000.0 / median_ms,
+        }
+    }
+}
+
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);

@@ -271,25 +271,13 @@ fn bench(a: BenchArgs) -> Result<()> {
                     y.shallow_clone(),
                 ))
             })?;
-            rows.push(train::bench::BenchRow {
-                input: "synthetic".into(),
-                precision: p.clone(),
-                batch: b,
-                median_ms: ms,
-                samples_per_s: b as f64 * 1000.0 / ms,
-            });
+            rows.push(train::bench::BenchRow::new("synthetic", p, b, ms));
             if let Some(c) = &a.cache {
                 let (mut mc2, mut next) = train::bench::cache_inputs(c, b as usize, device)?;
                 mc2.width = a.width;
                 let ms =
                     train::bench::time_steps(&mc2, device, precision, b, 3, a.steps, &mut *next)?;
-                rows.push(train::bench::BenchRow {
-                    input: "cache".into(),
-                    precision: p.clone(),
-                    batch: b,
-                    median_ms: ms,
-                    samples_per_s: b as f64 * 1000.0 / ms,
-                });
+                rows.push(train::bench::BenchRow::new("cache", p, b, ms));
             }
         }
     }
