@@ -98,6 +98,8 @@ pub struct CascadeDetector {
     subset_words: usize,
     /// Every weak classifier is a single-node stump (enables the compiled fast path).
     all_stumps: bool,
+    /// LBP stump cascades scan eight windows at a time in AVX2 lanes (the CPU has it).
+    vector_scan: bool,
     /// HAAR: up to three weighted rects per feature; LBP: the one cell rect (weight unused).
     features: Vec<[WeightedRect; 3]>,
 }
@@ -396,6 +398,7 @@ impl CascadeDetector {
             });
         Ok(CascadeDetector {
             all_stumps,
+            vector_scan: crate::dlib::cpu_has_avx2(),
             name: name.to_string(),
             kind,
             width,
@@ -423,6 +426,28 @@ impl CascadeDetector {
     /// Runs the detector on a grey image, as OpenCV's `detectMultiScale`. Boxes are sorted.
     pub fn detect(&self, img: &GrayImage, p: &DetectParams) -> Vec<Rect> {
         let (iw, ih) = (img.width() as i64, img.height() as i64);
+        let candidates = self.candidates(img, p);
+        let mut out = group_rectangles(&candidates, p.min_neighbors, 0.2);
+        for r in &mut out {
+            let x0 = r.x.max(0);
+            let y0 = r.y.max(0);
+            let x1 = (r.x + r.w).min(iw);
+            let y1 = (r.y + r.h).min(ih);
+            *r = Rect {
+                x: x0,
+                y: y0,
+                w: x1 - x0,
+                h: y1 - y0,
+            };
+        }
+        out.sort();
+        out
+    }
+
+    /// Every window the cascade accepts, over all pyramid levels, in scan order (level, row,
+    /// column), before grouping.
+    fn candidates(&self, img: &GrayImage, p: &DetectParams) -> Vec<Rect> {
+        let (iw, ih) = (img.width() as i64, img.height() as i64);
         let (max_w, max_h) = p.max_size.unwrap_or((iw, ih));
         let mut scales = Vec::new();
         let mut factor = 1.0f64;
@@ -447,29 +472,12 @@ impl CascadeDetector {
             if sw < self.width || sh < self.height {
                 continue;
             }
-            level.build(
-                img,
-                sw as usize,
-                sh as usize,
-                self.kind == FeatureType::Haar,
-            );
+            let step = if scale >= 2.0 { 1 } else { 2 };
+            let split = self.kind == FeatureType::Lbp && self.vector_scan && step == 2;
+            level.build(img, sw as usize, sh as usize, self.kind, split);
             self.scan_level(&level, scale, &mut candidates);
         }
-        let mut out = group_rectangles(&candidates, p.min_neighbors, 0.2);
-        for r in &mut out {
-            let x0 = r.x.max(0);
-            let y0 = r.y.max(0);
-            let x1 = (r.x + r.w).min(iw);
-            let y1 = (r.y + r.h).min(ih);
-            *r = Rect {
-                x: x0,
-                y: y0,
-                w: x1 - x0,
-                h: y1 - y0,
-            };
-        }
-        out.sort();
-        out
+        candidates
     }
 
     fn scan_level(&self, lv: &Level, scale: f32, out: &mut Vec<Rect>) {
@@ -477,6 +485,10 @@ impl CascadeDetector {
         let stride = lv.w + 1;
         let (ww, wh) = (self.width as usize, self.height as usize);
         if lv.w < ww || lv.h < wh {
+            return;
+        }
+        if self.kind == FeatureType::Lbp && self.all_stumps {
+            self.scan_level_lbp(lv, scale, step, out);
             return;
         }
         // Corner offsets of every feature rect relative to the window origin at this stride.
@@ -516,31 +528,6 @@ impl CascadeDetector {
         } else {
             Vec::new()
         };
-        let lbp: Vec<CompiledLbp> = if self.kind == FeatureType::Lbp && self.all_stumps {
-            self.weaks
-                .iter()
-                .map(|w| {
-                    let n = self.nodes[w.nodes.start as usize];
-                    let r = self.features[n.feature as usize][0];
-                    let (x, y, cw, ch) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
-                    let mut corners = [0u32; 16];
-                    for (k, c) in corners.iter_mut().enumerate() {
-                        *c = ((y + (k / 4) * ch) * stride + x + (k % 4) * cw) as u32;
-                    }
-                    let mut subset = [0i32; 8];
-                    let words = &self.subsets
-                        [n.subset as usize..n.subset as usize + self.subset_words.min(8)];
-                    subset[..words.len()].copy_from_slice(words);
-                    CompiledLbp {
-                        corners,
-                        subset,
-                        leaf: self.stump_leaves(w, &n),
-                    }
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
         let (nx, ny, nw, nh) = (1usize, 1usize, ww - 2, wh - 2);
         let norm = [
             ny * stride + nx,
@@ -567,7 +554,6 @@ impl CascadeDetector {
                         Some(vnf) => self.run_haar(lv, base, &offs, vnf),
                         None => -1,
                     },
-                    FeatureType::Lbp if !lbp.is_empty() => self.run_lbp_stumps(lv, base, &lbp),
                     FeatureType::Lbp => self.run_lbp(lv, base, stride),
                 };
                 if result == 1 {
@@ -665,53 +651,110 @@ impl CascadeDetector {
 
     #[inline]
     fn run_lbp(&self, lv: &Level, base: usize, stride: usize) -> i32 {
-        let s = &lv.sum;
+        let s = &lv.isum;
         self.run_trees(|n| {
             let r = self.features[n.feature as usize][0];
             let (x, y, cw, ch) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
-            let block = |bx: usize, by: usize| -> i64 {
-                let o = base + (y + by * ch) * stride + x + bx * cw;
-                s[o] - s[o + cw] - s[o + ch * stride] + s[o + ch * stride + cw]
-            };
-            let c = block(1, 1);
-            let code = ((block(0, 0) >= c) as usize) << 7
-                | ((block(1, 0) >= c) as usize) << 6
-                | ((block(2, 0) >= c) as usize) << 5
-                | ((block(2, 1) >= c) as usize) << 4
-                | ((block(2, 2) >= c) as usize) << 3
-                | ((block(1, 2) >= c) as usize) << 2
-                | ((block(0, 2) >= c) as usize) << 1
-                | (block(0, 1) >= c) as usize;
-            let word = self.subsets[n.subset as usize + (code >> 5)];
-            (word >> (code & 31)) & 1 != 0
+            let mut v = [0i32; 16];
+            for (k, d) in v.iter_mut().enumerate() {
+                *d = s[base + (y + (k / 4) * ch) * stride + x + (k % 4) * cw];
+            }
+            let code = lbp_code(&v);
+            (self.subsets[n.subset as usize + (code >> 5)] >> (code & 31)) & 1 != 0
         })
     }
 
-    /// [`Self::run_lbp`] for all-stump LBP cascades over the per-level compiled program.
+    /// The LBP stumps of every weak classifier, with corner offsets for one level's layout.
+    fn compile_lbp(&self, layout: IntegralLayout) -> Vec<CompiledLbp> {
+        self.weaks
+            .iter()
+            .map(|w| {
+                let n = self.nodes[w.nodes.start as usize];
+                let r = self.features[n.feature as usize][0];
+                let (x, y, cw, ch) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
+                let mut corners = [0u32; 16];
+                for (k, c) in corners.iter_mut().enumerate() {
+                    *c = layout.offset(y + (k / 4) * ch, x + (k % 4) * cw) as u32;
+                }
+                let mut subset = [0i32; 8];
+                let words =
+                    &self.subsets[n.subset as usize..n.subset as usize + self.subset_words.min(8)];
+                subset[..words.len()].copy_from_slice(words);
+                CompiledLbp {
+                    corners,
+                    subset,
+                    leaf: self.stump_leaves(w, &n),
+                }
+            })
+            .collect()
+    }
+
+    /// One pyramid level of an all-stump LBP cascade: eight windows at a time in AVX2 lanes when
+    /// the CPU has it, else window by window. Both visit the windows OpenCV visits and accept the
+    /// same ones, in the same order.
+    fn scan_level_lbp(&self, lv: &Level, scale: f32, step: usize, out: &mut Vec<Rect>) {
+        let (ww, wh) = (self.width as usize, self.height as usize);
+        let rect_at = |x: usize, y: usize| Rect {
+            x: round_half_even_f32(x as f32 * scale),
+            y: round_half_even_f32(y as f32 * scale),
+            w: round_half_even_f32(self.width as f32 * scale),
+            h: round_half_even_f32(self.height as f32 * scale),
+        };
+        #[cfg(target_arch = "x86_64")]
+        if self.vector_scan {
+            let layout = if step == 2 {
+                IntegralLayout::split(lv.w + 1)
+            } else {
+                IntegralLayout::Plain { stride: lv.w + 1 }
+            };
+            let data = if step == 2 { &lv.split } else { &lv.isum };
+            let prog = self.compile_lbp(layout);
+            let positions = (lv.w - ww) / step + 1;
+            let rows = (lv.h - wh) / step + 1;
+            // The furthest element a batch reads: last row, last batch's last lane, furthest corner.
+            let last_batch = (positions - 1) / LANES * LANES;
+            let reach = prog.iter().flat_map(|c| c.corners).max().unwrap_or(0) as usize;
+            let furthest = (rows - 1) * step * (lv.w + 1) + last_batch + LANES - 1 + reach;
+            if furthest < data.len() {
+                // SAFETY: the CPU has AVX2 (`vector_scan`), and every load the scan makes lies at
+                // or before `furthest`, which is inside `data` (checked just above).
+                unsafe {
+                    self.scan_lbp_avx2(data, &prog, positions, rows, step, lv.w + 1, |x, y| {
+                        out.push(rect_at(x, y))
+                    })
+                };
+                return;
+            }
+        }
+        let prog = self.compile_lbp(IntegralLayout::Plain { stride: lv.w + 1 });
+        let stride = lv.w + 1;
+        let mut y = 0usize;
+        while y + wh <= lv.h {
+            let mut x = 0usize;
+            while x + ww <= lv.w {
+                let result = self.run_lbp_stumps(&lv.isum[y * stride + x..], &prog);
+                if result == 1 {
+                    out.push(rect_at(x, y));
+                }
+                x += if result == 0 { 2 * step } else { step };
+            }
+            y += step;
+        }
+    }
+
+    /// [`Self::run_lbp`] for all-stump LBP cascades over the per-level compiled program; `s`
+    /// starts at the window's origin in the plain integral image.
     #[inline]
-    fn run_lbp_stumps(&self, lv: &Level, base: usize, prog: &[CompiledLbp]) -> i32 {
-        let s = &lv.sum[base..];
+    fn run_lbp_stumps(&self, s: &[i32], prog: &[CompiledLbp]) -> i32 {
         for (si, st) in self.stages.iter().enumerate() {
             let mut sum = 0f64;
             for c in &prog[st.weaks.start as usize..st.weaks.end as usize] {
                 // A plain loop: `array::map` was not inlined here and cost a fifth of detection.
-                let mut v = [0i64; 16];
+                let mut v = [0i32; 16];
                 for (d, &o) in v.iter_mut().zip(&c.corners) {
                     *d = s[o as usize];
                 }
-                let block = |bx: usize, by: usize| {
-                    let k = by * 4 + bx;
-                    v[k] - v[k + 1] - v[k + 4] + v[k + 5]
-                };
-                let centre = block(1, 1);
-                let code = ((block(0, 0) >= centre) as usize) << 7
-                    | ((block(1, 0) >= centre) as usize) << 6
-                    | ((block(2, 0) >= centre) as usize) << 5
-                    | ((block(2, 1) >= centre) as usize) << 4
-                    | ((block(2, 2) >= centre) as usize) << 3
-                    | ((block(1, 2) >= centre) as usize) << 2
-                    | ((block(0, 2) >= centre) as usize) << 1
-                    | (block(0, 1) >= centre) as usize;
+                let code = lbp_code(&v);
                 let bit = (c.subset[code >> 5] >> (code & 31)) & 1;
                 sum += c.leaf[(bit == 0) as usize] as f64;
             }
@@ -720,6 +763,77 @@ impl CascadeDetector {
             }
         }
         1
+    }
+
+    /// The window scan of [`Self::scan_level_lbp`] in AVX2: lane `j` of a batch is the window at
+    /// position `p0 + j` of a row (x = position · step). Stage 0 runs on all eight lanes; OpenCV's
+    /// step rule (skip the next position after a stage-0 rejection) then picks the lanes it would
+    /// have visited, and the later stages run while any of those is still accepted. `accept` gets
+    /// (x, y) of each accepted window in scan order.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, and `data` must hold every element the scan reads: for each row
+    /// `r < rows`, batch start `p0 < positions` (a multiple of 8) and corner `c`, the eight
+    /// elements from `r · step · stride + p0 + c`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn scan_lbp_avx2(
+        &self,
+        data: &[i32],
+        prog: &[CompiledLbp],
+        positions: usize,
+        rows: usize,
+        step: usize,
+        stride: usize,
+        mut accept: impl FnMut(usize, usize),
+    ) {
+        let stage = |k: usize| {
+            let st = &self.stages[k];
+            (
+                &prog[st.weaks.start as usize..st.weaks.end as usize],
+                st.threshold as f64,
+            )
+        };
+        let Some(first) = self.stages.first().map(|_| stage(0)) else {
+            return;
+        };
+        for r in 0..rows {
+            let y = r * step;
+            // Position (relative to the batch) of the next window the step rule visits.
+            let mut next = 0usize;
+            let mut p0 = 0usize;
+            while p0 < positions {
+                let valid = if positions - p0 >= LANES {
+                    0xff
+                } else {
+                    (1u32 << (positions - p0)) - 1
+                };
+                // SAFETY: in bounds by the caller's contract.
+                let at = unsafe { data.as_ptr().add(y * stride + p0) };
+                let pass0 = unsafe { lbp_stage_avx2(at, first.0, first.1) };
+                let mut visited = 0u32;
+                let mut pos = next;
+                while pos < LANES {
+                    visited |= 1 << pos;
+                    pos += if pass0 >> pos & 1 == 1 { 1 } else { 2 };
+                }
+                next = pos - LANES;
+                let mut alive = visited & pass0 & valid;
+                let mut k = 1;
+                while alive != 0 && k < self.stages.len() {
+                    let (weaks, threshold) = stage(k);
+                    alive &= unsafe { lbp_stage_avx2(at, weaks, threshold) };
+                    k += 1;
+                }
+                while alive != 0 {
+                    let j = alive.trailing_zeros() as usize;
+                    accept((p0 + j) * step, y);
+                    alive &= alive - 1;
+                }
+                p0 += LANES;
+            }
+        }
     }
 
     /// The subset words per LBP node (0 for HAAR); exposed for diagnostics.
@@ -746,6 +860,128 @@ struct CompiledLbp {
     leaf: [f32; 2],
 }
 
+/// Windows per batch of the vector LBP scan (eight i32 lanes of an AVX2 register).
+const LANES: usize = 8;
+
+/// Where integral-image element (row, column) lives in the array a scan reads.
+#[derive(Debug, Clone, Copy)]
+enum IntegralLayout {
+    /// Row-major with `stride` = width + 1.
+    Plain { stride: usize },
+    /// Each row holds its even columns, then its odd ones (`even` of them first), so that windows
+    /// two columns apart — the step-2 levels — read adjacent elements.
+    Split { stride: usize, even: usize },
+}
+
+impl IntegralLayout {
+    fn split(stride: usize) -> IntegralLayout {
+        IntegralLayout::Split {
+            stride,
+            even: stride.div_ceil(2),
+        }
+    }
+
+    fn offset(self, row: usize, col: usize) -> usize {
+        match self {
+            IntegralLayout::Plain { stride } => row * stride + col,
+            IntegralLayout::Split { stride, even } => row * stride + (col & 1) * even + (col >> 1),
+        }
+    }
+}
+
+/// The 8-bit LBP code of a 3×3 block grid from its 4×4 integral corners (row-major): bit set when
+/// the neighbour block's sum is ≥ the centre's, weights 128…1 clockwise from the top-left. The
+/// integral is i32 and wraps on large images; a block sum taken in wrapping arithmetic is still
+/// exact, as it is at most 255 · (block area) < 2³¹.
+#[inline(always)]
+fn lbp_code(v: &[i32; 16]) -> usize {
+    let block = |bx: usize, by: usize| {
+        let k = by * 4 + bx;
+        v[k].wrapping_sub(v[k + 1])
+            .wrapping_sub(v[k + 4])
+            .wrapping_add(v[k + 5])
+    };
+    let centre = block(1, 1);
+    ((block(0, 0) >= centre) as usize) << 7
+        | ((block(1, 0) >= centre) as usize) << 6
+        | ((block(2, 0) >= centre) as usize) << 5
+        | ((block(2, 1) >= centre) as usize) << 4
+        | ((block(2, 2) >= centre) as usize) << 3
+        | ((block(1, 2) >= centre) as usize) << 2
+        | ((block(0, 2) >= centre) as usize) << 1
+        | (block(0, 1) >= centre) as usize
+}
+
+/// One stage of LBP stumps on eight windows at once; `at` points at lane 0's window origin and
+/// lane `j` reads `at + j`. Returns the lanes whose stage sum is not below `threshold`. Each lane
+/// does [`lbp_code`] and the scalar f64 summation in the same order, so it decides as
+/// [`CascadeDetector::run_lbp_stumps`] does.
+///
+/// # Safety
+/// AVX2, and the eight elements from `at + corner` readable for every corner of `prog`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn lbp_stage_avx2(at: *const i32, prog: &[CompiledLbp], threshold: f64) -> u32 {
+    use std::arch::x86_64::*;
+    let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    let (c31, c255) = (_mm256_set1_epi32(31), _mm256_set1_epi32(255));
+    for c in prog {
+        // SAFETY: readable by the caller's contract.
+        let load = |k: usize| unsafe { _mm256_loadu_si256(at.add(c.corners[k] as usize).cast()) };
+        // d[r][x] = corner(r, x) − corner(r, x + 1); block(bx, by) = d[by][bx] − d[by + 1][bx].
+        let mut d = [[_mm256_setzero_si256(); 3]; 4];
+        for (r, dr) in d.iter_mut().enumerate() {
+            let row = [
+                load(4 * r),
+                load(4 * r + 1),
+                load(4 * r + 2),
+                load(4 * r + 3),
+            ];
+            for (x, dv) in dr.iter_mut().enumerate() {
+                *dv = _mm256_sub_epi32(row[x], row[x + 1]);
+            }
+        }
+        let block = |bx: usize, by: usize| _mm256_sub_epi32(d[by][bx], d[by + 1][bx]);
+        let centre = block(1, 1);
+        // A clear bit is `centre > block`; collect those and invert.
+        let clear = |bx: usize, by: usize, weight: i32| {
+            _mm256_and_si256(
+                _mm256_cmpgt_epi32(centre, block(bx, by)),
+                _mm256_set1_epi32(weight),
+            )
+        };
+        let inverted = _mm256_or_si256(
+            _mm256_or_si256(
+                _mm256_or_si256(clear(0, 0, 128), clear(1, 0, 64)),
+                _mm256_or_si256(clear(2, 0, 32), clear(2, 1, 16)),
+            ),
+            _mm256_or_si256(
+                _mm256_or_si256(clear(2, 2, 8), clear(1, 2, 4)),
+                _mm256_or_si256(clear(0, 2, 2), clear(0, 1, 1)),
+            ),
+        );
+        let code = _mm256_xor_si256(inverted, c255);
+        // subset[code >> 5] by a lane permute, then its bit (code & 31) moved to the sign bit,
+        // which is what blendv reads: 31 − k = 31 ^ k for k in 0..32.
+        let subset = unsafe { _mm256_loadu_si256(c.subset.as_ptr().cast()) };
+        let word = _mm256_permutevar8x32_epi32(subset, _mm256_srli_epi32::<5>(code));
+        let bit_at_sign =
+            _mm256_sllv_epi32(word, _mm256_xor_si256(_mm256_and_si256(code, c31), c31));
+        let leaf = _mm256_blendv_ps(
+            _mm256_set1_ps(c.leaf[1]),
+            _mm256_set1_ps(c.leaf[0]),
+            _mm256_castsi256_ps(bit_at_sign),
+        );
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(leaf)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(leaf)));
+    }
+    let t = _mm256_set1_pd(threshold);
+    let below = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(lo, t))
+        | _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(hi, t)) << 4;
+    !(below as u32) & 0xff
+}
+
 /// OpenCV's variance normalisation: `Some(1/σ·area)` factor when the window is evaluated at all.
 #[inline]
 fn variance_norm(lv: &Level, base: usize, norm: &[usize; 4], area: f64) -> Option<f32> {
@@ -763,8 +999,10 @@ fn variance_norm(lv: &Level, base: usize, norm: &[usize; 4], area: f64) -> Optio
     }
 }
 
-/// One pyramid level: the resized image's integral and squared integral images, reused across
-/// levels to avoid reallocations.
+/// One pyramid level: the resized image and its integral images, reused across levels to avoid
+/// reallocations. HAAR reads `sum`/`sqsum` (i64, as the variance needs); LBP reads `isum` (i32,
+/// wrapping: block sums stay exact, see [`lbp_code`]) and, on step-2 levels of the vector scan,
+/// `split` (the same values in [`IntegralLayout::Split`]).
 #[derive(Default)]
 struct Level {
     w: usize,
@@ -772,30 +1010,58 @@ struct Level {
     pixels: Vec<u8>,
     sum: Vec<i64>,
     sqsum: Vec<i64>,
+    isum: Vec<i32>,
+    split: Vec<i32>,
 }
 
 impl Level {
-    fn build(&mut self, img: &GrayImage, w: usize, h: usize, squares: bool) {
+    fn build(&mut self, img: &GrayImage, w: usize, h: usize, kind: FeatureType, split: bool) {
         self.w = w;
         self.h = h;
         resize_linear_exact(img, w, h, &mut self.pixels);
         let stride = w + 1;
-        self.sum.clear();
-        self.sum.resize(stride * (h + 1), 0);
-        if squares {
+        let len = stride * (h + 1);
+        if kind == FeatureType::Haar {
+            self.sum.clear();
+            self.sum.resize(len, 0);
             self.sqsum.clear();
-            self.sqsum.resize(stride * (h + 1), 0);
-        }
-        for y in 0..h {
-            let (mut row, mut rowsq) = (0i64, 0i64);
-            for x in 0..w {
-                let v = self.pixels[y * w + x] as i64;
-                row += v;
-                let at = (y + 1) * stride + x + 1;
-                self.sum[at] = self.sum[at - stride] + row;
-                if squares {
+            self.sqsum.resize(len, 0);
+            for y in 0..h {
+                let (mut row, mut rowsq) = (0i64, 0i64);
+                for x in 0..w {
+                    let v = self.pixels[y * w + x] as i64;
+                    row += v;
                     rowsq += v * v;
+                    let at = (y + 1) * stride + x + 1;
+                    self.sum[at] = self.sum[at - stride] + row;
                     self.sqsum[at] = self.sqsum[at - stride] + rowsq;
+                }
+            }
+            return;
+        }
+        // A batch of the vector scan reads up to LANES − 1 elements past the last window's corner
+        // (lanes beyond the row are discarded), and split rows end with the odd half: pad so those
+        // reads stay inside (`scan_level_lbp` checks the bound before each level).
+        self.isum.clear();
+        self.isum.resize(len + 2 * LANES, 0);
+        for y in 0..h {
+            let (above, below) = self.isum.split_at_mut((y + 1) * stride);
+            let above = &above[y * stride + 1..];
+            let below = &mut below[1..stride];
+            let px = &self.pixels[y * w..(y + 1) * w];
+            let mut row = 0i32;
+            for ((o, a), &p) in below.iter_mut().zip(above).zip(px) {
+                row = row.wrapping_add(p as i32);
+                *o = a.wrapping_add(row);
+            }
+        }
+        if split {
+            let layout = IntegralLayout::split(stride);
+            self.split.clear();
+            self.split.resize(len + 2 * LANES, 0);
+            for r in 0..=h {
+                for c in 0..stride {
+                    self.split[layout.offset(r, c)] = self.isum[r * stride + c];
                 }
             }
         }
@@ -1020,5 +1286,125 @@ mod tests {
             assert!(!a.is_empty(), "{name}");
             assert_eq!(a, b, "{name}");
         }
+    }
+
+    /// A grey image of `w`×`h` cut from `img` at (`x0`, `y0`), wrapping around its edges.
+    fn cut(img: &GrayImage, x0: usize, y0: usize, w: usize, h: usize) -> GrayImage {
+        let mut data = Vec::with_capacity(w * h);
+        for y in 0..h {
+            for x in 0..w {
+                let (sx, sy) = ((x0 + x) % img.width(), (y0 + y) % img.height());
+                data.push(img.data()[sy * img.width() + sx]);
+            }
+        }
+        GrayImage::new(w, h, data).expect("sizes match")
+    }
+
+    /// The AVX2 LBP scan must accept exactly the windows of the window-by-window scan, in the same
+    /// order, and both those of the generic tree walk: on step-1 and step-2 levels, and on widths
+    /// that leave partial batches of every length at the end of a row.
+    #[test]
+    fn vector_lbp_scan_accepts_the_windows_of_the_scalar_scan() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/faces/astronaut.png");
+        let Ok(img) = GrayImage::open(&root, crate::GrayConversion::PilLuma) else {
+            panic!("astronaut.png missing");
+        };
+        if !crate::dlib::cpu_has_avx2() {
+            println!("skipped: vector LBP scan: this CPU has no AVX2");
+            return;
+        }
+        for name in ["lbpcascade_frontalface", "lbpcascade_frontalface_improved"] {
+            let Ok(vector) = CascadeDetector::load(&cascade_path(name)) else {
+                println!("skipped: {name} not installed (make setup)");
+                continue;
+            };
+            assert!(vector.vector_scan && vector.all_stumps, "{name}");
+            let mut scalar = vector.clone();
+            scalar.vector_scan = false;
+            let mut generic = scalar.clone();
+            generic.all_stumps = false;
+            let mut hits = 0;
+            let images = [
+                img.clone(),
+                cut(&img, 90, 10, 201, 177),
+                cut(&img, 101, 33, 163, 150),
+                cut(&img, 7, 300, 97, 61),
+                cut(&img, 130, 40, 130, 130),
+            ];
+            for (k, im) in images.iter().enumerate() {
+                for p in [
+                    DetectParams::default(),
+                    DetectParams {
+                        scale_factor: 1.05,
+                        min_size: (1, 1),
+                        ..DetectParams::default()
+                    },
+                ] {
+                    let v = vector.candidates(im, &p);
+                    assert_eq!(v, scalar.candidates(im, &p), "{name}, image {k}, {p:?}");
+                    assert_eq!(v, generic.candidates(im, &p), "{name}, image {k}, {p:?}");
+                    hits += v.len();
+                }
+            }
+            assert!(
+                hits > 0,
+                "{name}: no window accepted anywhere, the test tests nothing"
+            );
+        }
+    }
+
+    /// LBP block sums come from an i32 integral image that wraps on large images; the code must be
+    /// that of the true block sums whatever the corners' wrapped values.
+    #[test]
+    fn lbp_code_is_exact_on_wrapped_integrals() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            // True block sums up to 255 · 2²³ (a block of 8 M pixels), and arbitrary wrapped
+            // contributions from above and left of the grid.
+            let mut blocks = [[0i64; 3]; 3];
+            for b in blocks.iter_mut().flatten() {
+                *b = (next() % (255 << 23)) as i64;
+                if next() % 4 == 0 {
+                    *b = blocks_equal_value(&mut next);
+                }
+            }
+            let (above, left) = ([0; 4].map(|_| next() as i32), [0; 4].map(|_| next() as i32));
+            let mut corners = [0i32; 16];
+            for r in 0..4 {
+                for c in 0..4 {
+                    let inside: i64 = (0..r)
+                        .flat_map(|i| (0..c).map(move |j| (i, j)))
+                        .map(|(i, j)| blocks[i][j])
+                        .sum();
+                    corners[r * 4 + c] = above[r].wrapping_add(left[c]).wrapping_add(inside as i32);
+                }
+            }
+            let centre = blocks[1][1];
+            let neighbours = [
+                (0, 0),
+                (1, 0),
+                (2, 0),
+                (2, 1),
+                (2, 2),
+                (1, 2),
+                (0, 2),
+                (0, 1),
+            ];
+            let expected = neighbours.iter().fold(0usize, |code, &(bx, by)| {
+                code << 1 | (blocks[by][bx] >= centre) as usize
+            });
+            assert_eq!(lbp_code(&corners), expected, "{blocks:?}");
+        }
+    }
+
+    /// Ties between neighbour and centre must be exercised: a small set of values.
+    fn blocks_equal_value(next: &mut impl FnMut() -> u64) -> i64 {
+        [0, 1, 1000, 255 << 20][(next() % 4) as usize]
     }
 }

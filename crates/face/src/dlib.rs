@@ -622,7 +622,8 @@ impl PredictState {
     }
 }
 
-fn cpu_has_avx2() -> bool {
+/// Whether the vector paths (crops, leaf sums, LBP window scan) may use AVX2 on this CPU.
+pub(crate) fn cpu_has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2")
