@@ -123,7 +123,10 @@ pub struct ShapePredictor {
     splits: Vec<Split>,
     leaves: Vec<f32>,
     anchors: Vec<u32>,
-    deltas: Vec<[f32; 2]>,
+    /// Per feature, the offset from its anchor in the mean shape's frame, x and y apart (the
+    /// vector feature path loads eight of each at once).
+    delta_x: Vec<f32>,
+    delta_y: Vec<f32>,
     /// The CPU has AVX2 (leaf additions use 8 lanes).
     avx2: bool,
 }
@@ -370,7 +373,7 @@ impl ShapePredictor {
         if nd != cascades {
             return Err(r.err(at, format!("{nd} delta lists for {cascades} cascades")));
         }
-        let mut deltas = Vec::new();
+        let (mut delta_x, mut delta_y) = (Vec::new(), Vec::new());
         for _ in 0..nd {
             let at = r.at;
             let n = r.len(1 << 16, "delta")?;
@@ -378,7 +381,8 @@ impl ShapePredictor {
                 return Err(r.err(at, format!("{n} deltas for {features} anchors")));
             }
             for _ in 0..n {
-                deltas.push([r.float()?, r.float()?]);
+                delta_x.push(r.float()?);
+                delta_y.push(r.float()?);
             }
         }
         if let Some(s) = splits
@@ -407,7 +411,8 @@ impl ShapePredictor {
             splits,
             leaves,
             anchors,
-            deltas,
+            delta_x,
+            delta_y,
             avx2: cpu_has_avx2(),
         })
     }
@@ -444,13 +449,19 @@ impl ShapePredictor {
             let dims = self.initial.len();
             let tree0 = c * self.trees;
             const AHEAD: usize = 6;
+            let prefetch = |tree: usize, leaf: usize| {
+                prefetch_floats(
+                    &self.leaves,
+                    ((tree0 + tree) * self.leaves_per_tree + leaf) * dims,
+                    dims,
+                )
+            };
+            for (tree, &leaf) in leaf_offsets.iter().enumerate().take(AHEAD) {
+                prefetch(tree, leaf);
+            }
             for (tree, &leaf) in leaf_offsets.iter().enumerate() {
                 if let Some(&next) = leaf_offsets.get(tree + AHEAD) {
-                    prefetch_floats(
-                        &self.leaves,
-                        ((tree0 + tree + AHEAD) * self.leaves_per_tree + next) * dims,
-                        dims,
-                    );
+                    prefetch(tree + AHEAD, next);
                 }
                 state.add_leaf(self.leaf(tree0 + tree, leaf), self.avx2);
             }
@@ -470,23 +481,48 @@ impl ShapePredictor {
             .iter()
             .map(|(_, b)| PredictState::new(self, *b))
             .collect();
-        let mut leaf_offsets = vec![0usize; self.trees * faces.len()];
+        let nf = faces.len();
+        let dims = self.initial.len();
+        let mut walked = vec![0usize; self.trees];
+        // Leaf index per (tree, face): the addition loop reads one tree's row at a time.
+        let mut by_tree = vec![0u32; self.trees * nf];
         for c in 0..self.cascades {
             for (k, ((img, _), st)) in faces.iter().zip(&mut states).enumerate() {
                 st.features(self, img, c);
-                self.walk_trees(
-                    c,
-                    &st.feats,
-                    &mut leaf_offsets[k * self.trees..(k + 1) * self.trees],
-                );
+                self.walk_trees(c, &st.feats, &mut walked);
+                for (tree, &leaf) in walked.iter().enumerate() {
+                    by_tree[tree * nf + k] = leaf as u32;
+                }
             }
             let tree0 = c * self.trees;
-            for tree in 0..self.trees {
-                for (k, st) in states.iter_mut().enumerate() {
-                    st.add_leaf(
-                        self.leaf(tree0 + tree, leaf_offsets[k * self.trees + tree]),
-                        self.avx2,
+            // The leaves some face of the batch uses, a couple of trees ahead: each is read from
+            // memory once and then from cache by the other faces that land on it.
+            let prefetch_used = |tree: usize| {
+                let mut used = 0u64;
+                for &leaf in &by_tree[tree * nf..(tree + 1) * nf] {
+                    used |= 1u64.checked_shl(leaf).unwrap_or(0);
+                }
+                while used != 0 {
+                    let leaf = used.trailing_zeros() as usize;
+                    prefetch_floats(
+                        &self.leaves,
+                        ((tree0 + tree) * self.leaves_per_tree + leaf) * dims,
+                        dims,
                     );
+                    used &= used - 1;
+                }
+            };
+            const AHEAD: usize = 2;
+            for tree in 0..AHEAD.min(self.trees) {
+                prefetch_used(tree);
+            }
+            for tree in 0..self.trees {
+                if tree + AHEAD < self.trees {
+                    prefetch_used(tree + AHEAD);
+                }
+                let leaves = &by_tree[tree * nf..(tree + 1) * nf];
+                for (st, &leaf) in states.iter_mut().zip(leaves) {
+                    st.add_leaf(self.leaf(tree0 + tree, leaf as usize), self.avx2);
                 }
             }
         }
@@ -502,28 +538,60 @@ impl ShapePredictor {
     /// Walks every tree of cascade `c` (they only read the feature pixels) and stores each tree's
     /// leaf index.
     fn walk_trees(&self, c: usize, feats: &[f32], leaf_offsets: &mut [usize]) {
-        if self.splits_per_tree == 0 {
-            // Depth-0 trees (a single leaf each), or no trees: `chunks_exact(0)` would panic.
-            leaf_offsets.fill(0);
-            return;
-        }
+        let n = self.splits_per_tree;
         let tree0 = c * self.trees;
-        let splits_all =
-            &self.splits[tree0 * self.splits_per_tree..(tree0 + self.trees) * self.splits_per_tree];
-        for (leaf_at, splits) in leaf_offsets
-            .iter_mut()
-            .zip(splits_all.chunks_exact(self.splits_per_tree))
-        {
-            let mut i = 0usize;
-            while i < self.splits_per_tree {
-                let s = splits[i];
-                // Branch-free: which child a face goes to is a coin toss for the branch predictor,
-                // and a mispredict costs more than the whole comparison.
-                let left = feats[s.idx1 as usize] - feats[s.idx2 as usize] > s.thresh;
-                i = 2 * i + 2 - left as usize;
+        assert!(
+            feats.len() == self.features
+                && leaf_offsets.len() <= self.trees
+                && (tree0 + leaf_offsets.len()) * n <= self.splits.len(),
+            "walk_trees: feature or tree count does not match the model"
+        );
+        let mut chunks = leaf_offsets.chunks_exact_mut(8);
+        let mut t = tree0;
+        // Four trees side by side: each level of a walk waits on the last (split → pixels →
+        // compare), so one tree at a time leaves the core idle between loads.
+        for out in &mut chunks {
+            let mut i = [0usize; 8];
+            while i[0] < n {
+                for (k, ik) in i.iter_mut().enumerate() {
+                    // SAFETY: tree t + k < tree0 + leaf_offsets.len() and i < n, so the split is
+                    // inside `splits` (asserted above); its feature indices are < `features`
+                    // (checked when the model was loaded) = feats.len() (asserted above).
+                    let left = unsafe {
+                        let sp = *self.splits.get_unchecked((t + k) * n + *ik);
+                        *feats.get_unchecked(sp.idx1 as usize)
+                            - *feats.get_unchecked(sp.idx2 as usize)
+                            > sp.thresh
+                    };
+                    *ik = 2 * *ik + 2 - left as usize;
+                }
             }
-            *leaf_at = i - self.splits_per_tree;
+            for (o, ik) in out.iter_mut().zip(i) {
+                *o = ik - n;
+            }
+            t += 8;
         }
+        for leaf_at in chunks.into_remainder() {
+            *leaf_at = self.walk_tree(t, feats);
+            t += 1;
+        }
+    }
+
+    /// The leaf index tree `tree` (counted over all cascades) sends a face with these feature
+    /// pixels to; 0 for depth-0 trees.
+    #[inline(always)]
+    fn walk_tree(&self, tree: usize, feats: &[f32]) -> usize {
+        let n = self.splits_per_tree;
+        let splits = &self.splits[tree * n..(tree + 1) * n];
+        let mut i = 0usize;
+        while i < n {
+            let s = splits[i];
+            // Branch-free: which child a face goes to is a coin toss for the branch predictor,
+            // and a mispredict costs more than the whole comparison.
+            let left = feats[s.idx1 as usize] - feats[s.idx2 as usize] > s.thresh;
+            i = 2 * i + 2 - left as usize;
+        }
+        i - n
     }
 }
 
@@ -584,15 +652,27 @@ impl PredictState {
             (1.0, 0.0)
         };
         let base = c * sp.features;
-        let deltas = &sp.deltas[base..base + sp.features];
-        let anchors = &sp.anchors[base..base + sp.features];
-        for ((f, d), &anchor) in self.feats.iter_mut().zip(deltas).zip(anchors) {
-            let anchor = anchor as usize;
-            let ux = (a * d[0] - b * d[1]) + cur[2 * anchor];
-            let uy = (b * d[0] + a * d[1]) + cur[2 * anchor + 1];
-            let px = floor_to_i64(self.l + ux as f64 * self.sx + 0.5);
-            let py = floor_to_i64(self.t + uy as f64 * self.sy + 0.5);
-            *f = img.get(px, py).map(|v| v as f32).unwrap_or(0.0);
+        let range = base..base + sp.features;
+        let (dx, dy, anchors) = (
+            &sp.delta_x[range.clone()],
+            &sp.delta_y[range.clone()],
+            &sp.anchors[range],
+        );
+        let geometry = [self.l, self.t, self.sx, self.sy];
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if sp.avx2 {
+            // SAFETY: `avx2` is true only when the CPU reported AVX2, and the anchors are landmark
+            // indices (both checked at model load); `cur` holds every landmark.
+            done = unsafe {
+                feature_pixels_avx2(&mut self.feats, cur, anchors, dx, dy, (a, b), geometry, img)
+            };
+        }
+        for k in done..self.feats.len() {
+            let anchor = anchors[k] as usize;
+            let ux = (a * dx[k] - b * dy[k]) + cur[2 * anchor];
+            let uy = (b * dx[k] + a * dy[k]) + cur[2 * anchor + 1];
+            self.feats[k] = feature_pixel(img, geometry, ux, uy);
         }
     }
 
@@ -681,6 +761,131 @@ fn huge_page_copy(v: &[f32]) -> Vec<f32> {
     out
 }
 
+/// The grey value at the point (`ux`, `uy`) of the face box's unit frame, `geometry` = (left, top,
+/// width span, height span) of the box: nearest pixel by floor(x + 0.5) as dlib rounds, 0 outside
+/// the image. A NaN coordinate (only a corrupt model makes one) is outside, as in the vector path.
+#[inline(always)]
+fn feature_pixel(img: &GrayImage, geometry: [f64; 4], ux: f32, uy: f32) -> f32 {
+    let [l, t, sx, sy] = geometry;
+    let (vx, vy) = (l + ux as f64 * sx + 0.5, t + uy as f64 * sy + 0.5);
+    if vx.is_nan() || vy.is_nan() {
+        return 0.0;
+    }
+    img.get(floor_to_i64(vx), floor_to_i64(vy))
+        .map_or(0.0, |v| v as f32)
+}
+
+/// [`PredictState::features`]' per-feature loop for eight features at a time: the same f32
+/// similarity transform and f64 pixel arithmetic as [`feature_pixel`], operation for operation (no
+/// fused multiply-add), then the pixel reads one by one. Returns how many features it did (a
+/// multiple of eight); the caller does the rest.
+///
+/// # Safety
+/// The CPU must have AVX2, and every anchor must be a landmark of `cur` (2 · anchor + 1 <
+/// `cur.len()`; the model loader refuses anchors that are not landmark indices).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn feature_pixels_avx2(
+    feats: &mut [f32],
+    cur: &[f32],
+    anchors: &[u32],
+    dx: &[f32],
+    dy: &[f32],
+    (a, b): (f32, f32),
+    geometry: [f64; 4],
+    img: &GrayImage,
+) -> usize {
+    use std::arch::x86_64::*;
+    let n = feats.len();
+    if anchors.len() != n || dx.len() != n || dy.len() != n {
+        return 0;
+    }
+    let (va, vb) = (_mm256_set1_ps(a), _mm256_set1_ps(b));
+    let [l, t, sx, sy] = [
+        _mm256_set1_pd(geometry[0]),
+        _mm256_set1_pd(geometry[1]),
+        _mm256_set1_pd(geometry[2]),
+        _mm256_set1_pd(geometry[3]),
+    ];
+    let (half, zero) = (_mm256_set1_pd(0.5), _mm256_setzero_pd());
+    let (w, h) = (img.width(), img.height());
+    let (wf, hf) = (_mm256_set1_pd(w as f64), _mm256_set1_pd(h as f64));
+    let data = img.data();
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: k + 8 <= n = the length of all four slices (checked above).
+        let (anc, d0, d1) = unsafe {
+            (
+                _mm256_loadu_si256(anchors.as_ptr().add(k).cast()),
+                _mm256_loadu_ps(dx.as_ptr().add(k)),
+                _mm256_loadu_ps(dy.as_ptr().add(k)),
+            )
+        };
+        let ix = _mm256_slli_epi32::<1>(anc);
+        let iy = _mm256_add_epi32(ix, _mm256_set1_epi32(1));
+        // SAFETY: every 2·anchor + 1 is inside `cur` (the caller's contract).
+        let (cx, cy) = unsafe {
+            (
+                _mm256_i32gather_ps::<4>(cur.as_ptr(), ix),
+                _mm256_i32gather_ps::<4>(cur.as_ptr(), iy),
+            )
+        };
+        let ux = _mm256_add_ps(
+            _mm256_sub_ps(_mm256_mul_ps(va, d0), _mm256_mul_ps(vb, d1)),
+            cx,
+        );
+        let uy = _mm256_add_ps(
+            _mm256_add_ps(_mm256_mul_ps(vb, d0), _mm256_mul_ps(va, d1)),
+            cy,
+        );
+        let halves = [
+            (_mm256_castps256_ps128(ux), _mm256_castps256_ps128(uy)),
+            (
+                _mm256_extractf128_ps::<1>(ux),
+                _mm256_extractf128_ps::<1>(uy),
+            ),
+        ];
+        for (j, (hx, hy)) in halves.into_iter().enumerate() {
+            let fx = _mm256_floor_pd(_mm256_add_pd(
+                _mm256_add_pd(l, _mm256_mul_pd(_mm256_cvtps_pd(hx), sx)),
+                half,
+            ));
+            let fy = _mm256_floor_pd(_mm256_add_pd(
+                _mm256_add_pd(t, _mm256_mul_pd(_mm256_cvtps_pd(hy), sy)),
+                half,
+            ));
+            // Ordered comparisons: a NaN lane is outside.
+            let inside = _mm256_movemask_pd(_mm256_and_pd(
+                _mm256_and_pd(
+                    _mm256_cmp_pd::<_CMP_GE_OQ>(fx, zero),
+                    _mm256_cmp_pd::<_CMP_LT_OQ>(fx, wf),
+                ),
+                _mm256_and_pd(
+                    _mm256_cmp_pd::<_CMP_GE_OQ>(fy, zero),
+                    _mm256_cmp_pd::<_CMP_LT_OQ>(fy, hf),
+                ),
+            ));
+            let (mut xs, mut ys) = ([0f64; 4], [0f64; 4]);
+            // SAFETY: four f64 into four-element arrays.
+            unsafe {
+                _mm256_storeu_pd(xs.as_mut_ptr(), fx);
+                _mm256_storeu_pd(ys.as_mut_ptr(), fy);
+            }
+            for q in 0..4 {
+                feats[k + 4 * j + q] = if inside >> q & 1 == 1 {
+                    // In range: 0 ≤ x < w and 0 ≤ y < h, whole numbers (checked in the lanes).
+                    data[ys[q] as usize * w + xs[q] as usize] as f32
+                } else {
+                    0.0
+                };
+            }
+        }
+        k += 8;
+    }
+    k
+}
+
 /// Asks the CPU to start loading `len` floats at `v[at..]` (a leaf a few trees ahead): the leaves
 /// are 65 MB, so each one is a cache miss the walk over the trees already knows about.
 #[inline(always)]
@@ -751,7 +956,47 @@ pub fn default_shape_model_path() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::floor_to_i64;
+    use crate::{FaceBox, GrayConversion, GrayImage, ShapePredictor};
     use proptest::prelude::*;
+    use std::path::Path;
+
+    /// The AVX2 feature path (eight features in lanes, gathers, floor in f64 lanes) must give the
+    /// scalar path's landmarks bit for bit, also for boxes whose feature points leave the image
+    /// on every side (the outside test runs in the lanes).
+    #[test]
+    fn vector_features_give_the_scalar_landmarks() {
+        if !super::cpu_has_avx2() {
+            println!("skipped: vector feature path: this CPU has no AVX2");
+            return;
+        }
+        let Ok(vector) = ShapePredictor::load(&super::default_shape_model_path()) else {
+            println!("skipped: shape model not installed (make setup)");
+            return;
+        };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/faces/astronaut.png");
+        let Ok(img) = GrayImage::open(&root, GrayConversion::PilLuma) else {
+            panic!("astronaut.png missing");
+        };
+        assert!(vector.avx2);
+        let mut scalar = vector.clone();
+        scalar.avx2 = false;
+        let boxes = [
+            FaceBox::ltrb(175, 76, 265, 166),
+            FaceBox::ltrb(-60, -40, 40, 60),
+            FaceBox::ltrb(450, 470, 560, 580),
+            FaceBox::ltrb(-100, -100, 700, 700),
+            FaceBox::ltrb(200, 100, 206, 106),
+        ];
+        for b in boxes {
+            let (v, s) = (vector.predict(&img, b), scalar.predict(&img, b));
+            assert_eq!(v.points, s.points, "{b:?}");
+            let bits = |p: &[[f32; 2]]| p.iter().map(|q| q.map(f32::to_bits)).collect::<Vec<_>>();
+            assert_eq!(bits(&v.precise), bits(&s.precise), "{b:?}");
+        }
+        let faces: Vec<_> = boxes.iter().map(|b| (&img, *b)).collect();
+        let (v, s) = (vector.predict_batch(&faces), scalar.predict_batch(&faces));
+        assert_eq!(v, s);
+    }
 
     proptest! {
         #[test]
