@@ -1131,47 +1131,45 @@ pub fn resize_linear_exact(img: &GrayImage, dw: usize, dh: usize, out: &mut Vec<
         }
         return;
     }
+    // OpenCV interpolates each row horizontally, then the two rows vertically, all in exact
+    // integers: out = ((256 − c)·(h·row a) + c·(h·row b) + 2¹⁵) >> 16 with h the horizontal
+    // weights. The sum is bilinear, so the vertical blend may come first, over the source row,
+    // where it is contiguous u16 arithmetic the compiler vectorises; the result is the same.
+    // Borders fold in as weight 0 on the edge pixel (256·p, as OpenCV's border rows and
+    // columns): vertically (a, 0), horizontally (index 0 or the last, weight 0).
     let (xo, xc, x0, x1) = linear_coeffs(sw, dw);
     let (yo, yc, y0, y1) = linear_coeffs(sh, dh);
-    let hline = |row: usize, buf: &mut [i64]| {
-        let r = &src[row * sw..(row + 1) * sw];
-        for (d, b) in buf.iter_mut().enumerate() {
-            *b = if d < x0 {
-                (r[0] as i64) << 8
+    let cols: Vec<(u32, u32)> = (0..dw)
+        .map(|d| {
+            if d < x0 {
+                (0, 0)
             } else if d >= x1 {
-                (r[xo[dw - 1]] as i64) << 8
+                (xo[dw - 1] as u32, 0)
             } else {
-                (256 - xc[d]) * r[xo[d]] as i64 + xc[d] * r[xo[d] + 1] as i64
-            };
-        }
-    };
-    let mut r0 = vec![0i64; dw];
-    let mut r1 = vec![0i64; dw];
-    let mut cached = (usize::MAX, usize::MAX);
-    for y in 0..dh {
-        let dst = &mut out[y * dw..(y + 1) * dw];
-        if y < y0 || y >= y1 {
-            let row = if y < y0 { 0 } else { sh - 1 };
-            hline(row, &mut r0);
-            cached = (usize::MAX, usize::MAX);
-            for (o, v) in dst.iter_mut().zip(&r0) {
-                *o = ((v + 128) >> 8) as u8;
+                (xo[d] as u32, xc[d] as u32)
             }
+        })
+        .collect();
+    // One extra element: a weight-0 column on the last pixel reads v[sw].
+    let mut v = vec![0u16; sw + 1];
+    for (y, dst) in out.chunks_exact_mut(dw).enumerate() {
+        let (a, b, c) = if y < y0 {
+            (0, 0, 0u16)
+        } else if y >= y1 {
+            (sh - 1, sh - 1, 0)
         } else {
-            let (a, b) = (yo[y], yo[y] + 1);
-            if cached != (a, b) {
-                if cached.1 == a {
-                    std::mem::swap(&mut r0, &mut r1);
-                } else {
-                    hline(a, &mut r0);
-                }
-                hline(b, &mut r1);
-                cached = (a, b);
-            }
-            let c = yc[y];
-            for ((o, p), q) in dst.iter_mut().zip(&r0).zip(&r1) {
-                *o = (((256 - c) * p + c * q + (1 << 15)) >> 16) as u8;
-            }
+            (yo[y], yo[y] + 1, yc[y] as u16)
+        };
+        let (ra, rb) = (&src[a * sw..(a + 1) * sw], &src[b * sw..(b + 1) * sw]);
+        // (256 − c)·p + c·q ≤ 256·255 fits u16.
+        for ((o, &p), &q) in v.iter_mut().zip(ra).zip(rb) {
+            *o = (256 - c) * p as u16 + c * q as u16;
+        }
+        for (o, &(x, w)) in dst.iter_mut().zip(&cols) {
+            let x = x as usize;
+            let (p, q) = (v[x] as u32, v[x + 1] as u32);
+            // ≤ 256 · 65280 < 2³².
+            *o = (((256 - w) * p + w * q + (1 << 15)) >> 16) as u8;
         }
     }
 }
@@ -1285,6 +1283,98 @@ mod tests {
             let (a, b) = (fast.detect(&img, &p), generic.detect(&img, &p));
             assert!(!a.is_empty(), "{name}");
             assert_eq!(a, b, "{name}");
+        }
+    }
+
+    /// The horizontal-then-vertical formulation of OpenCV's `resize_bitExact` (the code before
+    /// the vertical-first rewrite), kept as the reference it must equal.
+    fn resize_reference(img: &GrayImage, dw: usize, dh: usize) -> Vec<u8> {
+        let (sw, sh) = (img.width(), img.height());
+        let src = img.data();
+        let mut out = vec![0u8; dw * dh];
+        let (xo, xc, x0, x1) = linear_coeffs(sw, dw);
+        let (yo, yc, y0, y1) = linear_coeffs(sh, dh);
+        let hline = |row: usize, buf: &mut [i64]| {
+            let r = &src[row * sw..(row + 1) * sw];
+            for (d, b) in buf.iter_mut().enumerate() {
+                *b = if d < x0 {
+                    (r[0] as i64) << 8
+                } else if d >= x1 {
+                    (r[xo[dw - 1]] as i64) << 8
+                } else {
+                    (256 - xc[d]) * r[xo[d]] as i64 + xc[d] * r[xo[d] + 1] as i64
+                };
+            }
+        };
+        let mut r0 = vec![0i64; dw];
+        let mut r1 = vec![0i64; dw];
+        let mut cached = (usize::MAX, usize::MAX);
+        for y in 0..dh {
+            let dst = &mut out[y * dw..(y + 1) * dw];
+            if y < y0 || y >= y1 {
+                let row = if y < y0 { 0 } else { sh - 1 };
+                hline(row, &mut r0);
+                cached = (usize::MAX, usize::MAX);
+                for (o, v) in dst.iter_mut().zip(&r0) {
+                    *o = ((v + 128) >> 8) as u8;
+                }
+            } else {
+                let (a, b) = (yo[y], yo[y] + 1);
+                if cached != (a, b) {
+                    if cached.1 == a {
+                        std::mem::swap(&mut r0, &mut r1);
+                    } else {
+                        hline(a, &mut r0);
+                    }
+                    hline(b, &mut r1);
+                    cached = (a, b);
+                }
+                let c = yc[y];
+                for ((o, p), q) in dst.iter_mut().zip(&r0).zip(&r1) {
+                    *o = (((256 - c) * p + c * q + (1 << 15)) >> 16) as u8;
+                }
+            }
+        }
+        out
+    }
+
+    /// The vertical-first resize equals the horizontal-first one on random images, for down-
+    /// and up-scales, odd sizes, one-pixel sources and the identity.
+    #[test]
+    fn resize_vertical_first_equals_horizontal_first() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let sizes = [
+            (1, 1),
+            (1, 7),
+            (7, 1),
+            (2, 3),
+            (24, 24),
+            (31, 17),
+            (256, 256),
+            (97, 203),
+        ];
+        for &(sw, sh) in &sizes {
+            let data: Vec<u8> = (0..sw * sh).map(|_| next() as u8).collect();
+            let img = GrayImage::new(sw, sh, data).expect("sizes match");
+            for &(dw, dh) in sizes.iter().chain(&[(90, 90), (35, 61), (3, 2), (640, 5)]) {
+                if dw * 2 == sw && dh * 2 == sh {
+                    continue; // the INTER_AREA path, unchanged
+                }
+                let mut fast = Vec::new();
+                resize_linear_exact(&img, dw, dh, &mut fast);
+                let expected = if (dw, dh) == (sw, sh) {
+                    img.data().to_vec()
+                } else {
+                    resize_reference(&img, dw, dh)
+                };
+                assert_eq!(fast, expected, "{sw}x{sh} -> {dw}x{dh}");
+            }
         }
     }
 
