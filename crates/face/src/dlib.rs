@@ -471,10 +471,11 @@ impl ShapePredictor {
 
     /// Predicts many faces at once, each result identical to [`ShapePredictor::predict`].
     ///
-    /// Trees are visited in the outer loop and faces in the inner one, so every face still adds
-    /// its leaves in dlib's tree order (same float sums), but each tree's leaves are read once per
-    /// batch while they are in cache instead of once per face: the 65 MB leaf table streams
-    /// through memory sequentially instead of being read at random. Worth it from ~8 faces on (FER2013
+    /// Trees are visited in the outer loop (in blocks of 8) and faces in the inner one (in groups
+    /// of 24), so every face still adds its leaves in dlib's tree order (same float sums), but
+    /// each tree's leaves are read once per batch while they are in cache instead of once per
+    /// face: the 65 MB leaf table streams through memory sequentially instead of being read at
+    /// random. Worth it from ~8 faces on (FER2013
     /// rows, whole-frame boxes); the result does not depend on the batch size.
     pub fn predict_batch(&self, faces: &[(&GrayImage, FaceBox)]) -> Vec<Landmarks> {
         let mut states: Vec<PredictState> = faces
@@ -512,17 +513,26 @@ impl ShapePredictor {
                     used &= used - 1;
                 }
             };
-            const AHEAD: usize = 2;
-            for tree in 0..AHEAD.min(self.trees) {
+            // Trees in blocks, faces in groups: a group's shapes stay in L1 across the block's
+            // trees while the block's leaves sit in L2, instead of every face's shape going
+            // through L2 once per tree. Each face still adds its leaves in tree order.
+            const BLOCK: usize = 8;
+            const GROUP: usize = 24;
+            for tree in 0..BLOCK.min(self.trees) {
                 prefetch_used(tree);
             }
-            for tree in 0..self.trees {
-                if tree + AHEAD < self.trees {
-                    prefetch_used(tree + AHEAD);
+            for block in (0..self.trees).step_by(BLOCK) {
+                let end = (block + BLOCK).min(self.trees);
+                for tree in end..(end + BLOCK).min(self.trees) {
+                    prefetch_used(tree);
                 }
-                let leaves = &by_tree[tree * nf..(tree + 1) * nf];
-                for (st, &leaf) in states.iter_mut().zip(leaves) {
-                    st.add_leaf(self.leaf(tree0 + tree, leaf as usize), self.avx2);
+                for (g, group) in states.chunks_mut(GROUP).enumerate() {
+                    for tree in block..end {
+                        let leaves = &by_tree[tree * nf + g * GROUP..][..group.len()];
+                        for (st, &leaf) in group.iter_mut().zip(leaves) {
+                            st.add_leaf(self.leaf(tree0 + tree, leaf as usize), self.avx2);
+                        }
+                    }
                 }
             }
         }
@@ -812,6 +822,9 @@ unsafe fn feature_pixels_avx2(
     let (w, h) = (img.width(), img.height());
     let (wf, hf) = (_mm256_set1_pd(w as f64), _mm256_set1_pd(h as f64));
     let data = img.data();
+    if data.is_empty() || data.len() > i32::MAX as usize {
+        return 0;
+    }
     let mut k = 0;
     while k + 8 <= n {
         // SAFETY: k + 8 <= n = the length of all four slices (checked above).
@@ -846,6 +859,10 @@ unsafe fn feature_pixels_avx2(
                 _mm256_extractf128_ps::<1>(uy),
             ),
         ];
+        // Per half: the pixel index y·w + x (exact in f64, < 2³¹ checked above) as i32, 0 for
+        // lanes outside, which then read as 0.
+        let mut index = [_mm_setzero_si128(); 2];
+        let mut inside = [_mm256_setzero_pd(); 2];
         for (j, (hx, hy)) in halves.into_iter().enumerate() {
             let fx = _mm256_floor_pd(_mm256_add_pd(
                 _mm256_add_pd(l, _mm256_mul_pd(_mm256_cvtps_pd(hx), sx)),
@@ -856,7 +873,7 @@ unsafe fn feature_pixels_avx2(
                 half,
             ));
             // Ordered comparisons: a NaN lane is outside.
-            let inside = _mm256_movemask_pd(_mm256_and_pd(
+            inside[j] = _mm256_and_pd(
                 _mm256_and_pd(
                     _mm256_cmp_pd::<_CMP_GE_OQ>(fx, zero),
                     _mm256_cmp_pd::<_CMP_LT_OQ>(fx, wf),
@@ -865,22 +882,35 @@ unsafe fn feature_pixels_avx2(
                     _mm256_cmp_pd::<_CMP_GE_OQ>(fy, zero),
                     _mm256_cmp_pd::<_CMP_LT_OQ>(fy, hf),
                 ),
-            ));
-            let (mut xs, mut ys) = ([0f64; 4], [0f64; 4]);
-            // SAFETY: four f64 into four-element arrays.
-            unsafe {
-                _mm256_storeu_pd(xs.as_mut_ptr(), fx);
-                _mm256_storeu_pd(ys.as_mut_ptr(), fy);
-            }
-            for q in 0..4 {
-                feats[k + 4 * j + q] = if inside >> q & 1 == 1 {
-                    // In range: 0 ≤ x < w and 0 ≤ y < h, whole numbers (checked in the lanes).
-                    data[ys[q] as usize * w + xs[q] as usize] as f32
-                } else {
-                    0.0
-                };
-            }
+            );
+            let at = _mm256_and_pd(_mm256_add_pd(_mm256_mul_pd(fy, wf), fx), inside[j]);
+            index[j] = _mm256_cvttpd_epi32(at);
         }
+        let mut at = [0i32; 8];
+        // SAFETY: two groups of four i32 into an eight-element array.
+        unsafe {
+            _mm_storeu_si128(at.as_mut_ptr().cast(), index[0]);
+            _mm_storeu_si128(at.as_mut_ptr().add(4).cast(), index[1]);
+        }
+        // Every index is a pixel of the image (inside lanes) or 0 (outside lanes).
+        let mut grey = [0u8; 8];
+        for (g, &i) in grey.iter_mut().zip(&at) {
+            *g = data[i as usize];
+        }
+        // u8 → f32 in lanes, then 0 where outside: the inside masks narrowed from f64 to f32.
+        let values =
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(grey.as_ptr().cast())));
+        let narrow = |m: __m256d| {
+            // The low 32 bits of each all-ones/all-zeros f64 mask, in lane order.
+            _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+                _mm256_castpd_si256(m),
+                _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0),
+            ))
+        };
+        let mask = _mm256_set_m128i(narrow(inside[1]), narrow(inside[0]));
+        let feats_k = _mm256_and_ps(values, _mm256_castsi256_ps(mask));
+        // SAFETY: k + 8 <= n = feats.len().
+        unsafe { _mm256_storeu_ps(feats.as_mut_ptr().add(k), feats_k) };
         k += 8;
     }
     k
