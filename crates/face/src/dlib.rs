@@ -488,8 +488,16 @@ impl ShapePredictor {
         // Leaf index per (tree, face): the addition loop reads one tree's row at a time.
         let mut by_tree = vec![0u32; self.trees * nf];
         for c in 0..self.cascades {
-            for (k, ((img, _), st)) in faces.iter().zip(&mut states).enumerate() {
-                st.features(self, img, c);
+            if let (Some(st), Some((img, _))) = (states.first_mut(), faces.first()) {
+                st.locate(self, img, c);
+            }
+            for k in 0..nf {
+                // Locate (and prefetch) the next face's pixels before reading this one's.
+                if k + 1 < nf {
+                    states[k + 1].locate(self, faces[k + 1].0, c);
+                }
+                let st = &mut states[k];
+                st.read(faces[k].0);
                 self.walk_trees(c, &st.feats, &mut walked);
                 for (tree, &leaf) in walked.iter().enumerate() {
                     by_tree[tree * nf + k] = leaf as u32;
@@ -609,6 +617,9 @@ impl ShapePredictor {
 struct PredictState {
     cur: Vec<f32>,
     feats: Vec<f32>,
+    /// Per feature of the current cascade: index of its pixel in the image data, `usize::MAX`
+    /// when outside (set by [`PredictState::locate`], read by [`PredictState::read`]).
+    pixel_at: Vec<usize>,
     l: f64,
     t: f64,
     sx: f64,
@@ -631,6 +642,7 @@ impl PredictState {
         PredictState {
             cur: sp.initial.clone(),
             feats: vec![0f32; sp.features],
+            pixel_at: vec![usize::MAX; sp.features],
             l: face.left as f64,
             t: face.top as f64,
             sx: (face.right - face.left) as f64,
@@ -640,9 +652,18 @@ impl PredictState {
         }
     }
 
-    /// The feature pixels of cascade `c`: anchors moved by the similarity initial → current
-    /// (Umeyama without reflection, closed form), nearest pixel, 0 outside the image.
+    /// The feature pixels of cascade `c`: [`Self::locate`] then [`Self::read`].
     fn features(&mut self, sp: &ShapePredictor, img: &GrayImage, c: usize) {
+        self.locate(sp, img, c);
+        self.read(img);
+    }
+
+    /// Where the feature pixels of cascade `c` are: anchors moved by the similarity initial →
+    /// current (Umeyama without reflection, closed form), nearest pixel (`usize::MAX` outside the
+    /// image), each one prefetched. Apart from [`Self::read`] so that a batch can locate the next
+    /// face's pixels while it reads this one's: the image has usually left the cache since the
+    /// previous cascade, and the reads are then cache misses.
+    fn locate(&mut self, sp: &ShapePredictor, img: &GrayImage, c: usize) {
         let n = sp.initial.len() / 2;
         let (mfx, mfy) = self.mean_from;
         let cur = &self.cur;
@@ -675,14 +696,32 @@ impl PredictState {
             // SAFETY: `avx2` is true only when the CPU reported AVX2, and the anchors are landmark
             // indices (both checked at model load); `cur` holds every landmark.
             done = unsafe {
-                feature_pixels_avx2(&mut self.feats, cur, anchors, dx, dy, (a, b), geometry, img)
+                locate_pixels_avx2(
+                    &mut self.pixel_at,
+                    cur,
+                    anchors,
+                    dx,
+                    dy,
+                    (a, b),
+                    geometry,
+                    img,
+                )
             };
         }
-        for k in done..self.feats.len() {
+        for k in done..self.pixel_at.len() {
             let anchor = anchors[k] as usize;
             let ux = (a * dx[k] - b * dy[k]) + cur[2 * anchor];
             let uy = (b * dx[k] + a * dy[k]) + cur[2 * anchor + 1];
-            self.feats[k] = feature_pixel(img, geometry, ux, uy);
+            self.pixel_at[k] = feature_pixel(img, geometry, ux, uy);
+            prefetch_pixel(img.data(), self.pixel_at[k]);
+        }
+    }
+
+    /// The grey values at the located pixels, 0 outside the image.
+    fn read(&mut self, img: &GrayImage) {
+        let data = img.data();
+        for (f, &at) in self.feats.iter_mut().zip(&self.pixel_at) {
+            *f = data.get(at).map_or(0.0, |&v| v as f32);
         }
     }
 
@@ -771,24 +810,46 @@ fn huge_page_copy(v: &[f32]) -> Vec<f32> {
     out
 }
 
-/// The grey value at the point (`ux`, `uy`) of the face box's unit frame, `geometry` = (left, top,
-/// width span, height span) of the box: nearest pixel by floor(x + 0.5) as dlib rounds, 0 outside
-/// the image. A NaN coordinate (only a corrupt model makes one) is outside, as in the vector path.
+/// Index in the image data of the pixel at the point (`ux`, `uy`) of the face box's unit frame,
+/// `geometry` = (left, top, width span, height span) of the box: nearest pixel by floor(x + 0.5)
+/// as dlib rounds; `usize::MAX` outside the image (dlib reads 0 there). A NaN coordinate (only a
+/// corrupt model makes one) is outside, as in the vector path.
 #[inline(always)]
-fn feature_pixel(img: &GrayImage, geometry: [f64; 4], ux: f32, uy: f32) -> f32 {
+fn feature_pixel(img: &GrayImage, geometry: [f64; 4], ux: f32, uy: f32) -> usize {
     let [l, t, sx, sy] = geometry;
     let (vx, vy) = (l + ux as f64 * sx + 0.5, t + uy as f64 * sy + 0.5);
     if vx.is_nan() || vy.is_nan() {
-        return 0.0;
+        return usize::MAX;
     }
-    img.get(floor_to_i64(vx), floor_to_i64(vy))
-        .map_or(0.0, |v| v as f32)
+    let (x, y) = (floor_to_i64(vx), floor_to_i64(vy));
+    if x >= 0 && y >= 0 && (x as usize) < img.width() && (y as usize) < img.height() {
+        y as usize * img.width() + x as usize
+    } else {
+        usize::MAX
+    }
 }
 
-/// [`PredictState::features`]' per-feature loop for eight features at a time: the same f32
+/// Asks the CPU to start loading the cache line of `data[at]` (nothing when `at` is outside).
+#[inline(always)]
+fn prefetch_pixel(data: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < data.len() {
+        // SAFETY: the address is inside `data` (checked above); prefetch has no other effect.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                data.as_ptr().add(at) as *const i8,
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
+}
+
+/// [`PredictState::locate`]'s per-feature loop for eight features at a time: the same f32
 /// similarity transform and f64 pixel arithmetic as [`feature_pixel`], operation for operation (no
-/// fused multiply-add), then the pixel reads one by one. Returns how many features it did (a
-/// multiple of eight); the caller does the rest.
+/// fused multiply-add), giving the same indices (`usize::MAX` outside), each prefetched. Returns
+/// how many features it did (a multiple of eight); the caller does the rest.
 ///
 /// # Safety
 /// The CPU must have AVX2, and every anchor must be a landmark of `cur` (2 · anchor + 1 <
@@ -796,8 +857,8 @@ fn feature_pixel(img: &GrayImage, geometry: [f64; 4], ux: f32, uy: f32) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn feature_pixels_avx2(
-    feats: &mut [f32],
+unsafe fn locate_pixels_avx2(
+    pixel_at: &mut [usize],
     cur: &[f32],
     anchors: &[u32],
     dx: &[f32],
@@ -807,7 +868,7 @@ unsafe fn feature_pixels_avx2(
     img: &GrayImage,
 ) -> usize {
     use std::arch::x86_64::*;
-    let n = feats.len();
+    let n = pixel_at.len();
     if anchors.len() != n || dx.len() != n || dy.len() != n {
         return 0;
     }
@@ -859,10 +920,8 @@ unsafe fn feature_pixels_avx2(
                 _mm256_extractf128_ps::<1>(uy),
             ),
         ];
-        // Per half: the pixel index y·w + x (exact in f64, < 2³¹ checked above) as i32, 0 for
-        // lanes outside, which then read as 0.
-        let mut index = [_mm_setzero_si128(); 2];
-        let mut inside = [_mm256_setzero_pd(); 2];
+        // Per half: the pixel index y·w + x (exact in f64, < 2³¹ checked above) widened to 64
+        // bits, all ones (usize::MAX) in lanes outside.
         for (j, (hx, hy)) in halves.into_iter().enumerate() {
             let fx = _mm256_floor_pd(_mm256_add_pd(
                 _mm256_add_pd(l, _mm256_mul_pd(_mm256_cvtps_pd(hx), sx)),
@@ -873,7 +932,7 @@ unsafe fn feature_pixels_avx2(
                 half,
             ));
             // Ordered comparisons: a NaN lane is outside.
-            inside[j] = _mm256_and_pd(
+            let inside = _mm256_and_pd(
                 _mm256_and_pd(
                     _mm256_cmp_pd::<_CMP_GE_OQ>(fx, zero),
                     _mm256_cmp_pd::<_CMP_LT_OQ>(fx, wf),
@@ -883,34 +942,21 @@ unsafe fn feature_pixels_avx2(
                     _mm256_cmp_pd::<_CMP_LT_OQ>(fy, hf),
                 ),
             );
-            let at = _mm256_and_pd(_mm256_add_pd(_mm256_mul_pd(fy, wf), fx), inside[j]);
-            index[j] = _mm256_cvttpd_epi32(at);
+            let at = _mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(_mm256_add_pd(
+                _mm256_mul_pd(fy, wf),
+                fx,
+            )));
+            let at = _mm256_or_si256(
+                _mm256_and_si256(at, _mm256_castpd_si256(inside)),
+                _mm256_andnot_si256(_mm256_castpd_si256(inside), _mm256_set1_epi64x(-1)),
+            );
+            let out = &mut pixel_at[k + 4 * j..k + 4 * j + 4];
+            // SAFETY: four u64 into a four-element slice (usize is 64 bits on x86-64).
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), at) };
+            for &p in out.iter() {
+                prefetch_pixel(data, p);
+            }
         }
-        let mut at = [0i32; 8];
-        // SAFETY: two groups of four i32 into an eight-element array.
-        unsafe {
-            _mm_storeu_si128(at.as_mut_ptr().cast(), index[0]);
-            _mm_storeu_si128(at.as_mut_ptr().add(4).cast(), index[1]);
-        }
-        // Every index is a pixel of the image (inside lanes) or 0 (outside lanes).
-        let mut grey = [0u8; 8];
-        for (g, &i) in grey.iter_mut().zip(&at) {
-            *g = data[i as usize];
-        }
-        // u8 → f32 in lanes, then 0 where outside: the inside masks narrowed from f64 to f32.
-        let values =
-            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(grey.as_ptr().cast())));
-        let narrow = |m: __m256d| {
-            // The low 32 bits of each all-ones/all-zeros f64 mask, in lane order.
-            _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
-                _mm256_castpd_si256(m),
-                _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0),
-            ))
-        };
-        let mask = _mm256_set_m128i(narrow(inside[1]), narrow(inside[0]));
-        let feats_k = _mm256_and_ps(values, _mm256_castsi256_ps(mask));
-        // SAFETY: k + 8 <= n = feats.len().
-        unsafe { _mm256_storeu_ps(feats.as_mut_ptr().add(k), feats_k) };
         k += 8;
     }
     k
