@@ -30,6 +30,26 @@ if "$PY" -c 'import dlib, cv2, numpy' 2>/dev/null; then
   taskset -c 0 "$PY" "$SHARED/bench/ref_prep.py" "$MODEL" "$OUT/ref_jaffe.json" "${JAFFE[@]}"
   echo "== reference, 640x490 frames"
   taskset -c 0 "$PY" "$SHARED/bench/ref_prep.py" "$MODEL" "$OUT/ref_frames.json" "${FRAMES[@]}"
+  echo "== reference landmarks alone (dlib shape_predictor in the boxes of dlib's HOG detector), JAFFE"
+  taskset -c 0 "$PY" - "$MODEL" "${JAFFE[@]}" <<'PY'
+import sys, time
+import dlib, numpy as np
+from PIL import Image
+sp, det = dlib.shape_predictor(sys.argv[1]), dlib.get_frontal_face_detector()
+faces = []
+for path in sys.argv[2:]:
+    grey = np.array(Image.open(path).convert("L"))
+    found = det(grey, 1)
+    if len(found):
+        faces.append((grey, found[0]))
+best = float("inf")
+for _ in range(3):
+    t = time.perf_counter()
+    for grey, box in faces:
+        sp(grey, box)
+    best = min(best, time.perf_counter() - t)
+print(f'{{"faces": {len(faces)}, "ms_per_face_one_core": {best / max(len(faces), 1) * 1e3:.3f}}}')
+PY
 else
   echo "skipped: reference: $PY has no dlib/cv2 (pip install dlib-bin opencv-python-headless pillow numpy)"
 fi
