@@ -25,4 +25,4 @@ pub use cascade::{
 pub use dlib::{default_shape_model_path, FaceBox, Landmarks, ShapePredictor, DEFAULT_SHAPE_MODEL};
 pub use error::{FaceError, Result};
 pub use gray::{rgb_to_gray, GrayConversion, GrayImage, MAX_DIMENSION};
-pub use pipeline::{BoxCalibration, DetectedFace, FacePipeline, PipelineOptions};
+pub use pipeline::{BoxCalibration, DetectedFace, FacePipeline, FoundBox, PipelineOptions};

@@ -119,6 +119,17 @@ pub struct DetectedFace {
     pub landmarks: Landmarks,
 }
 
+/// A face box from [`FacePipeline::detect_boxes`], before landmarks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FoundBox<'a> {
+    /// The cascade's box.
+    pub detection: Rect,
+    /// The calibrated (dlib-convention) box the predictor runs on.
+    pub face_box: FaceBox,
+    /// Which cascade found it.
+    pub detector: &'a str,
+}
+
 /// Options of [`FacePipeline`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineOptions {
@@ -206,6 +217,24 @@ impl FacePipeline {
     /// Detects faces, largest first, with landmarks for each. `min_face` (pixels) skips the
     /// pyramid levels below that window size.
     pub fn detect(&self, img: &GrayImage, min_face: Option<i64>) -> Vec<DetectedFace> {
+        self.detect_boxes(img, min_face)
+            .into_iter()
+            .map(|found| {
+                let (face_box, landmarks) = self.landmarks_in_box(img, found.face_box);
+                DetectedFace {
+                    detection: Some(found.detection),
+                    detector: found.detector.to_string(),
+                    face_box,
+                    landmarks,
+                }
+            })
+            .collect()
+    }
+
+    /// The detection half of [`Self::detect`]: cascade boxes (the fallback cascade's when the
+    /// first finds none), largest first, each with the calibrated box the predictor is to run
+    /// on. For callers that batch the landmark predictions of many images.
+    pub fn detect_boxes(&self, img: &GrayImage, min_face: Option<i64>) -> Vec<FoundBox<'_>> {
         let mut params = self.options.detect;
         if let Some(m) = min_face {
             params.min_size = (params.min_size.0.max(m), params.min_size.1.max(m));
@@ -223,14 +252,10 @@ impl FacePipeline {
         boxes.sort_by_key(|r| std::cmp::Reverse(r.w * r.h));
         boxes
             .into_iter()
-            .map(|r| {
-                let (face_box, landmarks) = self.landmarks_in_box(img, calibration.apply(&r));
-                DetectedFace {
-                    detection: Some(r),
-                    detector: detector.to_string(),
-                    face_box,
-                    landmarks,
-                }
+            .map(|r| FoundBox {
+                detection: r,
+                face_box: calibration.apply(&r),
+                detector,
             })
             .collect()
     }

@@ -125,8 +125,7 @@ impl Processor<'_> {
                             Some(t.landmarks),
                         ),
                         None => {
-                            let short = img.width().min(img.height()) as f64;
-                            let min_face = (self.config.min_face_fraction * short) as i64;
+                            let min_face = self.min_face(img);
                             let found = self.faces.detect(img, Some(min_face.max(20)));
                             match found.into_iter().next() {
                                 Some(f) => (
@@ -139,17 +138,7 @@ impl Processor<'_> {
                                     let (lm, f, d) = self.whole_frame(img);
                                     (lm, f, d, None)
                                 }
-                                None => {
-                                    return Err(self.fail(
-                                        item,
-                                        "detect",
-                                        reason::NO_FACE,
-                                        format!(
-                                            "slot {slot} ({}): no face of at least {min_face} px",
-                                            item.frames[slot].name(&item.input)
-                                        ),
-                                    ))
-                                }
+                                None => return Err(self.no_face(item, slot, min_face)),
                             }
                         }
                     }
@@ -162,22 +151,42 @@ impl Processor<'_> {
         ))
     }
 
+    /// Smallest face searched in `img`: the configured fraction of its shorter side.
+    fn min_face(&self, img: &GrayImage) -> i64 {
+        let short = img.width().min(img.height()) as f64;
+        (self.config.min_face_fraction * short) as i64
+    }
+
+    fn no_face(&self, item: &InputItem, slot: usize, min_face: i64) -> FailureRow {
+        self.fail(
+            item,
+            "detect",
+            reason::NO_FACE,
+            format!(
+                "slot {slot} ({}): no face of at least {min_face} px",
+                item.frames[slot].name(&item.input)
+            ),
+        )
+    }
+
     /// Processes one input. `want_qa` keeps the peak frame and crops for a contact sheet.
     pub fn process(&self, item: &InputItem, want_qa: bool) -> Result<Processed, FailureRow> {
         let (results, last_img, flags_all) = self.frames_of(item)?;
         self.assemble(item, results, last_img, flags_all, want_qa)
     }
 
-    /// Whether [`Processor::process_batch`] batches the landmark predictions (whole-frame boxes:
-    /// FER2013, CK+48), where the predictor dominates the cost.
+    /// Whether [`Processor::process_batch`] batches the landmark predictions: always, except with
+    /// the re-initialisation pass (a second prediction from the first one's box).
     pub fn batches(&self) -> bool {
-        self.box_mode == BoxMode::WholeFrame
+        self.box_mode == BoxMode::WholeFrame || !self.faces.options().reinitialise
     }
 
-    /// Processes several inputs; the results equal [`Processor::process`] on each. With whole-frame
-    /// boxes the landmarks of all their frames are predicted in one
-    /// [`face::ShapePredictor::predict_batch`] call, which streams the model's leaves once per
-    /// batch instead of once per face.
+    /// Processes several inputs; the results equal [`Processor::process`] on each. The landmarks
+    /// of their frames are predicted together in [`face::ShapePredictor::predict_batch`] calls,
+    /// which read each tree's leaves once per batch instead of once per face: with whole-frame
+    /// boxes all frames in one call, with detection one call per frame step (every input's first
+    /// frame, then every input's second, … since a tracked frame needs the previous one's
+    /// landmarks).
     pub fn process_batch(
         &self,
         items: &[InputItem],
@@ -189,6 +198,9 @@ impl Processor<'_> {
                 .zip(want_qa)
                 .map(|(i, q)| self.process(i, *q))
                 .collect();
+        }
+        if self.box_mode != BoxMode::WholeFrame {
+            return self.process_batch_detect(items, want_qa);
         }
         // Decode every distinct frame (a static image fills all slots but is decoded once).
         type Decoded = Result<Vec<(usize, GrayImage)>, FailureRow>;
@@ -236,6 +248,120 @@ impl Processor<'_> {
         out
     }
 
+    /// [`Self::process_batch`] with detection and tracking, in lock step over the inputs' distinct
+    /// frames. Each frame goes through the decisions of [`Self::frame`] (track from the previous
+    /// landmarks, else detect, else the whole frame or a `no_face` failure), and each input's
+    /// first failure in slot order is its result, as in [`Self::process`].
+    fn process_batch_detect(
+        &self,
+        items: &[InputItem],
+        want_qa: &[bool],
+    ) -> Vec<Result<Processed, FailureRow>> {
+        /// One input's progress: its distinct frames (slot, image) up to the first that failed to
+        /// decode, that failure, the results so far and the landmarks to track from.
+        struct Progress {
+            frames: Vec<(usize, GrayImage)>,
+            decode_error: Option<FailureRow>,
+            results: Vec<FrameResult>,
+            previous: Option<face::Landmarks>,
+            failed: Option<FailureRow>,
+        }
+        let mut progress: Vec<Progress> = items
+            .iter()
+            .map(|item| {
+                let mut p = Progress {
+                    frames: Vec::new(),
+                    decode_error: None,
+                    results: Vec::new(),
+                    previous: None,
+                    failed: None,
+                };
+                if item.frames.is_empty() {
+                    p.failed =
+                        Some(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
+                }
+                for slot in 0..item.frames.len() {
+                    if slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]) {
+                        continue;
+                    }
+                    match self.decode(item, &item.frames[slot]) {
+                        Ok(img) => p.frames.push((slot, img)),
+                        Err(e) => {
+                            p.decode_error = Some(e);
+                            break;
+                        }
+                    }
+                }
+                p
+            })
+            .collect();
+        let steps = progress.iter().map(|p| p.frames.len()).max().unwrap_or(0);
+        for step in 0..steps {
+            // (input, box, flags, detector, whether later frames track from these landmarks)
+            let mut requests: Vec<(usize, FaceBox, u32, String, bool)> = Vec::new();
+            for (i, (item, p)) in items.iter().zip(&mut progress).enumerate() {
+                if p.failed.is_some() || step >= p.frames.len() {
+                    continue;
+                }
+                let (slot, img) = &p.frames[step];
+                let tracked = p
+                    .previous
+                    .as_ref()
+                    .filter(|_| !self.config.detect_every_frame);
+                if let Some(prev) = tracked {
+                    let b = self.faces.predictor().box_from_landmarks(&prev.precise);
+                    requests.push((i, b, flags::TRACKED, "tracked".into(), true));
+                    continue;
+                }
+                let min_face = self.min_face(img);
+                match self.faces.detect_boxes(img, Some(min_face.max(20))).first() {
+                    Some(found) => {
+                        requests.push((i, found.face_box, 0, found.detector.to_string(), true))
+                    }
+                    None if self.box_mode == BoxMode::DetectOrWholeFrame => {
+                        let b =
+                            FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1);
+                        requests.push((i, b, flags::WHOLE_FRAME_BOX, "whole_frame".into(), false));
+                    }
+                    None => p.failed = Some(self.no_face(item, *slot, min_face)),
+                }
+            }
+            let boxes: Vec<(&GrayImage, FaceBox)> = requests
+                .iter()
+                .map(|&(i, b, ..)| (&progress[i].frames[step].1, b))
+                .collect();
+            let predicted = self.faces.predictor().predict_batch(&boxes);
+            for ((i, _, fl, detector, keep), lm) in requests.into_iter().zip(predicted) {
+                let p = &mut progress[i];
+                let (slot, img) = &p.frames[step];
+                match self.crop_frame(&items[i], *slot, img, lm.precise.clone(), fl, detector) {
+                    Ok(r) => {
+                        p.results.push(r);
+                        p.previous = keep.then_some(lm);
+                    }
+                    Err(e) => p.failed = Some(e),
+                }
+            }
+        }
+        items
+            .iter()
+            .zip(progress)
+            .zip(want_qa)
+            .map(|((item, p), &qa)| {
+                if let Some(e) = p.failed.or(p.decode_error) {
+                    return Err(e);
+                }
+                let distinct = p
+                    .frames
+                    .into_iter()
+                    .zip(p.results)
+                    .map(|((slot, img), r)| (slot, img, r))
+                    .collect();
+                self.assemble_distinct(item, distinct, qa)
+            })
+            .collect()
+    }
+
     fn assemble_whole_frame(
         &self,
         item: &InputItem,
@@ -243,25 +369,40 @@ impl Processor<'_> {
         lms: Vec<face::Landmarks>,
         want_qa: bool,
     ) -> Result<Processed, FailureRow> {
+        let mut distinct = Vec::with_capacity(frames.len());
+        for ((slot, img), lm) in frames.into_iter().zip(lms) {
+            let r = self.crop_frame(
+                item,
+                slot,
+                &img,
+                lm.precise,
+                flags::WHOLE_FRAME_BOX,
+                "whole_frame".into(),
+            )?;
+            distinct.push((slot, img, r));
+        }
+        self.assemble_distinct(item, distinct, want_qa)
+    }
+
+    /// The record of one input from the results of its distinct frames (slot, image, result):
+    /// slots that repeat the previous frame copy its result and set `REPEATED_FRAME`.
+    fn assemble_distinct(
+        &self,
+        item: &InputItem,
+        distinct: Vec<(usize, GrayImage, FrameResult)>,
+        want_qa: bool,
+    ) -> Result<Processed, FailureRow> {
         let slots = item.frames.len();
         let mut results: Vec<FrameResult> = Vec::with_capacity(slots);
         let mut flags_all = 0u32;
         let mut last_img = None;
-        let mut distinct = frames.into_iter().zip(lms).peekable();
+        let mut distinct = distinct.into_iter().peekable();
         for slot in 0..slots {
             match distinct.peek() {
-                Some(((s, _), _)) if *s == slot => {
-                    let Some(((_, img), lm)) = distinct.next() else {
+                Some((s, _, _)) if *s == slot => {
+                    let Some((_, img, r)) = distinct.next() else {
                         unreachable!("peeked above")
                     };
-                    let r = self.crop_frame(
-                        item,
-                        slot,
-                        &img,
-                        lm.precise,
-                        flags::WHOLE_FRAME_BOX,
-                        "whole_frame".into(),
-                    )?;
                     results.push(r);
                     last_img = Some(img);
                 }
@@ -437,8 +578,13 @@ pub fn process_all<E>(
     mut sink: impl FnMut(usize, Result<Processed, FailureRow>) -> Result<(), E>,
 ) -> Result<(), E> {
     let chunk = chunk.max(1);
-    // Batches of whole-frame inputs share one landmark pass; other inputs go one by one.
-    let batch = if processor.batches() { 128 } else { 1 };
+    // Batches share landmark passes: 128 whole-frame inputs (48×48 rows), 32 inputs with
+    // detection (full-size frames, all decoded at once); without batching one by one.
+    let batch = match (processor.batches(), processor.box_mode) {
+        (false, _) => 1,
+        (true, BoxMode::WholeFrame) => 128,
+        (true, _) => 32,
+    };
     for (c, part) in items.chunks(chunk).enumerate() {
         let base = c * chunk;
         let out: Vec<Result<Processed, FailureRow>> = part

@@ -261,3 +261,89 @@ fn batched_whole_frame_processing_equals_one_by_one() {
         assert_eq!(one.frame_len(), b.frame_len());
     }
 }
+
+/// The batched detection path (landmarks of many inputs' frames predicted together, in lock step
+/// over the frames of sequences) gives exactly the results of the one-by-one path: records,
+/// and failures with their stage, reason and detail, in Detect and DetectOrWholeFrame modes,
+/// with tracking and with detection on every frame.
+#[test]
+fn batched_detection_processing_equals_one_by_one() {
+    let Some(models) = models("batched_detection_processing_equals_one_by_one") else {
+        return;
+    };
+    let raw = tempfile::tempdir().unwrap();
+    ckplus_tree(raw.path());
+    // Faceless sequences: all frames blank, and a blank first frame before faces.
+    let blank = face::GrayImage::filled(640, 490, 128);
+    for f in 1..=5u32 {
+        let dir = raw.path().join("cohn-kanade-images/S020");
+        save_png(&blank, &dir.join(format!("001/S020_001_{f:08}.png")));
+        let second = if f == 1 {
+            blank.clone()
+        } else {
+            frame(640, 490, 440, f as i64, 0, false)
+        };
+        save_png(&second, &dir.join(format!("002/S020_002_{f:08}.png")));
+    }
+    for q in ["001", "002"] {
+        write(
+            &raw.path()
+                .join(format!("Emotion/S020/{q}/S020_{q}_00000005_emotion.txt")),
+            b"4",
+        );
+    }
+    for (mode, every_frame) in [
+        (prep::BoxMode::Detect, false),
+        (prep::BoxMode::DetectOrWholeFrame, false),
+        (prep::BoxMode::Detect, true),
+    ] {
+        let cfg = prep::PrepConfig {
+            detect_every_frame: every_frame,
+            ..prep::PrepConfig::default()
+        };
+        let fi = |n: usize| cfg.frame_indices(n);
+        let inv = prep::datasets::ckplus::inventory(
+            raw.path(),
+            prep::datasets::ckplus::CkPlusOptions {
+                frame_indices: &fi,
+                include_neutral: false,
+                dataset_landmarks: false,
+            },
+        )
+        .unwrap();
+        let faces = prep::build::load_faces(&models, &cfg).unwrap();
+        let p = prep::pipeline::Processor {
+            faces: &faces,
+            config: &cfg,
+            box_mode: mode,
+            root: &inv.root,
+            dataset: "ckplus",
+        };
+        assert!(p.batches());
+        let batched = p.process_batch(&inv.items, &vec![false; inv.items.len()]);
+        assert_eq!(batched.len(), inv.items.len());
+        let (mut ok, mut failed) = (0, 0);
+        for (item, b) in inv.items.iter().zip(batched) {
+            let what = format!("{} ({mode:?}, every frame {every_frame})", item.sample_id);
+            match (p.process(item, false), b) {
+                (Ok(one), Ok(b)) => {
+                    assert_eq!(one.record.meta, b.record.meta, "{what}");
+                    assert_eq!(one.record.frame_len(), b.record.frame_len(), "{what}");
+                    ok += 1;
+                }
+                (Err(one), Err(b)) => {
+                    assert_eq!(
+                        (&one.stage, &one.reason, &one.detail),
+                        (&b.stage, &b.reason, &b.detail),
+                        "{what}"
+                    );
+                    failed += 1;
+                }
+                (one, b) => panic!("{what}: one by one {:?}, batched {:?}", one.err(), b.err()),
+            }
+        }
+        // Both outcomes occur: four faces (+ the half-blank sequence with the whole-frame
+        // fallback), and the decode failure (+ the faceless sequences without it).
+        assert!(ok >= 4 && failed >= 1, "{mode:?}: {ok} ok, {failed} failed");
+    }
+}
