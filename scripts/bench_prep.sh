@@ -45,6 +45,23 @@ SEQS=$(find "$TREE/cohn-kanade-images" -mindepth 2 -maxdepth 2 -type d | wc -l)
 t_ckone=$(secs $PREP --dataset ckplus --folds none --source "$OUT/ckone")
 t_ck=$(secs $PREP --dataset ckplus --folds none --source "$TREE")
 
+# JAFFE: static 256x256 TIFFs, one detection each (landmarks batched 32 images at a time); the 213
+# images 5 times under distinct numbers, so that the run is long beside the start-up.
+JAFFE_DIR=$OUT/jaffe5
+if [[ ! -f $JAFFE_DIR/.done ]]; then
+  rm -rf "$JAFFE_DIR"; mkdir -p "$JAFFE_DIR"
+  for f in "$SHARED"/data/jaffe/*.tiff; do
+    b=$(basename "$f" .tiff); stem=${b%.*}; num=${b##*.}
+    for k in 1 2 3 4 5; do cp "$f" "$JAFFE_DIR/$stem.$((k * 1000 + num)).tiff"; done
+  done
+  touch "$JAFFE_DIR/.done"
+fi
+mkdir -p "$OUT/jaffe-one"
+cp "$(ls "$JAFFE_DIR"/*.tiff | head -1)" "$OUT/jaffe-one/"
+NJ=$(ls "$JAFFE_DIR"/*.tiff | wc -l)
+t_jone=$(secs $PREP --dataset jaffe --folds none --source "$OUT/jaffe-one")
+t_jaffe=$(secs $PREP --dataset jaffe --folds none --source "$JAFFE_DIR")
+
 ref="skipped (no dlib/cv2 in $PY)"
 if "$PY" -c 'import dlib, cv2, numpy' 2>/dev/null; then
   MODEL=${FER_SHAPE_MODEL:-/usr/share/dlib/shape_predictor_68_face_landmarks.dat}
@@ -55,5 +72,6 @@ fi
 printf '\n%-44s %10s %12s %14s\n' "prep build, one core" "items" "wall s" "per s (-startup)"
 printf '%-44s %10d %12.2f %14.0f rows\n' "FER2013 sample csv (48x48, whole frame)" "$ROWS" "$t_fer" "$(echo "$ROWS / ($t_fer - $t_one)" | bc -l)"
 printf '%-44s %10d %12.2f %14.0f frames\n' "CK+ tree, 640x490, 3 frames/sequence" "$((SEQS * 3))" "$t_ck" "$(echo "$SEQS * 3 / ($t_ck - $t_ckone)" | bc -l)"
+printf '%-44s %10d %12.2f %14.0f images\n' "JAFFE, 256x256 TIFF, detection" "$NJ" "$t_jaffe" "$(echo "$NJ / ($t_jaffe - $t_jone)" | bc -l)"
 printf '%-44s %10s %12.2f\n' "startup (1-row csv / 1-sequence tree)" "" "$t_one"
 echo "reference ref_prep.py on the same 640x490 frames: $ref"
