@@ -1116,6 +1116,9 @@ pub fn resize_linear_exact(img: &GrayImage, dw: usize, dh: usize, out: &mut Vec<
     let src = img.data();
     out.clear();
     out.resize(dw * dh, 0);
+    if dw == 0 || dh == 0 {
+        return;
+    }
     if dw == sw && dh == sh {
         out.copy_from_slice(src);
         return;
@@ -1349,6 +1352,12 @@ mod tests {
             state ^= state << 17;
             state
         };
+        let one = GrayImage::new(3, 3, vec![7; 9]).expect("3x3");
+        for (dw, dh) in [(0, 0), (0, 5), (5, 0)] {
+            let mut out = vec![1];
+            resize_linear_exact(&one, dw, dh, &mut out);
+            assert!(out.is_empty(), "an empty output size gives an empty plane");
+        }
         let sizes = [
             (1, 1),
             (1, 7),
