@@ -87,8 +87,7 @@ impl Processor<'_> {
     }
 
     fn whole_frame(&self, img: &GrayImage) -> (Vec<[f32; 2]>, u32, String) {
-        let b = FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1);
-        let lm = self.faces.predictor().predict(img, b);
+        let lm = self.faces.predictor().predict(img, whole_frame_box(img));
         (lm.precise, flags::WHOLE_FRAME_BOX, "whole_frame".into())
     }
 
@@ -202,50 +201,42 @@ impl Processor<'_> {
         if self.box_mode != BoxMode::WholeFrame {
             return self.process_batch_detect(items, want_qa);
         }
-        // Decode every distinct frame (a static image fills all slots but is decoded once).
-        type Decoded = Result<Vec<(usize, GrayImage)>, FailureRow>;
-        let decoded: Vec<Decoded> = items
-            .iter()
-            .map(|item| {
-                if item.frames.is_empty() {
-                    return Err(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
-                }
-                let mut v = Vec::new();
-                for slot in 0..item.frames.len() {
-                    if slot == 0 || !same_frame(&item.frames[slot - 1], &item.frames[slot]) {
-                        v.push((slot, self.decode(item, &item.frames[slot])?));
-                    }
-                }
-                Ok(v)
-            })
-            .collect();
+        let decoded: Vec<_> = items.iter().map(|i| self.decode_distinct(i)).collect();
         let boxes: Vec<(&GrayImage, FaceBox)> = decoded
             .iter()
-            .filter_map(|d| d.as_ref().ok())
-            .flatten()
-            .map(|(_, img)| {
-                (
-                    img,
-                    FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1),
-                )
-            })
+            .flat_map(|(frames, _)| frames)
+            .map(|(_, img)| (img, whole_frame_box(img)))
             .collect();
         let mut predicted = self.faces.predictor().predict_batch(&boxes).into_iter();
         let mut out = Vec::with_capacity(items.len());
-        for ((item, d), &qa) in items.iter().zip(decoded).zip(want_qa) {
-            let frames = match d {
-                Ok(f) => f,
-                Err(e) => {
-                    out.push(Err(e));
-                    continue;
-                }
-            };
+        for ((item, (frames, decode_error)), &qa) in items.iter().zip(decoded).zip(want_qa) {
             // Consume this item's predictions even if a crop fails, to stay aligned.
             let lms: Vec<face::Landmarks> =
                 frames.iter().filter_map(|_| predicted.next()).collect();
-            out.push(self.assemble_whole_frame(item, frames, lms, qa));
+            out.push(self.assemble_whole_frame(item, frames, lms, decode_error, qa));
         }
         out
+    }
+
+    /// An input's distinct frames (slot, image; a static image fills all slots but is decoded
+    /// once), decoded in slot order up to the first that fails, and that failure (`no_frames`
+    /// for an input without frames).
+    fn decode_distinct(&self, item: &InputItem) -> (Vec<(usize, GrayImage)>, Option<FailureRow>) {
+        if item.frames.is_empty() {
+            let e = self.fail(item, "parse", reason::NO_FRAMES, "no frames".into());
+            return (Vec::new(), Some(e));
+        }
+        let mut frames = Vec::new();
+        for slot in 0..item.frames.len() {
+            if slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]) {
+                continue;
+            }
+            match self.decode(item, &item.frames[slot]) {
+                Ok(img) => frames.push((slot, img)),
+                Err(e) => return (frames, Some(e)),
+            }
+        }
+        (frames, None)
     }
 
     /// [`Self::process_batch`] with detection and tracking, in lock step over the inputs' distinct
@@ -269,30 +260,14 @@ impl Processor<'_> {
         let mut progress: Vec<Progress> = items
             .iter()
             .map(|item| {
-                let mut p = Progress {
-                    frames: Vec::new(),
-                    decode_error: None,
+                let (frames, decode_error) = self.decode_distinct(item);
+                Progress {
+                    frames,
+                    decode_error,
                     results: Vec::new(),
                     previous: None,
                     failed: None,
-                };
-                if item.frames.is_empty() {
-                    p.failed =
-                        Some(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
                 }
-                for slot in 0..item.frames.len() {
-                    if slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]) {
-                        continue;
-                    }
-                    match self.decode(item, &item.frames[slot]) {
-                        Ok(img) => p.frames.push((slot, img)),
-                        Err(e) => {
-                            p.decode_error = Some(e);
-                            break;
-                        }
-                    }
-                }
-                p
             })
             .collect();
         let steps = progress.iter().map(|p| p.frames.len()).max().unwrap_or(0);
@@ -319,8 +294,7 @@ impl Processor<'_> {
                         requests.push((i, found.face_box, 0, found.detector.to_string(), true))
                     }
                     None if self.box_mode == BoxMode::DetectOrWholeFrame => {
-                        let b =
-                            FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1);
+                        let b = whole_frame_box(img);
                         requests.push((i, b, flags::WHOLE_FRAME_BOX, "whole_frame".into(), false));
                     }
                     None => p.failed = Some(self.no_face(item, *slot, min_face)),
@@ -367,6 +341,7 @@ impl Processor<'_> {
         item: &InputItem,
         frames: Vec<(usize, GrayImage)>,
         lms: Vec<face::Landmarks>,
+        decode_error: Option<FailureRow>,
         want_qa: bool,
     ) -> Result<Processed, FailureRow> {
         let mut distinct = Vec::with_capacity(frames.len());
@@ -380,6 +355,10 @@ impl Processor<'_> {
                 "whole_frame".into(),
             )?;
             distinct.push((slot, img, r));
+        }
+        // After the frames decoded before it, as one by one.
+        if let Some(e) = decode_error {
+            return Err(e);
         }
         self.assemble_distinct(item, distinct, want_qa)
     }
@@ -556,6 +535,11 @@ impl Processor<'_> {
         };
         Ok(Processed { record, qa })
     }
+}
+
+/// The whole image as the face box (FER2013, CK+48, and the fallback when no face is found).
+fn whole_frame_box(img: &GrayImage) -> FaceBox {
+    FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1)
 }
 
 fn same_frame(a: &FrameSource, b: &FrameSource) -> bool {
