@@ -152,7 +152,7 @@ fn sample_row(
     }
     let mut u = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
+    if crate::lanes::cpu_has_avx2() {
         // SAFETY: the CPU has AVX2 (checked just above).
         u = unsafe { interior_row_avx2(img, map, v, row, edge) };
     }
@@ -226,16 +226,7 @@ unsafe fn interior_row_avx2(
         // (m0·u + m1·v) + m2, associated as the scalar `Affine::apply`.
         let x = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(m0, uu), m1v), m2);
         let y = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(m3, uu), m4v), m5);
-        let inside = _mm256_and_pd(
-            _mm256_and_pd(
-                _mm256_cmp_pd::<_CMP_GE_OQ>(x, zero),
-                _mm256_cmp_pd::<_CMP_GE_OQ>(y, zero),
-            ),
-            _mm256_and_pd(
-                _mm256_cmp_pd::<_CMP_LT_OQ>(x, xmax),
-                _mm256_cmp_pd::<_CMP_LT_OQ>(y, ymax),
-            ),
-        );
+        let inside = crate::lanes::inside_box(x, y, xmax, ymax);
         if _mm256_movemask_pd(inside) != 0b1111 {
             for (k, o) in row.iter_mut().enumerate().skip(u).take(4) {
                 *o = scalar_pixel(img, map, k, v, edge);

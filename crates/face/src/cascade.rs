@@ -398,7 +398,7 @@ impl CascadeDetector {
             });
         Ok(CascadeDetector {
             all_stumps,
-            vector_scan: crate::dlib::cpu_has_avx2(),
+            vector_scan: crate::lanes::cpu_has_avx2(),
             name: name.to_string(),
             kind,
             width,
@@ -472,16 +472,16 @@ impl CascadeDetector {
             if sw < self.width || sh < self.height {
                 continue;
             }
+            // OpenCV's window step: every pixel from scale 2 on, every other pixel below.
             let step = if scale >= 2.0 { 1 } else { 2 };
             let split = self.kind == FeatureType::Lbp && self.vector_scan && step == 2;
             level.build(img, sw as usize, sh as usize, self.kind, split);
-            self.scan_level(&level, scale, &mut candidates);
+            self.scan_level(&level, scale, step, &mut candidates);
         }
         candidates
     }
 
-    fn scan_level(&self, lv: &Level, scale: f32, out: &mut Vec<Rect>) {
-        let step = if scale >= 2.0 { 1 } else { 2 };
+    fn scan_level(&self, lv: &Level, scale: f32, step: usize, out: &mut Vec<Rect>) {
         let stride = lv.w + 1;
         let (ww, wh) = (self.width as usize, self.height as usize);
         if lv.w < ww || lv.h < wh {
@@ -1345,13 +1345,7 @@ mod tests {
     /// and up-scales, odd sizes, one-pixel sources and the identity.
     #[test]
     fn resize_vertical_first_equals_horizontal_first() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let one = GrayImage::new(3, 3, vec![7; 9]).expect("3x3");
         for (dw, dh) in [(0, 0), (0, 5), (5, 0)] {
             let mut out = vec![1];
@@ -1387,6 +1381,16 @@ mod tests {
         }
     }
 
+    /// A xorshift64 stream: reproducible random test inputs without a dependency.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// A grey image of `w`×`h` cut from `img` at (`x0`, `y0`), wrapping around its edges.
     fn cut(img: &GrayImage, x0: usize, y0: usize, w: usize, h: usize) -> GrayImage {
         let mut data = Vec::with_capacity(w * h);
@@ -1408,7 +1412,7 @@ mod tests {
         let Ok(img) = GrayImage::open(&root, crate::GrayConversion::PilLuma) else {
             panic!("astronaut.png missing");
         };
-        if !crate::dlib::cpu_has_avx2() {
+        if !crate::lanes::cpu_has_avx2() {
             println!("skipped: vector LBP scan: this CPU has no AVX2");
             return;
         }
@@ -1456,20 +1460,14 @@ mod tests {
     /// that of the true block sums whatever the corners' wrapped values.
     #[test]
     fn lbp_code_is_exact_on_wrapped_integrals() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
             // True block sums up to 255 · 2²³ (a block of 8 M pixels), and arbitrary wrapped
             // contributions from above and left of the grid.
             let mut blocks = [[0i64; 3]; 3];
             for b in blocks.iter_mut().flatten() {
                 *b = (next() % (255 << 23)) as i64;
-                if next() % 4 == 0 {
+                if next().is_multiple_of(4) {
                     *b = blocks_equal_value(&mut next);
                 }
             }

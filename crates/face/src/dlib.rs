@@ -415,7 +415,7 @@ impl ShapePredictor {
             anchors,
             delta_x,
             delta_y,
-            avx2: cpu_has_avx2(),
+            avx2: crate::lanes::cpu_has_avx2(),
         })
     }
 
@@ -568,7 +568,7 @@ impl ShapePredictor {
         );
         let mut chunks = leaf_offsets.chunks_exact_mut(8);
         let mut t = tree0;
-        // Four trees side by side: each level of a walk waits on the last (split → pixels →
+        // Eight trees side by side: each level of a walk waits on the last (split → pixels →
         // compare), so one tree at a time leaves the core idle between loads.
         for out in &mut chunks {
             let mut i = [0usize; 8];
@@ -753,18 +753,6 @@ impl PredictState {
     }
 }
 
-/// Whether the vector paths (crops, leaf sums, LBP window scan) may use AVX2 on this CPU.
-pub(crate) fn cpu_has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `cur += leaf`, element by element. Each element is one IEEE addition whatever the vector
 /// width, so the sums are the same bits as dlib's scalar loop.
 #[inline(always)]
@@ -882,7 +870,7 @@ unsafe fn locate_pixels_avx2(
         _mm256_set1_pd(geometry[2]),
         _mm256_set1_pd(geometry[3]),
     ];
-    let (half, zero) = (_mm256_set1_pd(0.5), _mm256_setzero_pd());
+    let half = _mm256_set1_pd(0.5);
     let (w, h) = (img.width(), img.height());
     let (wf, hf) = (_mm256_set1_pd(w as f64), _mm256_set1_pd(h as f64));
     let data = img.data();
@@ -934,17 +922,7 @@ unsafe fn locate_pixels_avx2(
                 _mm256_add_pd(t, _mm256_mul_pd(_mm256_cvtps_pd(hy), sy)),
                 half,
             ));
-            // Ordered comparisons: a NaN lane is outside.
-            let inside = _mm256_and_pd(
-                _mm256_and_pd(
-                    _mm256_cmp_pd::<_CMP_GE_OQ>(fx, zero),
-                    _mm256_cmp_pd::<_CMP_LT_OQ>(fx, wf),
-                ),
-                _mm256_and_pd(
-                    _mm256_cmp_pd::<_CMP_GE_OQ>(fy, zero),
-                    _mm256_cmp_pd::<_CMP_LT_OQ>(fy, hf),
-                ),
-            );
+            let inside = crate::lanes::inside_box(fx, fy, wf, hf);
             let at = _mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(_mm256_add_pd(
                 _mm256_mul_pd(fy, wf),
                 fx,
@@ -1044,7 +1022,7 @@ mod tests {
     /// on every side (the outside test runs in the lanes).
     #[test]
     fn vector_features_give_the_scalar_landmarks() {
-        if !super::cpu_has_avx2() {
+        if !crate::lanes::cpu_has_avx2() {
             println!("skipped: vector feature path: this CPU has no AVX2");
             return;
         }

@@ -14,6 +14,7 @@ mod cascade;
 mod dlib;
 mod error;
 mod gray;
+mod lanes;
 mod pipeline;
 mod tiff_palette;
 
