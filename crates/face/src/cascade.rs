@@ -1264,7 +1264,7 @@ pub fn group_rectangles(rects: &[Rect], min_neighbors: usize, eps: f64) -> Vec<R
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The compiled stump programs must decide exactly as the generic tree walk they replace.
@@ -1382,7 +1382,7 @@ mod tests {
     }
 
     /// A xorshift64 stream: reproducible random test inputs without a dependency.
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
         move || {
             state ^= state << 13;
             state ^= state >> 7;
