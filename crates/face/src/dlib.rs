@@ -851,8 +851,9 @@ const SUMS_IN_REGISTERS: usize = 136;
 
 /// `cur += table[at..at + 136]` for each offset in `leaf_at`, in order, with the 136 sums held in
 /// 17 AVX2 registers across all the leaves instead of loaded and stored once per leaf; with
-/// `ahead`, the whole leaf that many offsets on is prefetched. Each element still gets one IEEE f32 addition per leaf in
-/// the same order (no FMA), so the sums are the bits of [`add_floats`] leaf after leaf.
+/// `ahead`, the whole leaf that many offsets on is prefetched. Each element still gets one IEEE
+/// f32 addition per leaf in the same order (no FMA), so the sums are the bits of [`add_floats`]
+/// leaf after leaf.
 ///
 /// Why: one face at a time the additions wait on leaves coming from memory, and how many leaves
 /// are in flight at once depends on how many trees' additions fit in the core's reorder window.
