@@ -319,6 +319,12 @@ impl ShapePredictor {
     }
 
     /// Parses the serialised model; `name` is used in error messages.
+    ///
+    /// # Errors
+    /// [`FaceError::DlibFormat`] with the byte offset for a truncated or malformed file, a tree
+    /// that is not complete, trees of different depths, anchors that are not landmark indices,
+    /// and split feature indices above 2,047 (the packed split's limit; dlib's 68-point model
+    /// uses 500 per cascade).
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<ShapePredictor> {
         let mut r = DlibReader {
             bytes,
