@@ -497,18 +497,17 @@ impl ShapePredictor {
         let mut leaf_offsets = vec![0usize; self.trees];
         // Where in `leaves` each tree's chosen leaf starts.
         let mut leaf_at = vec![0usize; self.trees];
-        let dims = self.initial.len();
         for c in 0..self.cascades {
             state.features(self, img, c);
             let tree0 = c * self.trees;
             // Each leaf's first line is requested as soon as its tree is walked, so the leaf
             // loads start while the walk still keeps the core busy (measured a few per cent
-            // faster than loading only after the walk). Requesting whole leaves here, or adding the leaves of
-            // earlier trees during the walk, measured slower: the walk's own loads then wait
-            // behind the misses.
+            // faster than loading only after the walk). Requesting whole leaves here, or adding
+            // the leaves of earlier trees during the walk, measured slower: the walk's own loads
+            // then wait behind the misses.
             self.walk_trees_then(c, &state.feats, &mut leaf_offsets, |first, leaves| {
                 for (k, &leaf) in leaves.iter().enumerate() {
-                    let at = ((tree0 + first + k) * self.leaves_per_tree + leaf) * dims;
+                    let at = self.leaf_start(tree0 + first + k, leaf);
                     leaf_at[first + k] = at;
                     prefetch_floats(&self.leaves, at, 1);
                 }
@@ -562,11 +561,7 @@ impl ShapePredictor {
                 }
                 while used != 0 {
                     let leaf = used.trailing_zeros() as usize;
-                    prefetch_floats(
-                        &self.leaves,
-                        ((tree0 + tree) * self.leaves_per_tree + leaf) * dims,
-                        dims,
-                    );
+                    prefetch_floats(&self.leaves, self.leaf_start(tree0 + tree, leaf), dims);
                     used &= used - 1;
                 }
             };
@@ -587,13 +582,19 @@ impl ShapePredictor {
                 for (k, st) in states.iter_mut().enumerate() {
                     for (at, tree) in leaf_at.iter_mut().zip(block..end) {
                         let leaf = by_tree[tree * nf + k] as usize;
-                        *at = ((tree0 + tree) * self.leaves_per_tree + leaf) * dims;
+                        *at = self.leaf_start(tree0 + tree, leaf);
                     }
                     st.add_leaves(&self.leaves, &leaf_at[..end - block], self.avx2, None);
                 }
             }
         }
         states.into_iter().map(PredictState::finish).collect()
+    }
+
+    /// Where leaf `leaf` of tree `tree` (counted over all cascades) starts in `leaves`.
+    #[inline(always)]
+    fn leaf_start(&self, tree: usize, leaf: usize) -> usize {
+        (tree * self.leaves_per_tree + leaf) * self.initial.len()
     }
 
     /// Walks every tree of cascade `c` (they only read the feature pixels) and stores each tree's
