@@ -4,12 +4,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # --- tool environment (so that plain `make prep|train|test` work without sourcing anything) ---
+# torch-sys finds libtorch through the .venv's python (LIBTORCH_USE_PYTORCH), so .venv/bin goes
+# first on PATH. No $(wildcard) of .venv paths here: GNU make answers those from a directory cache
+# taken before the `setup` recipe creates .venv, so the first run would never see them. Nor an
+# LD_LIBRARY_PATH: the binaries and tests carry libtorch's directory as RUNPATH (crates/train/build.rs).
 VENV        := $(CURDIR)/.venv
-TORCH_LIB    = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch/lib))
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(VENV)/bin:$(PATH)
-ORIG_LD_LIBRARY_PATH := $(LD_LIBRARY_PATH)
-export LD_LIBRARY_PATH = $(TORCH_LIB)$(if $(ORIG_LD_LIBRARY_PATH),:$(ORIG_LD_LIBRARY_PATH))
 # Real-data tests and benchmarks find ../shared through this variable; absent -> they say "skipped".
 export FER_SHARED ?= $(abspath $(CURDIR)/../shared)
 
@@ -24,10 +25,13 @@ CACHE_DIR   ?= data/cache
 CONFIG      ?= manifests/experiments/demo.toml
 PREP_ARGS   ?=
 TRAIN_ARGS  ?=
+RUN         ?=
+RUNS        ?=
+INPUTS      ?=
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 
-.PHONY: help setup build demo prep train test test-real bench lint fuzz fuzz-seeds clean-cache
+.PHONY: help setup build demo prep train resume report predict env test test-real bench lint fuzz fuzz-seeds clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -47,8 +51,25 @@ prep: build ## build a cache: make prep DATASET=ckplus SOURCE=data/raw/ckplus CA
 train: build ## run an experiment: make train CONFIG=manifests/experiments/ckplus-mgln.toml
 	$(TRAIN) run --config $(CONFIG) $(TRAIN_ARGS)
 
-test: setup ## all tests (release build; real-data tests print "skipped" without ../shared)
+resume: build ## continue an interrupted run: make resume RUN=runs/<experiment>/<run>
+	@test -n "$(RUN)" || { echo "usage: make resume RUN=runs/<experiment>/<run>"; exit 2; }
+	$(TRAIN) run --resume $(RUN) $(TRAIN_ARGS)
+
+report: build ## compare runs: make report RUNS="runs/a/<run> runs/b/<run>"
+	@test -n "$(RUNS)" || { echo "usage: make report RUNS=\"runs/a/<run> runs/b/<run>\""; exit 2; }
+	$(TRAIN) report $(RUNS) $(TRAIN_ARGS)
+
+predict: build ## classify images or frame folders: make predict RUN=runs/<experiment>/<run> INPUTS="a.png seq/"
+	@test -n "$(RUN)" -a -n "$(INPUTS)" || { echo "usage: make predict RUN=runs/<experiment>/<run> INPUTS=\"a.png seq/\""; exit 2; }
+	$(TRAIN) predict --run $(RUN) $(INPUTS) $(TRAIN_ARGS)
+
+env: build ## what libtorch sees (CUDA, cuDNN, threads) and which face paths run (SIMD)
+	$(TRAIN) env
+
+test: setup ## all tests (release build; real-data tests print "skipped" without ../shared), parity again with SIMD off
 	$(CARGO) test --release --workspace
+	@echo "test: the dlib / OpenCV parity tests again with every vector path off (FER_SIMD=off)"
+	FER_SIMD=off $(CARGO) test --release --workspace --lib --test face
 
 test-real: setup ## the tests that use ../shared (parity with dlib/OpenCV, real datasets)
 	@if [ -d "$(FER_SHARED)" ]; then echo "test-real: using FER_SHARED=$(FER_SHARED)"; \

@@ -1,11 +1,29 @@
-//! Keeps `libtorch_cuda.so` in the binary's NEEDED list.
-//!
-//! Rust links with `--as-needed`, and nothing in our code references a libtorch_cuda symbol
-//! directly (CUDA kernels register themselves from static initialisers), so the linker would drop
-//! the library and the binary would never see a GPU. Wrapping it in `--no-as-needed` keeps it.
-//! On a CPU-only host the library still loads (PyTorch's wheel ships it) and reports no device.
+// Links every binary of this package (and of the end-to-end test package, which includes this
+// file) so that it finds libtorch and a GPU without any environment.
+//
+// * RUNPATH: torch-sys (`links = "tch"`) exports the libtorch library directory it linked against
+//   as `DEP_TCH_LIBTORCH_LIB` to its direct dependents; baking it in lets `target/release/train`
+//   start from any shell, with no `LD_LIBRARY_PATH` (`readelf -d target/release/train` shows it).
+//   Where the binaries are copied to a machine whose libtorch lies elsewhere (the GPU check),
+//   `LD_LIBRARY_PATH` still takes precedence over RUNPATH.
+// * `libtorch_cuda.so` kept in the NEEDED list: Rust links with `--as-needed`, and nothing in our
+//   code references a libtorch_cuda symbol directly (CUDA kernels register themselves from static
+//   initialisers), so the linker would drop the library and the binary would never see a GPU.
+//   Wrapping it in `--no-as-needed` keeps it. On a CPU-only host the library still loads (PyTorch's
+//   wheel ships it) and reports no device.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    match std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        Ok(dir) if !dir.is_empty() => {
+            // --enable-new-dtags: RUNPATH (overridable by LD_LIBRARY_PATH), not the older RPATH.
+            println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags,-rpath,{dir}");
+        }
+        _ => println!(
+            "cargo:warning=torch-sys did not export its libtorch directory (DEP_TCH_LIBTORCH_LIB): \
+             the binaries will need LD_LIBRARY_PATH to start"
+        ),
+    }
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     println!("cargo:rustc-link-arg=-ltorch_cuda");
     println!("cargo:rustc-link-arg=-Wl,--as-needed");

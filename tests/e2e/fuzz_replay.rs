@@ -7,6 +7,16 @@
 mod checks;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Seeds committed under `fuzz/corpus/` (21 when written): a replay that finds fewer lost them
+/// (a moved directory, a filter that matches nothing) and fails instead of passing on nothing.
+const COMMITTED_SEEDS: usize = 21;
+/// Crash inputs committed under `fuzz/regressions/` (5 when written), likewise.
+const COMMITTED_REGRESSIONS: usize = 5;
+/// A replay of one input that takes longer than this is a hang (the slowest takes milliseconds;
+/// the bound is generous so that a loaded or unoptimised build never trips it).
+const PER_INPUT_LIMIT: Duration = Duration::from_secs(20);
 
 fn fuzz_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
@@ -28,7 +38,14 @@ fn replay(kind: &str) -> usize {
         for file in inputs(kind, target) {
             let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             println!("replay {kind}/{target}/{}", name(&file));
+            let start = Instant::now();
             assert!(checks::run(target, &bytes));
+            let took = start.elapsed();
+            assert!(
+                took < PER_INPUT_LIMIT,
+                "{kind}/{target}/{} took {took:?}: a hang",
+                name(&file)
+            );
             n += 1;
         }
     }
@@ -49,13 +66,22 @@ fn fuzz_corpus_seeds_replay_cleanly() {
             "fuzz/corpus/{target} has no seed (regenerate: make fuzz-seeds)"
         );
     }
-    assert!(replay("corpus") >= checks::TARGETS.len());
+    let n = replay("corpus");
+    println!("{n} seeds replayed");
+    assert!(
+        n >= COMMITTED_SEEDS,
+        "{n} seeds replayed, {COMMITTED_SEEDS} committed"
+    );
 }
 
 #[test]
 fn fuzz_crash_regressions_stay_fixed() {
     let n = replay("regressions");
     println!("{n} crash regressions replayed");
+    assert!(
+        n >= COMMITTED_REGRESSIONS,
+        "{n} crash regressions replayed, {COMMITTED_REGRESSIONS} committed"
+    );
 }
 
 /// The committed seeds are exactly what the generator writes today, so the seeds are known to be

@@ -1,6 +1,8 @@
 //! End to end on the synthetic datasets of `prep synth`: layouts and counts, fold lists, caches
-//! that verify, crop sizes, landmark accuracy against the true warped points, and a k-fold
-//! training run that learns. CPU, well under a minute.
+//! that verify, crop sizes, landmark accuracy against the true warped points; the training
+//! plumbing (files, metrics, predict) asserted exactly; and learning asserted with a margin that any
+//! correct implementation reaches on any CPU (memorising 16 samples), never a trajectory recorded
+//! on one machine. CPU, well under a minute.
 
 mod fuzz_replay;
 
@@ -9,6 +11,7 @@ use prep::{BuildRequest, DatasetKind, ModelFiles, PrepConfig};
 use shard::{Cache, Split};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -51,66 +54,151 @@ fn request(
         qa_samples: 6,
         tool: "e2e".into(),
         git_revision: None,
+        subjects_file: None,
+        failure_policy: Default::default(),
     }
 }
 
+/// The synthetic datasets and their three caches, built once per test process and shared.
+struct Fixture {
+    root: PathBuf,
+    raw: PathBuf,
+    models: ModelFiles,
+    ck: prep::BuildOutcome,
+    ou: prep::BuildOutcome,
+    fer: prep::BuildOutcome,
+    synth: prep::synth::SynthReport,
+}
+
+/// Builds the fixture under cargo's per-target temporary directory (removed and rebuilt by each
+/// test process), or None with a "skipped" line when the models are missing.
+fn fixture() -> Option<&'static Fixture> {
+    static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let m = models()?;
+            let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-fixture");
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).unwrap();
+            let raw = root.join("raw");
+            let caches = root.join("cache");
+            let faces = prep::build::load_faces(&m, &PrepConfig::default()).unwrap();
+            let img = face::GrayImage::open(
+                &repo().join("data/faces/astronaut.png"),
+                face::GrayConversion::PilLuma,
+            )
+            .unwrap();
+            let found = faces
+                .detect(&img, None)
+                .into_iter()
+                .next()
+                .expect("the astronaut's face");
+            let base = BaseFace::new(img, &found.landmarks.precise);
+            let synth = generate(
+                &base,
+                &faces,
+                &SynthOptions {
+                    out: raw.clone(),
+                    subjects: 10,
+                    seed: 3,
+                    frames: 4,
+                },
+            )
+            .unwrap();
+            let build = |kind, source: PathBuf, name: &str, folds: Option<PathBuf>| {
+                prep::build(
+                    &request(kind, &source, &caches, name, folds, &m),
+                    &prep::build::NoProgress,
+                )
+                .unwrap()
+            };
+            let ck = build(
+                DatasetKind::Ckplus,
+                raw.join("ckplus"),
+                "e2e-ckplus",
+                Some(raw.join("ckplus/folds.txt")),
+            );
+            let ou = build(
+                DatasetKind::Oulu,
+                raw.join("oulu"),
+                "e2e-oulu",
+                Some(raw.join("oulu/folds.txt")),
+            );
+            let fer = build(
+                DatasetKind::Fer2013,
+                raw.join("fer2013/fer2013.csv"),
+                "e2e-fer2013",
+                None,
+            );
+            Some(Fixture {
+                root,
+                raw,
+                models: m,
+                ck,
+                ou,
+                fer,
+                synth,
+            })
+        })
+        .as_ref()
+}
+
+/// A small CPU network that trains from a random init in seconds (1/8 width, batch-normalised SSM).
+fn small_config(cache: &Path, runs: &Path, folds: &str, epochs: usize) -> train::ExperimentConfig {
+    train::ExperimentConfig::parse(
+        &format!(
+            r#"
+name = "e2e"
+cache = "{}"
+runs_dir = "{}"
+folds = {folds}
+[model]
+width = 0.125
+ssm_batchnorm = true
+face_size = [64, 64]
+part_scale = 0.5
+lstm_side = 8
+lstm_layers = 2
+head_relu = false
+[train]
+epochs = {epochs}
+batch = 8
+lr = 1e-3
+threads = 2
+mixup_alpha = 0.0
+eval_every = 1
+device = "cpu"
+"#,
+            cache.display(),
+            runs.display()
+        ),
+        Path::new("e2e.toml"),
+    )
+    .unwrap()
+}
+
 #[test]
-fn synthetic_datasets_to_caches_to_a_model_that_learns() {
-    let Some(m) = models() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let raw = tmp.path().join("raw");
-    let caches = tmp.path().join("cache");
-    let faces = prep::build::load_faces(&m, &PrepConfig::default()).unwrap();
-    let img = face::GrayImage::open(
-        &repo().join("data/faces/astronaut.png"),
-        face::GrayConversion::PilLuma,
-    )
-    .unwrap();
-    let found = faces
-        .detect(&img, None)
-        .into_iter()
-        .next()
-        .expect("the astronaut's face");
-    let base = BaseFace::new(img, &found.landmarks.precise);
-    let report = generate(
-        &base,
-        &faces,
-        &SynthOptions {
-            out: raw.clone(),
-            subjects: 10,
-            seed: 3,
-            frames: 4,
-        },
-    )
-    .unwrap();
+fn synthetic_layouts_build_verified_caches_with_exact_counts() {
+    let Some(fx) = fixture() else { return };
+    let report = &fx.synth;
     assert_eq!(report.ckplus_sequences, 70);
     assert_eq!(report.ckplus_frames, 10 * (7 * 4 + 3));
     assert_eq!(report.oulu_sequences, 60);
     assert_eq!(report.fer2013_rows, 140);
-    // The detector finds the warped faces and its landmarks are close to the true ones.
+    // The detector finds the warped faces and its landmarks are close to the true ones. A margin
+    // any CPU meets: the generator's warps and our landmarks are deterministic, but libm's
+    // rounding may move a point by a pixel.
     let l = &report.landmarks;
     assert!(l.found * 10 >= l.frames * 9, "{l:?}");
     assert!(l.mean < 0.10, "{l:?}");
 
     // CK+: labelled sequences cached, unlabelled ones excluded, the generated authors'-format folds.
-    let ck = prep::build(
-        &request(
-            DatasetKind::Ckplus,
-            &raw.join("ckplus"),
-            &caches,
-            "e2e-ckplus",
-            Some(raw.join("ckplus/folds.txt")),
-            &m,
-        ),
-        &prep::build::NoProgress,
-    )
-    .unwrap();
-    let s = &ck.summary;
+    let s = &fx.ck.summary;
     assert!(s.adds_up());
     assert_eq!((s.seen, s.cached, s.failed_total()), (80, 70, 0), "{s:?}");
     assert_eq!(s.excluded.get("unlabelled"), Some(&10));
     assert_eq!(s.folds.as_ref().unwrap().listed, 70);
-    let cache = Cache::open(&ck.dir).unwrap();
+    let cache = Cache::open(&fx.ck.dir).unwrap();
     assert!(cache.verify().unwrap().is_ok());
     let mut fold_subjects: BTreeMap<u16, BTreeSet<String>> = BTreeMap::new();
     for r in cache.iter() {
@@ -137,39 +225,15 @@ fn synthetic_datasets_to_caches_to_a_model_that_learns() {
     );
 
     // Oulu-CASIA and FER2013 demo caches.
-    let ou = prep::build(
-        &request(
-            DatasetKind::Oulu,
-            &raw.join("oulu"),
-            &caches,
-            "e2e-oulu",
-            Some(raw.join("oulu/folds.txt")),
-            &m,
-        ),
-        &prep::build::NoProgress,
-    )
-    .unwrap();
     assert_eq!(
-        (ou.summary.cached, ou.summary.failed_total()),
+        (fx.ou.summary.cached, fx.ou.summary.failed_total()),
         (60, 0),
         "{:?}",
-        ou.summary
+        fx.ou.summary
     );
-    assert!(Cache::open(&ou.dir).unwrap().verify().unwrap().is_ok());
-    let fer = prep::build(
-        &request(
-            DatasetKind::Fer2013,
-            &raw.join("fer2013/fer2013.csv"),
-            &caches,
-            "e2e-fer2013",
-            None,
-            &m,
-        ),
-        &prep::build::NoProgress,
-    )
-    .unwrap();
-    assert_eq!(fer.summary.cached, 140);
-    let by_split = &Cache::open(&fer.dir)
+    assert!(Cache::open(&fx.ou.dir).unwrap().verify().unwrap().is_ok());
+    assert_eq!(fx.fer.summary.cached, 140);
+    let by_split = &Cache::open(&fx.fer.dir)
         .unwrap()
         .manifest()
         .counts
@@ -179,38 +243,16 @@ fn synthetic_datasets_to_caches_to_a_model_that_learns() {
         (by_split["train"], by_split["validation"], by_split["test"]),
         (98, 14, 28)
     );
+}
 
-    // Training on the CK+ cache learns (training loss falls, training accuracy over twice the 1/7 of chance).
-    let cfg = train::ExperimentConfig::parse(
-        &format!(
-            r#"
-name = "e2e"
-cache = "{}"
-runs_dir = "{}"
-folds = [0, 5]
-[model]
-width = 0.125
-ssm_batchnorm = true
-face_size = [64, 64]
-part_scale = 0.5
-lstm_side = 8
-lstm_layers = 2
-head_relu = false
-[train]
-epochs = 16
-batch = 8
-lr = 1e-3
-threads = 2
-mixup_alpha = 0.0
-eval_every = 8
-device = "cpu"
-"#,
-            ck.dir.display(),
-            tmp.path().join("runs").display()
-        ),
-        Path::new("e2e.toml"),
-    )
-    .unwrap();
+/// Plumbing, asserted exactly: a two-fold, two-epoch run writes every file with one metrics line
+/// per fold and epoch, and `train predict` classifies a sequence folder and a still image and
+/// reports the inputs without a face. Nothing here depends on how well the network learns.
+#[test]
+fn training_run_writes_every_output_and_predict_reports_every_input() {
+    let Some(fx) = fixture() else { return };
+    let runs = fx.root.join("runs-plumbing");
+    let cfg = small_config(&fx.ck.dir, &runs, "[0, 5]", 2);
     let out = train::trainer::run_experiment(
         &cfg,
         train::trainer::RunOptions {
@@ -226,27 +268,45 @@ device = "cpu"
     let metrics = train::report::read_metrics(&out.dir).unwrap();
     for fold in ["fold0", "fold5"] {
         let h: Vec<_> = metrics.iter().filter(|r| r.fold == fold).collect();
-        assert_eq!(h.len(), 16);
-        let (first, last) = (h[0], h[15]);
-        assert!(
-            last.loss < 0.95 * first.loss,
-            "{fold}: loss {} -> {}",
-            first.loss,
-            last.loss
+        assert_eq!(
+            h.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+            vec![1, 2],
+            "{fold}: epochs are counted from 1, as the console counts them"
         );
-        assert!(
-            last.train_accuracy > 0.3,
-            "{fold}: training accuracy {}",
-            last.train_accuracy
-        );
+        for r in &h {
+            assert!(r.loss.is_finite() && r.loss > 0.0, "{fold}: {r:?}");
+            let test = r.test_accuracy.expect("evaluated every epoch");
+            assert!((0.0..=1.0).contains(&test), "{fold}: {r:?}");
+        }
+        let dir = out.dir.join(format!("fold-{fold}"));
+        for file in [
+            "result.json",
+            "confusion.csv",
+            "confusion.png",
+            "curves.png",
+            "checkpoint.safetensors",
+        ] {
+            assert!(dir.join(file).is_file(), "{fold}: {file} missing");
+        }
     }
-    assert!(out.dir.join("summary.md").exists());
+    // Every test sample of a fold is counted once in its confusion matrix.
+    let cache = Cache::open(&fx.ck.dir).unwrap();
+    let infos = train::loader::sample_infos(&cache).unwrap();
+    for f in &out.folds {
+        let k: u16 = f.fold.trim_start_matches("fold").parse().unwrap();
+        let n = infos.iter().filter(|i| i.split == Split::Fold(k)).count() as u64;
+        assert_eq!(f.confusion.iter().flatten().sum::<u64>(), n, "{}", f.fold);
+    }
+    for file in ["summary.md", "summary.json", "config.toml", "run.json"] {
+        assert!(out.dir.join(file).is_file(), "{file} missing");
+    }
 
     // train predict: a sequence folder, a still image, and inputs without a face, reported.
-    let p = train::predict::Predictor::load(&out.dir, tch::Device::Cpu, &m).unwrap();
+    let p = train::predict::Predictor::load(&out.dir, tch::Device::Cpu, &fx.models).unwrap();
+    let raw = &fx.raw;
     let seq = raw.join("ckplus/cohn-kanade-images/S501/003");
     let still = raw.join("ckplus/cohn-kanade-images/S502/001/S502_001_00000004.png");
-    let blank = tmp.path().join("blank.png");
+    let blank = fx.root.join("blank.png");
     face::GrayImage::filled(200, 150, 128)
         .save_png(&blank)
         .unwrap();
@@ -262,4 +322,90 @@ device = "cpu"
     }
     assert_eq!(r[2].error.as_deref(), Some("no face found"));
     assert!(r[3].error.is_some() && r[3].class.is_none());
+}
+
+/// Learning, with a margin any correct implementation reaches on any CPU (AVX-512 or AVX2 kernels,
+/// any reduction order): MGLN memorises 16 fixed training samples (two or three of each of the 7
+/// classes) with augmentation and mixup off. Evaluated in eval mode on those same samples, the
+/// fused prediction must be right on at least 90 % of them (measured: 100 % with libtorch's AVX2
+/// kernels and with `ATEN_CPU_CAPABILITY=default`), and the last epoch's training loss (GFM + PBM
+/// cross-entropy) under three quarters of chance, 0.75 · 2 · ln 7 = 2.92 (measured 1.60–1.65; a
+/// network that learns nothing stays at ≈ 3.9). A network that does not learn, a loss that does
+/// not reach the weights, labels shuffled against their samples, or eval-mode batch norm that
+/// disagrees with training all fail it.
+#[test]
+fn mgln_memorises_sixteen_training_samples_on_any_cpu() {
+    const EPOCHS: usize = 80;
+    let Some(fx) = fixture() else { return };
+    let runs = fx.root.join("runs-memorise");
+    let mut cfg = small_config(&fx.ck.dir, &runs, "[0]", EPOCHS);
+    // One full batch per step: batch-norm statistics in training equal those of the whole set.
+    cfg.train.batch = 16;
+    cfg.train.lr = 2e-3;
+    cfg.train.shift = 0.0;
+    cfg.train.scale = 0.0;
+    cfg.train.flip = false;
+    cfg.train.mixup_alpha = 0.0;
+    cfg.train.eval_every = EPOCHS;
+    let cache = train::loader::open_cache(&fx.ck.dir).unwrap();
+    let layout = train::loader::Layout::from_cache(&cache, None).unwrap();
+    let classes = cache.manifest().class_names.clone();
+    // 16 records, round-robin over the classes, in record order: fixed by the cache alone.
+    let infos = train::loader::sample_infos(&cache).unwrap();
+    let mut by_class: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    for i in &infos {
+        by_class.entry(i.label).or_default().push(i.record);
+    }
+    assert_eq!(by_class.len(), 7);
+    let mut picked = Vec::new();
+    'fill: for round in 0.. {
+        for records in by_class.values() {
+            if let Some(&r) = records.get(round) {
+                picked.push(r);
+                if picked.len() == 16 {
+                    break 'fill;
+                }
+            }
+        }
+    }
+    let dir = runs.join("memorise");
+    std::fs::create_dir_all(&dir).unwrap();
+    tch::set_num_threads(2);
+    let runner = train::trainer::Runner {
+        cfg: &cfg,
+        dir: dir.clone(),
+        cache,
+        layout,
+        classes,
+        device: tch::Device::Cpu,
+        progress: &train::trainer::Quiet,
+    };
+    let plan = train::trainer::FoldPlan {
+        name: "memorise".into(),
+        index: 0,
+        train: picked.clone(),
+        validation: Vec::new(),
+        test: picked,
+    };
+    let result = runner.run_fold(&plan).unwrap();
+    let history = train::report::read_metrics(&dir).unwrap();
+    let last = history.last().expect("every epoch recorded");
+    let chance = 2.0 * (7f64).ln();
+    println!(
+        "memorise: eval-mode accuracy {:.3}, training loss {:.4} -> {:.4} (chance {chance:.3})",
+        result.accuracy, history[0].loss, last.loss
+    );
+    assert!(
+        result.accuracy >= 0.9,
+        "eval-mode accuracy on the 16 training samples: {} (loss {} -> {})",
+        result.accuracy,
+        history[0].loss,
+        last.loss
+    );
+    assert!(
+        last.loss < 0.75 * chance,
+        "training loss {} -> {}, chance {chance}",
+        history[0].loss,
+        last.loss
+    );
 }

@@ -152,8 +152,8 @@ fn sample_row(
     }
     let mut u = 0;
     #[cfg(target_arch = "x86_64")]
-    if crate::lanes::cpu_has_avx2() {
-        // SAFETY: the CPU has AVX2 (checked just above).
+    if crate::lanes::simd_enabled() {
+        // SAFETY: the CPU has AVX2 (`simd_enabled` is false without it).
         u = unsafe { interior_row_avx2(img, map, v, row, edge) };
     }
     // The pixels the vector loop left: all of them without AVX2, else the row's tail.
@@ -238,8 +238,11 @@ unsafe fn interior_row_avx2(
         let fx = _mm256_sub_pd(x, _mm256_cvtepi32_pd(xi));
         let fy = _mm256_sub_pd(y, _mm256_cvtepi32_pd(yi));
         let (mut xs, mut ys) = ([0i32; 4], [0i32; 4]);
-        _mm_storeu_si128(xs.as_mut_ptr().cast(), xi);
-        _mm_storeu_si128(ys.as_mut_ptr().cast(), yi);
+        // SAFETY: four i32 lanes into four-element i32 arrays.
+        unsafe {
+            _mm_storeu_si128(xs.as_mut_ptr().cast(), xi);
+            _mm_storeu_si128(ys.as_mut_ptr().cast(), yi);
+        }
         let mut p = [[0i32; 4]; 4];
         for k in 0..4 {
             // In range: the lane is interior (checked above), so x + 1 and y + 1 are pixels.
@@ -250,7 +253,8 @@ unsafe fn interior_row_avx2(
             p[2][k] = q[w] as i32;
             p[3][k] = q[w + 1] as i32;
         }
-        let load = |a: &[i32; 4]| _mm256_cvtepi32_pd(_mm_loadu_si128(a.as_ptr().cast()));
+        // SAFETY: four i32 lanes from a four-element i32 array.
+        let load = |a: &[i32; 4]| _mm256_cvtepi32_pd(unsafe { _mm_loadu_si128(a.as_ptr().cast()) });
         let (p00, p01, p10, p11) = (load(&p[0]), load(&p[1]), load(&p[2]), load(&p[3]));
         let omfx = _mm256_sub_pd(one, fx);
         let top = _mm256_add_pd(_mm256_mul_pd(p00, omfx), _mm256_mul_pd(p01, fx));
@@ -262,7 +266,8 @@ unsafe fn interior_row_avx2(
         // clamp(0, 255) + 0.5; values are finite here, where max/min equal `f64::clamp`.
         let val = _mm256_add_pd(_mm256_min_pd(_mm256_max_pd(val, zero), c255), half);
         let mut r = [0i32; 4];
-        _mm_storeu_si128(r.as_mut_ptr().cast(), _mm256_cvttpd_epi32(val));
+        // SAFETY: four i32 lanes into a four-element i32 array.
+        unsafe { _mm_storeu_si128(r.as_mut_ptr().cast(), _mm256_cvttpd_epi32(val)) };
         for (o, value) in row[u..u + 4].iter_mut().zip(r) {
             *o = value as u8;
         }

@@ -7,11 +7,12 @@ pub type Result<T, E = FaceError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum FaceError {
     /// An operating-system error on `path`.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (in the message, not chained as a `source()`, so that it
+        /// is printed once).
+        cause: std::io::Error,
     },
     /// A dlib `.dat` file that does not follow the serialisation format.
     #[error("{file}: malformed dlib model at byte {offset}: {reason}")]

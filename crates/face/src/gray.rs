@@ -121,7 +121,7 @@ impl GrayImage {
     pub fn open(path: &Path, conv: GrayConversion) -> Result<GrayImage> {
         let bytes = std::fs::read(path).map_err(|e| FaceError::Io {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         })?;
         Self::decode(&bytes, conv).map_err(|reason| FaceError::Decode {
             path: path.to_path_buf(),
@@ -170,7 +170,7 @@ impl GrayImage {
         )
         .map_err(|e| FaceError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+            cause: std::io::Error::other(e.to_string()),
         })
     }
 }

@@ -26,4 +26,5 @@ pub use cascade::{
 pub use dlib::{default_shape_model_path, FaceBox, Landmarks, ShapePredictor, DEFAULT_SHAPE_MODEL};
 pub use error::{FaceError, Result};
 pub use gray::{rgb_to_gray, GrayConversion, GrayImage, MAX_DIMENSION};
+pub use lanes::{simd_description, simd_enabled, SIMD_ENV};
 pub use pipeline::{BoxCalibration, DetectedFace, FacePipeline, FoundBox, PipelineOptions};

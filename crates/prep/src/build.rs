@@ -129,6 +129,33 @@ pub struct BuildRequest {
     pub tool: String,
     /// Git revision for the manifest.
     pub git_revision: Option<String>,
+    /// Class folders: a csv mapping files to subjects (`--subjects`; its content is part of the
+    /// cache key). Default none.
+    pub subjects_file: Option<PathBuf>,
+    /// When the build counts as failed and leaves no cache (default: only when nothing was
+    /// cached).
+    pub failure_policy: FailurePolicy,
+}
+
+/// When a build is a failure: then it writes no manifest (so no cache that a reference, `gc`
+/// or `train` could take for a good one), only `failures.parquet` and
+/// [`shard::BUILD_FAILED_FILE`], and returns [`PrepError::BuildFailed`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailurePolicy {
+    /// Any failed input fails the build (excluded inputs do not count). Default false.
+    pub strict: bool,
+    /// Failed inputs over attempted ones (cached + failed) above this fail the build. Default 1
+    /// (never); `prep build` passes its `--max-failure-rate` (default 0.05).
+    pub max_failure_rate: f64,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            strict: false,
+            max_failure_rate: 1.0,
+        }
+    }
 }
 
 /// Counts of one build, stored in the manifest (`extra.summary`) and printed as the final table.
@@ -172,6 +199,40 @@ impl Summary {
     /// seen = cached + excluded + failed.
     pub fn adds_up(&self) -> bool {
         self.seen == self.cached + self.excluded_total() + self.failed_total()
+    }
+
+    /// Why these counts fail `policy`, or None when they pass. A whole build (not a part of one)
+    /// with no sample always fails.
+    pub fn failure(&self, policy: &FailurePolicy, whole: bool) -> Option<String> {
+        let failed = self.failed_total();
+        if !self.adds_up() {
+            return Some(format!(
+                "inputs do not add up: seen {} ≠ cached {} + excluded {} + failed {failed}",
+                self.seen,
+                self.cached,
+                self.excluded_total()
+            ));
+        }
+        if whole && self.cached == 0 {
+            return Some(format!(
+                "no input became a sample ({} seen, {} excluded, {failed} failed)",
+                self.seen,
+                self.excluded_total()
+            ));
+        }
+        if policy.strict && failed > 0 {
+            return Some(format!("--strict: {failed} inputs failed"));
+        }
+        if self.failure_rate() > policy.max_failure_rate {
+            return Some(format!(
+                "{failed} of {} attempted inputs failed ({:.1} %), above the limit of {:.1} % \
+                 (--max-failure-rate)",
+                self.cached + failed,
+                100.0 * self.failure_rate(),
+                100.0 * policy.max_failure_rate
+            ));
+        }
+        None
     }
 
     fn count_failure(&mut self, f: &FailureRow) {
@@ -284,12 +345,12 @@ fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> Vec<String>
 fn hash_file(path: &Path) -> Result<String> {
     let f = std::fs::File::open(path).map_err(|e| PrepError::Io {
         path: path.to_path_buf(),
-        source: e,
+        cause: e,
     })?;
     let mut h = blake3::Hasher::new();
     h.update_reader(f).map_err(|e| PrepError::Io {
         path: path.to_path_buf(),
-        source: e,
+        cause: e,
     })?;
     Ok(h.finalize().to_hex().to_string())
 }
@@ -327,7 +388,7 @@ pub fn compute_key(req: &BuildRequest) -> Result<(CacheKey, PathBuf, Option<Path
     if !req.source.exists() {
         return Err(PrepError::Io {
             path: req.source.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "dataset source not found"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "dataset source not found"),
         });
     }
     let mut files = source_files(req.kind, &root, cfg);
@@ -357,7 +418,7 @@ pub fn compute_key(req: &BuildRequest) -> Result<(CacheKey, PathBuf, Option<Path
     if let Some(p) = stat_cache.parent() {
         std::fs::create_dir_all(p).map_err(|e| PrepError::Io {
             path: p.to_path_buf(),
-            source: e,
+            cause: e,
         })?;
     }
     let source = SourceFingerprinter::new()
@@ -381,6 +442,9 @@ pub fn compute_key(req: &BuildRequest) -> Result<(CacheKey, PathBuf, Option<Path
     }
     if let Some(f) = &ferplus {
         models.insert("ferplus_labels".into(), hash_file(f)?);
+    }
+    if let Some(f) = &req.subjects_file {
+        models.insert("subjects_file".into(), hash_file(f)?);
     }
     let key = CacheKey::compute(
         &KeyConfig {
@@ -428,6 +492,30 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
             folders::inventory(root, "folders", None, folders::NameStyle::Plain, &fi, slots)?
         }
     };
+    let rule = match (&cfg.subject_regex, &req.subjects_file) {
+        (Some(_), Some(_)) => {
+            return Err(PrepError::parse(
+                Path::new("--subjects"),
+                0,
+                "give --subject-regex or --subjects, not both",
+            ))
+        }
+        (Some(re), None) => Some(crate::subjects::SubjectRule::regex(re)?),
+        (None, Some(f)) => Some(crate::subjects::SubjectRule::load_map(f)?),
+        (None, None) => None,
+    };
+    if req.kind == DatasetKind::Folders {
+        crate::subjects::assign(&mut inv, rule.as_ref());
+    } else if rule.is_some() {
+        return Err(PrepError::parse(
+            Path::new("--subjects"),
+            0,
+            format!(
+                "--subject-regex and --subjects are for --dataset folders; {} names its subjects itself",
+                req.kind.name()
+            ),
+        ));
+    }
     let uses_usage = matches!(
         req.kind,
         DatasetKind::Fer2013 | DatasetKind::Ferplus | DatasetKind::Fer2013Folders
@@ -438,7 +526,7 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
                 DatasetKind::Oulu => {
                     let text = std::fs::read_to_string(p).map_err(|e| PrepError::Io {
                         path: p.clone(),
-                        source: e,
+                        cause: e,
                     })?;
                     FoldList::parse_with(&text, p, &normalise_oulu)?
                 }
@@ -668,6 +756,14 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
         "part": req.part.map(|(i, n)| format!("{i}/{n}")),
         "notes": inv.notes,
     });
+    if let Some(reason) = summary.failure(&req.failure_policy, req.part.is_none()) {
+        writer.abandon(&reason, extra)?;
+        return Err(PrepError::BuildFailed {
+            cache: dir,
+            reason,
+            summary: Box::new(summary),
+        });
+    }
     let manifest = writer.finish(extra)?;
     Ok(BuildOutcome {
         dir,
@@ -788,12 +884,12 @@ pub fn merge_parts(
             let to = dir.join("qa").join(format!("part-{i}-of-{n}"));
             std::fs::create_dir_all(&to).map_err(|e| PrepError::Io {
                 path: to.clone(),
-                source: e,
+                cause: e,
             })?;
             for e in std::fs::read_dir(&qa)
                 .map_err(|e| PrepError::Io {
                     path: qa.clone(),
-                    source: e,
+                    cause: e,
                 })?
                 .flatten()
             {

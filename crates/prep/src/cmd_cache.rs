@@ -1,4 +1,4 @@
-//! `prep cache verify|inspect|ls|merge|gc`.
+//! `prep cache verify|inspect|failures|ls|merge|gc`.
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -22,6 +22,20 @@ pub enum CacheCommand {
         #[arg(long)]
         all_subjects: bool,
     },
+    /// The inputs that did not become samples (failures and the protocol's exclusions) as a
+    /// table: reason counts first, then each input with its stage, reason and detail. Works on
+    /// failed builds too (they keep failures.parquet).
+    Failures {
+        /// Cache directory (complete or failed build).
+        #[arg(value_name = "CACHE")]
+        cache: PathBuf,
+        /// Only this reason code (e.g. no_face).
+        #[arg(long, value_name = "CODE")]
+        reason: Option<String>,
+        /// Print at most this many inputs (default 50; 0 = all).
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+    },
     /// List the caches under a directory, complete or not.
     Ls {
         /// Where caches live.
@@ -38,12 +52,14 @@ pub enum CacheCommand {
         #[arg(long, default_value = "data/cache", value_name = "DIR")]
         cache_dir: PathBuf,
     },
-    /// Remove caches that no experiment references. Dry run unless --delete is given.
+    /// Remove caches that no experiment references. Dry run unless --delete is given; every
+    /// cache is listed with the reason it is kept or removable.
     ///
     /// An experiment TOML references a cache through a `cache = "..."` value (top level or in any
-    /// table): a full directory name (`ckplus-3f09a1c2b4d5e6f7`) keeps that cache, a bare name
-    /// (`ckplus`) keeps the newest complete cache of that name. Directories without a manifest
-    /// (crashed builds) are always removable.
+    /// table), resolved as `train` resolves it: a directory name (`ckplus-3f09a1c2b4d5e6f7`),
+    /// `name@keyprefix`, or a bare name. An ambiguous reference keeps every complete cache of
+    /// that name. The only complete cache of a name is always kept, referenced or not. Failed,
+    /// empty and incomplete builds, merged parts and superseded caches are removable.
     Gc {
         /// Where caches live.
         #[arg(long, default_value = "data/cache", value_name = "DIR")]
@@ -65,6 +81,11 @@ pub fn run(cmd: CacheCommand) -> Result<()> {
             all_subjects,
         } => inspect(&cache, all_subjects),
         CacheCommand::Ls { cache_dir } => ls(&cache_dir),
+        CacheCommand::Failures {
+            cache,
+            reason,
+            limit,
+        } => failures(&cache, reason.as_deref(), limit),
         CacheCommand::Merge { parts, cache_dir } => {
             let bars = crate::progress::Bars::new();
             let out = prep::merge_parts(&parts, &cache_dir, &bars).context("prep cache merge")?;
@@ -164,75 +185,69 @@ fn inspect(dir: &Path, all_subjects: bool) -> Result<()> {
     Ok(())
 }
 
-struct Listed {
-    dir: PathBuf,
-    name: String,
-    manifest: Option<Manifest>,
-    bytes: u64,
-}
-
-fn list(cache_dir: &Path) -> Result<Vec<Listed>> {
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(cache_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", cache_dir.display())),
-    };
-    for e in entries {
-        let e = e?;
-        if !e.file_type()?.is_dir() || e.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let dir = e.path();
-        let bytes = std::fs::read_dir(&dir)
-            .map(|it| {
-                it.filter_map(|f| f.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        let manifest = Manifest::load(&dir).ok();
-        let name = match &manifest {
-            Some(m) => m.name.clone(),
-            None => e
-                .file_name()
-                .to_string_lossy()
-                .rsplit_once('-')
-                .map(|(n, _)| n.to_string())
-                .unwrap_or_default(),
-        };
-        out.push(Listed {
-            dir,
-            name,
-            manifest,
-            bytes,
-        });
+fn failures(dir: &Path, reason: Option<&str>, limit: usize) -> Result<()> {
+    let path = dir.join("failures.parquet");
+    let rows = shard::tables::read_failures(&path)
+        .with_context(|| format!("reading the failures of {}", dir.display()))?;
+    let rows: Vec<&shard::FailureRow> = rows
+        .iter()
+        .filter(|r| reason.is_none_or(|want| r.reason == want))
+        .collect();
+    let mut counts: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+    for r in &rows {
+        *counts
+            .entry((r.stage.as_str(), r.reason.as_str()))
+            .or_default() += 1;
     }
-    out.sort_by(|a, b| a.dir.cmp(&b.dir));
-    Ok(out)
+    println!("{:<10} {:<22} {:>8}", "stage", "reason", "inputs");
+    for ((stage, reason), n) in &counts {
+        println!("{stage:<10} {reason:<22} {n:>8}");
+    }
+    println!(
+        "{} inputs ({} failed, {} excluded by the protocol)\n",
+        rows.len(),
+        rows.iter().filter(|r| r.stage != "exclude").count(),
+        rows.iter().filter(|r| r.stage == "exclude").count()
+    );
+    let shown = if limit == 0 {
+        rows.len()
+    } else {
+        limit.min(rows.len())
+    };
+    if shown > 0 {
+        println!("{:<48} {:<10} {:<20} detail", "input", "stage", "reason");
+    }
+    for r in rows.iter().take(shown) {
+        println!(
+            "{:<48} {:<10} {:<20} {}",
+            r.input, r.stage, r.reason, r.detail
+        );
+    }
+    if shown < rows.len() {
+        println!("… {} more (--limit 0 lists all)", rows.len() - shown);
+    }
+    Ok(())
 }
 
 fn ls(cache_dir: &Path) -> Result<()> {
-    let caches = list(cache_dir)?;
+    let caches = shard::list_caches(cache_dir)?;
     println!(
-        "{:<40} {:<12} {:>9} {:>8} {:>10}  state",
+        "{:<40} {:<14} {:>9} {:>8} {:>10}  state",
         "cache", "name", "samples", "failed", "MiB"
     );
     for c in &caches {
-        let (samples, failed, state) = match &c.manifest {
-            Some(m) => (m.samples.to_string(), m.failures.to_string(), "complete"),
-            None => ("-".into(), "-".into(), "incomplete (no valid manifest)"),
+        let (samples, failed) = match &c.manifest {
+            Some(m) => (m.samples.to_string(), m.failures.to_string()),
+            None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<40} {:<12} {:>9} {:>8} {:>10.1}  {state}",
-            c.dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            "{:<40} {:<14} {:>9} {:>8} {:>10.1}  {}",
+            c.dir_name(),
             c.name,
             samples,
             failed,
-            c.bytes as f64 / (1 << 20) as f64
+            c.bytes as f64 / (1 << 20) as f64,
+            c.state
         );
     }
     println!("{} caches under {}", caches.len(), cache_dir.display());
@@ -265,63 +280,31 @@ fn gc(cache_dir: &Path, experiments: &Path, delete: bool) -> Result<()> {
                     .with_context(|| format!("reading {}", p.display()))?;
                 let v: toml::Value =
                     toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
-                cache_refs(&v, &mut refs);
+                let mut found = Vec::new();
+                cache_refs(&v, &mut found);
+                refs.extend(found.into_iter().map(|r| (r, p.clone())));
             }
         }
     }
-    let caches = list(cache_dir)?;
-    let dir_name = |c: &Listed| {
-        c.dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let mut keep = std::collections::BTreeSet::new();
-    for r in &refs {
-        let r = Path::new(r)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if let Some(c) = caches.iter().find(|c| dir_name(c) == r) {
-            keep.insert(c.dir.clone());
-        } else if let Some(newest) = caches
-            .iter()
-            .filter(|c| c.name == r)
-            .filter_map(|c| c.manifest.as_ref().map(|m| (m.created_unix, c)))
-            .max_by_key(|(t, _)| *t)
-        {
-            keep.insert(newest.1.dir.clone());
+    let caches = shard::list_caches(cache_dir)?;
+    let plan = gc_plan(cache_dir, &caches, &refs);
+    let (mut freed, mut removed) = (0u64, 0usize);
+    for (c, verdict) in caches.iter().zip(&plan) {
+        match verdict {
+            GcVerdict::Keep(why) => println!("keep          {}  ({why})", c.dir_name()),
+            GcVerdict::Remove(why) => {
+                let mib = c.bytes as f64 / (1 << 20) as f64;
+                if delete {
+                    std::fs::remove_dir_all(&c.dir)
+                        .with_context(|| format!("removing {}", c.dir.display()))?;
+                    println!("removed       {}  ({why}; {mib:.1} MiB)", c.dir_name());
+                } else {
+                    println!("would remove  {}  ({why}; {mib:.1} MiB)", c.dir_name());
+                }
+                freed += c.bytes;
+                removed += 1;
+            }
         }
-    }
-    let mut freed = 0u64;
-    let mut removed = 0;
-    for c in &caches {
-        if keep.contains(&c.dir) {
-            println!("keep    {}", c.dir.display());
-            continue;
-        }
-        let why = if c.manifest.is_none() {
-            "incomplete"
-        } else {
-            "unreferenced"
-        };
-        if delete {
-            std::fs::remove_dir_all(&c.dir)
-                .with_context(|| format!("removing {}", c.dir.display()))?;
-            println!(
-                "removed {} ({why}, {:.1} MiB)",
-                c.dir.display(),
-                c.bytes as f64 / (1 << 20) as f64
-            );
-        } else {
-            println!(
-                "would remove {} ({why}, {:.1} MiB)",
-                c.dir.display(),
-                c.bytes as f64 / (1 << 20) as f64
-            );
-        }
-        freed += c.bytes;
-        removed += 1;
     }
     println!(
         "{} {removed} caches, {:.1} MiB{}",
@@ -334,4 +317,106 @@ fn gc(cache_dir: &Path, experiments: &Path, delete: bool) -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// What `prep cache gc` does with one listed cache, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GcVerdict {
+    /// Kept, with the reason.
+    Keep(String),
+    /// Removable, with the reason.
+    Remove(String),
+}
+
+/// Decides every listed cache's fate (same order as `caches`). Kept: what an experiment reference
+/// resolves to (all complete caches of a name whose reference is ambiguous, so that nothing a
+/// reference might mean is lost), and the only complete cache of its name even when no experiment
+/// names it yet. Removable, each with its reason: failed, empty and incomplete builds, part caches
+/// whose merged cache exists, and complete caches that another cache of the same name supersedes.
+pub fn gc_plan(
+    cache_dir: &Path,
+    caches: &[shard::ListedCache],
+    refs: &[(String, PathBuf)],
+) -> Vec<GcVerdict> {
+    use shard::CacheState;
+    let mut kept_by_ref: std::collections::BTreeMap<PathBuf, String> = Default::default();
+    for (r, file) in refs {
+        let name = Path::new(r)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match shard::resolve_cache(cache_dir, &name) {
+            Ok(dir) => {
+                kept_by_ref.insert(dir, format!("{file} references it as {r:?}"));
+            }
+            Err(_) => {
+                // Ambiguous or missing: keep every complete cache the name could mean.
+                let base = name.split_once('@').map_or(name.as_str(), |(n, _)| n);
+                for c in caches.iter().filter(|c| c.name == base) {
+                    if c.state == CacheState::Complete {
+                        kept_by_ref.insert(
+                            c.dir.clone(),
+                            format!("{file} references {r:?}, which is ambiguous"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let complete_of = |name: &str| {
+        caches
+            .iter()
+            .filter(|c| c.name == name && c.state == CacheState::Complete)
+            .count()
+    };
+    caches
+        .iter()
+        .map(|c| {
+            if let Some(why) = kept_by_ref.get(&c.dir) {
+                return GcVerdict::Keep(why.clone());
+            }
+            match &c.state {
+                CacheState::Complete if complete_of(&c.name) == 1 => GcVerdict::Keep(format!(
+                    "the only complete cache named {}; no experiment references it yet",
+                    c.name
+                )),
+                CacheState::Complete => {
+                    let others: Vec<String> = caches
+                        .iter()
+                        .filter(|o| {
+                            o.name == c.name && o.dir != c.dir && o.state == CacheState::Complete
+                        })
+                        .map(|o| o.dir_name())
+                        .collect();
+                    GcVerdict::Remove(format!(
+                        "no experiment references it; other complete caches named {}: {}",
+                        c.name,
+                        others.join(", ")
+                    ))
+                }
+                CacheState::Part(p) => {
+                    let key = c.manifest.as_ref().map(|m| m.key.clone());
+                    let merged = caches.iter().find(|o| {
+                        o.state == CacheState::Complete
+                            && o.manifest.as_ref().map(|m| m.key.clone()) == key
+                    });
+                    match merged {
+                        Some(m) => {
+                            GcVerdict::Remove(format!("part {p}, merged into {}", m.dir_name()))
+                        }
+                        None => GcVerdict::Keep(format!("part {p}, not merged yet")),
+                    }
+                }
+                CacheState::Empty => GcVerdict::Remove("holds no sample".into()),
+                CacheState::Failed(r) => GcVerdict::Remove(format!("failed build: {r}")),
+                CacheState::Incomplete(r) => {
+                    GcVerdict::Remove(format!("{r}; make sure no build is writing it"))
+                }
+            }
+        })
+        .collect()
 }

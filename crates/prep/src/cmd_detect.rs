@@ -99,6 +99,25 @@ pub fn run(a: DetectArgs) -> Result<()> {
             results.iter().filter(|r| r.error.is_some()).count()
         );
     }
+    // The table (or JSON) is printed in full first; then the exit status says whether it all
+    // worked, so that scripts notice unreadable inputs and a run that found nothing.
+    let errors: Vec<&str> = results
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.image.as_str())
+        .collect();
+    anyhow::ensure!(
+        errors.is_empty(),
+        "{} of {} inputs failed: {}",
+        errors.len(),
+        results.len(),
+        errors.join(", ")
+    );
+    anyhow::ensure!(
+        results.iter().any(|r| !r.faces.is_empty()),
+        "no face found in any of the {} inputs",
+        results.len()
+    );
     Ok(())
 }
 

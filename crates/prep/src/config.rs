@@ -64,6 +64,12 @@ pub struct PrepConfig {
     pub seed: u64,
     /// zstd level of the shard records (default 3).
     pub zstd_level: i32,
+    /// Class folders (`--dataset folders`): a regular expression on each file name whose named
+    /// group `subject` (else group 1) is the subject, so that folds keep a person's images
+    /// together (default none: folds are image-level). Left out of the key when unset, so caches
+    /// built before the option existed keep their keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_regex: Option<String>,
 }
 
 impl Default for PrepConfig {
@@ -85,6 +91,7 @@ impl Default for PrepConfig {
             folds: 10,
             seed: 0,
             zstd_level: 3,
+            subject_regex: None,
         }
     }
 }
@@ -96,7 +103,7 @@ impl PrepConfig {
     pub fn load(path: &Path) -> Result<PrepConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| PrepError::Io {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         })?;
         Self::parse(&text, path)
     }

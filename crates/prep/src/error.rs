@@ -7,11 +7,12 @@ pub type Result<T, E = PrepError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum PrepError {
     /// An operating-system error on `path`.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (in the message, not chained as a `source()`, so that it
+        /// is printed once).
+        cause: std::io::Error,
     },
     /// A line of a text file that does not parse.
     #[error("{file}:{line}: {reason}")]
@@ -27,6 +28,17 @@ pub enum PrepError {
     /// as dlib's 5-point model).
     #[error("{file}: the shape model predicts {parts} landmarks; the face and part crops need a 68-point model (dlib's shape_predictor_68_face_landmarks.dat)")]
     ShapeModelParts { file: PathBuf, parts: usize },
+    /// A build whose counts fail its [`crate::build::FailurePolicy`] (or that cached nothing):
+    /// the directory holds `failures.parquet` and `build-failed.json`, and no manifest.
+    #[error(
+        "{cache}: build failed, no cache written: {reason} (see `prep cache failures {cache}`)"
+    )]
+    BuildFailed {
+        cache: PathBuf,
+        reason: String,
+        /// The counts, for the summary table.
+        summary: Box<crate::build::Summary>,
+    },
     /// Model loading or face processing that cannot go on (a missing model file).
     #[error(transparent)]
     Face(#[from] face::FaceError),

@@ -36,7 +36,7 @@ impl FoldList {
     pub fn load(path: &Path) -> Result<FoldList> {
         let text = std::fs::read_to_string(path).map_err(|e| PrepError::Io {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         })?;
         Self::parse(&text, path)
     }

@@ -41,6 +41,8 @@ pub mod reason {
     pub const BAD_NAME: &str = "bad_name";
     /// A class folder or name code that is not one of the dataset's classes.
     pub const UNKNOWN_CLASS: &str = "unknown_class";
+    /// A class-folder input that the `--subjects` csv does not list.
+    pub const NO_SUBJECT: &str = "no_subject";
     /// A label that disagrees with the authors' fold list.
     pub const LABEL_MISMATCH: &str = "label_mismatch";
     /// A sequence whose subject the authors' fold list does not place in any fold.

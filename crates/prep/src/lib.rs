@@ -15,8 +15,11 @@ pub mod inventory;
 pub mod pipeline;
 pub mod qa;
 pub mod splits;
+pub mod subjects;
 pub mod synth;
 
-pub use build::{build, merge_parts, BuildOutcome, BuildRequest, DatasetKind, ModelFiles, Summary};
+pub use build::{
+    build, merge_parts, BuildOutcome, BuildRequest, DatasetKind, FailurePolicy, ModelFiles, Summary,
+};
 pub use config::{BoxMode, PrepConfig};
 pub use error::{PrepError, Result};

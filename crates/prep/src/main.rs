@@ -51,9 +51,21 @@ struct CacheArgs {
     command: cmd_cache::CacheCommand,
 }
 
-fn main() -> Result<()> {
+/// Errors are values: printed once as `error: context: cause`, exit status 1, never a backtrace
+/// (even with RUST_BACKTRACE set); panics stay for bugs.
+fn main() -> std::process::ExitCode {
     reset_sigpipe();
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(a) => cmd_build::run(a),
         Command::Synth(a) => cmd_synth::run(a).context("prep synth"),

@@ -46,7 +46,7 @@ pub fn landmark_tile(q: &QaSample, side: u32) -> RgbImage {
 pub fn write_sheets(dir: &Path, samples: &[QaSample], class_names: &[String]) -> Result<()> {
     let io = |p: &Path, e: std::io::Error| PrepError::Io {
         path: p.to_path_buf(),
-        source: e,
+        cause: e,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut index = String::from("sheet,row,sample_id,class\n");

@@ -677,7 +677,7 @@ pub struct SynthReport {
 fn io_err(p: &std::path::Path, e: std::io::Error) -> crate::PrepError {
     crate::PrepError::Io {
         path: p.to_path_buf(),
-        source: e,
+        cause: e,
     }
 }
 

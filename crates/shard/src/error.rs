@@ -10,11 +10,12 @@ pub type Result<T, E = ShardError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
     /// An operating-system error on `path`.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (in the message, not chained as a `source()`, so that it
+        /// is printed once).
+        cause: std::io::Error,
     },
     /// The 32-byte shard header is missing or wrong.
     #[error("{shard}: bad shard header: {reason}")]
@@ -81,16 +82,23 @@ pub enum ShardError {
     /// A record could not be encoded (metadata serialisation or plane sizes).
     #[error("record {sample_id}: {reason}")]
     Encode { sample_id: String, reason: String },
+    /// A cache reference (`cache = "…"` of an experiment) that names no cache, or several.
+    #[error("cache {reference:?} under {cache_dir}: {reason}")]
+    CacheRef {
+        reference: String,
+        cache_dir: PathBuf,
+        reason: String,
+    },
     /// A parquet table could not be written or read.
     #[error("{path}: table error: {reason}")]
     Table { path: PathBuf, reason: String },
 }
 
 impl ShardError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         ShardError::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

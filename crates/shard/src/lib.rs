@@ -14,7 +14,10 @@
 //! * Reading: [`Cache::open`] checks the manifest and format version; [`Cache::get`],
 //!   [`Cache::iter`], [`RecordReader`] (reusable buffers) and [`Cache::par_decode`] read records;
 //!   [`Cache::verify`] re-hashes everything.
+//! * Finding: [`list_caches`] and [`resolve_cache`] turn an experiment's `cache = "…"` into one
+//!   directory, or an error that lists the candidates.
 
+mod catalog;
 mod error;
 mod format;
 mod fsutil;
@@ -26,6 +29,7 @@ mod record;
 pub mod tables;
 mod writer;
 
+pub use catalog::{list_caches, resolve_cache, CacheState, ListedCache, BUILD_FAILED_FILE};
 pub use error::{Result, ShardError};
 pub use format::{FormatVersion, FORMAT_MAJOR, FORMAT_MINOR, SCHEMA_SAMPLE_META};
 pub use fsutil::{atomic_write, fsync_dir};
@@ -57,4 +61,19 @@ pub fn git_revision() -> Option<String> {
     let dirty =
         run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{hash}-dirty") } else { hash })
+}
+
+/// blake3 (hex) of `git diff HEAD` in the working tree the tool runs in: with [`git_revision`]'s
+/// `-dirty` suffix it tells which uncommitted changes a run or cache was made with. `None` outside
+/// a git checkout, without git, or when the tracked files are unchanged.
+pub fn git_diff_blake3() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["diff", "HEAD", "--no-ext-diff", "--binary"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    if out.stdout.is_empty() {
+        return None;
+    }
+    Some(blake3::hash(&out.stdout).to_hex().to_string())
 }

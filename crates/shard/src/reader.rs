@@ -410,7 +410,7 @@ impl Cache {
                 |(scratch, rec), &g| {
                     let scratch = scratch.as_mut().map_err(|e| ShardError::Io {
                         path: self.dir.clone(),
-                        source: std::io::Error::other(e.to_string()),
+                        cause: std::io::Error::other(e.to_string()),
                     })?;
                     let (s, local) = self.locate(g)?;
                     self.shards[s].read_into(local, scratch, rec)?;
@@ -421,15 +421,22 @@ impl Cache {
     }
 
     /// Re-hashes every shard file against the manifest and decodes every record. Returns a report
-    /// listing every problem found (it does not stop at the first).
+    /// listing every problem found (it does not stop at the first). A cache with no sample is a
+    /// problem too: a build that cached nothing is a failed build, never a usable cache.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let problems: Vec<Vec<ShardError>> = self
+        let mut problems: Vec<Vec<ShardError>> = self
             .manifest
             .shards
             .par_iter()
             .zip(self.shards.par_iter())
             .map(|(entry, reader)| verify_shard(entry, reader))
             .collect();
+        if self.is_empty() {
+            problems.push(vec![ShardError::NotACache {
+                cache: self.dir.clone(),
+                reason: "it holds no sample (a build in which every input failed?)".into(),
+            }]);
+        }
         Ok(VerifyReport {
             shards: self.shards.len() as u64,
             records: self.len(),
@@ -555,7 +562,7 @@ impl Iterator for CacheIter<'_> {
                 // Report the setup failure once, then stop.
                 let err = ShardError::Io {
                     path: PathBuf::new(),
-                    source: std::io::Error::other(e.to_string()),
+                    cause: std::io::Error::other(e.to_string()),
                 };
                 self.next = u64::MAX;
                 return Some(Err(err));

@@ -298,6 +298,43 @@ impl CacheWriter {
     }
 }
 
+impl CacheWriter {
+    /// Ends a build that failed (too many failed inputs, no sample at all) without making the
+    /// directory a cache: no manifest is written, so no reader, reference or `verify` takes it
+    /// for one. Written instead: `failures.parquet` (what went wrong, input by input) and
+    /// [`crate::BUILD_FAILED_FILE`] holding `reason` and `extra` (the build's counts), which
+    /// `prep cache ls` shows. Shards already written are removed. The next build into the same
+    /// directory starts clean.
+    ///
+    /// Errors: [`ShardError::Io`] and [`ShardError::Table`] on writing.
+    pub fn abandon(mut self, reason: &str, extra: serde_json::Value) -> Result<()> {
+        if let Some(w) = self.current.take() {
+            drop(w);
+        }
+        for e in &self.shards {
+            let p = self.dir.join(&e.file);
+            if p.exists() {
+                fs::remove_file(&p).map_err(|err| ShardError::io(&p, err))?;
+            }
+        }
+        remove_stale(&self.dir)?;
+        crate::tables::write_failures(&self.dir.join("failures.parquet"), &self.failures)?;
+        let record = serde_json::json!({
+            "reason": reason,
+            "name": self.name,
+            "key": self.key.hex(),
+            "samples": self.rows.len(),
+            "failures": self.failures.len(),
+            "extra": extra,
+        });
+        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| ShardError::BadManifest {
+            cache: self.dir.clone(),
+            reason: e.to_string(),
+        })?;
+        crate::atomic_write(&self.dir.join(crate::BUILD_FAILED_FILE), &bytes)
+    }
+}
+
 /// `shard-NNNNN.fsh`.
 pub(crate) fn shard_file_name(number: u32) -> String {
     format!("shard-{number:05}.fsh")
@@ -317,7 +354,8 @@ fn remove_stale(dir: &Path) -> Result<()> {
             || (!has_manifest
                 && ((name.starts_with("shard-") && name.ends_with(".fsh"))
                     || name == "samples.parquet"
-                    || name == "failures.parquet"));
+                    || name == "failures.parquet"
+                    || name == crate::BUILD_FAILED_FILE));
         if stale {
             let p = entry.path();
             fs::remove_file(&p).map_err(|e| ShardError::io(&p, e))?;

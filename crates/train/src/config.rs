@@ -209,7 +209,8 @@ impl Default for TrainSection {
 pub struct ExperimentConfig {
     /// Experiment name; runs go to `runs/<name>/<run>/` (default "experiment").
     pub name: String,
-    /// The cache: a directory, or a cache name under `cache_dir` (the newest complete one).
+    /// The cache: a directory, a cache name under `cache_dir`, or `name@keyprefix` to pin one of
+    /// several caches of that name (required when they come from different sources).
     pub cache: String,
     /// Where named caches live (default data/cache).
     pub cache_dir: PathBuf,
@@ -304,38 +305,12 @@ impl ExperimentConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// The cache directory: `cache` itself when it is a directory, otherwise the newest complete
-    /// cache named `cache` under `cache_dir`.
+    /// The cache directory `cache` names: a cache directory, a cache name under `cache_dir`, or
+    /// `name@keyprefix` (rules in [`shard::resolve_cache`]).
     ///
-    /// Errors: [`TrainError::CacheNotFound`].
+    /// Errors: [`TrainError::Cache`] with [`shard::ShardError::CacheRef`] when nothing matches,
+    /// or when a bare name matches caches built from different sources (listed).
     pub fn resolve_cache(&self) -> Result<PathBuf> {
-        let direct = PathBuf::from(&self.cache);
-        if direct.join(shard::MANIFEST_FILE).exists() {
-            return Ok(direct);
-        }
-        let in_dir = self.cache_dir.join(&self.cache);
-        if in_dir.join(shard::MANIFEST_FILE).exists() {
-            return Ok(in_dir);
-        }
-        let mut best: Option<(u64, PathBuf)> = None;
-        if let Ok(rd) = std::fs::read_dir(&self.cache_dir) {
-            for e in rd.flatten() {
-                let dir = e.path();
-                if let Ok(m) = shard::Manifest::load(&dir) {
-                    let is_part = m.extra.get("part").is_some_and(|p| !p.is_null());
-                    if m.name == self.cache
-                        && !is_part
-                        && best.as_ref().is_none_or(|(t, _)| m.created_unix >= *t)
-                    {
-                        best = Some((m.created_unix, dir));
-                    }
-                }
-            }
-        }
-        best.map(|(_, d)| d)
-            .ok_or_else(|| TrainError::CacheNotFound {
-                cache: self.cache.clone(),
-                cache_dir: self.cache_dir.clone(),
-            })
+        Ok(shard::resolve_cache(&self.cache_dir, &self.cache)?)
     }
 }

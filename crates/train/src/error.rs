@@ -7,11 +7,12 @@ pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// An operating-system error on `path`.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (in the message, not chained as a `source()`, so that it
+        /// is printed once).
+        cause: std::io::Error,
     },
     /// An experiment TOML that does not parse or check.
     #[error("{file}:{line}: {reason}")]
@@ -23,9 +24,14 @@ pub enum TrainError {
     /// A configuration that cannot run (e.g. crops below the network's stride).
     #[error("configuration: {0}")]
     Config(String),
-    /// No cache of that name or directory.
-    #[error("no complete cache {cache:?} (as a directory, or by name under {cache_dir})")]
-    CacheNotFound { cache: String, cache_dir: PathBuf },
+    /// The run was asked to stop ([`crate::trainer::request_stop`], Ctrl-C) during `epoch`
+    /// (1-based) of `fold`; the last finished epoch's checkpoint is on disk.
+    #[error("{run}: stopped during {fold} epoch {epoch}; continue with: train run --resume {run}")]
+    Stopped {
+        run: PathBuf,
+        fold: String,
+        epoch: usize,
+    },
     /// A cache that is damaged or does not hold what the experiment needs.
     #[error(transparent)]
     Cache(#[from] shard::ShardError),
@@ -40,7 +46,7 @@ pub enum TrainError {
     #[error("{path}: {reason}")]
     Table { path: PathBuf, reason: String },
     /// libtorch reported an error.
-    #[error("libtorch: {0}")]
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
     /// A weights file that does not fit the model.
     #[error("{file}: {reason}")]
@@ -54,10 +60,10 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &std::path::Path, cause: std::io::Error) -> Self {
         TrainError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 }

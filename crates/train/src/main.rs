@@ -90,6 +90,10 @@ struct PredictArgs {
     /// dlib 68-point model [default: /usr/share/dlib/shape_predictor_68_face_landmarks.dat].
     #[arg(long, value_name = "FILE")]
     shape_model: Option<PathBuf>,
+    /// Predict with a run whose folds did not all finish (their models are from mid-schedule)
+    /// [default: refuse such runs].
+    #[arg(long)]
+    allow_partial: bool,
 }
 
 #[derive(Args, Debug)]
@@ -158,7 +162,7 @@ impl TrainProgress for Bars {
         println!(
             "{:>7} epoch {:>3}  loss {:.4} (g {:.4} p {:.4})  train {:5.1} %  test {}  val {}  lr {:.0e}  {:.0} samples/s",
             r.fold,
-            r.epoch + 1,
+            r.epoch,
             r.loss,
             r.loss_global,
             r.loss_local,
@@ -199,6 +203,7 @@ fn run(a: RunArgs) -> Result<()> {
     let bars = Bars {
         bar: Mutex::new(None),
     };
+    install_stop_handler();
     let out = train::trainer::run_experiment(
         &cfg,
         RunOptions {
@@ -209,7 +214,11 @@ fn run(a: RunArgs) -> Result<()> {
             stop_after_epochs: a.stop_after_epochs,
         },
     )
-    .with_context(|| format!("experiment {}", cfg.name))?;
+    .map_err(|e| match e {
+        // Ctrl-C / SIGTERM: say where the run is and how to continue it, as the error line.
+        e @ train::TrainError::Stopped { .. } => anyhow::anyhow!(e),
+        e => anyhow::anyhow!(e).context(format!("experiment {}", cfg.name)),
+    })?;
     if out.folds.is_empty() {
         println!(
             "stopped; continue with: train run --resume {}",
@@ -319,8 +328,24 @@ fn predict(a: PredictArgs) -> Result<()> {
         cascade: cascade_file(&prep_default.cascade),
         fallback: Some(cascade_file(&prep_default.fallback_cascade)),
     };
+    let unfinished = train::predict::unfinished_folds(&a.run);
+    if !unfinished.is_empty() && !a.allow_partial {
+        bail!(
+            "run {} has unfinished folds ({}): their models stopped mid-schedule. Finish it with \
+             `train run --resume {}`, or pass --allow-partial",
+            a.run.display(),
+            unfinished.join(", "),
+            a.run.display()
+        );
+    }
     let p = train::predict::Predictor::load(&a.run, device, &models)
         .with_context(|| format!("loading run {}", a.run.display()))?;
+    if !unfinished.is_empty() {
+        eprintln!(
+            "warning: predicting with unfinished folds {} (--allow-partial)",
+            unfinished.join(", ")
+        );
+    }
     let out = p.predict(&a.inputs)?;
     if a.json {
         println!(
@@ -329,30 +354,89 @@ fn predict(a: PredictArgs) -> Result<()> {
                 &serde_json::json!({"classes": p.classes(), "predictions": out})
             )?
         );
-        return Ok(());
-    }
-    print!("{:<40} {:<12}", "input", "class");
-    for c in p.classes() {
-        print!(" {:>9}", c.chars().take(9).collect::<String>());
-    }
-    println!();
-    for r in &out {
-        print!("{:<40} {:<12}", r.input, r.class.as_deref().unwrap_or("-"));
-        match &r.error {
-            Some(e) => println!(" {e}"),
-            None => {
-                for v in &r.probabilities {
-                    print!(" {:>9.3}", v);
+    } else {
+        print!(
+            "{:<40} {:<12} {:<22} {:<24}",
+            "input", "class", "face box (l,t,r,b)", "found by"
+        );
+        for c in p.classes() {
+            print!(" {:>9}", c.chars().take(9).collect::<String>());
+        }
+        println!();
+        for r in &out {
+            let bx = r
+                .face_box
+                .map(|b| format!("{},{},{},{}", b[0], b[1], b[2], b[3]))
+                .unwrap_or_else(|| "-".into());
+            print!(
+                "{:<40} {:<12} {:<22} {:<24}",
+                r.input,
+                r.class.as_deref().unwrap_or("-"),
+                bx,
+                r.detector.as_deref().unwrap_or("-")
+            );
+            match &r.error {
+                Some(e) => println!(" error: {e}"),
+                None => {
+                    for v in &r.probabilities {
+                        print!(" {:>9.3}", v);
+                    }
+                    println!();
                 }
-                println!();
             }
         }
     }
+    let failed: Vec<&str> = out
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.input.as_str())
+        .collect();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "{} of {} inputs could not be classified: {}",
+        failed.len(),
+        out.len(),
+        failed.join(", ")
+    );
     Ok(())
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// SIGINT (Ctrl-C) and SIGTERM ask the trainer to stop after its current step
+/// ([`train::trainer::request_stop`]); it then reports the run directory and the resume command.
+/// A second signal ends the process at once.
+fn install_stop_handler() {
+    extern "C" fn on_signal(_: libc::c_int) {
+        if train::trainer::stop_requested() {
+            // SAFETY: _exit is async-signal-safe; a second Ctrl-C means "now".
+            unsafe { libc::_exit(130) };
+        }
+        train::trainer::request_stop();
+        let msg = b"\nstopping after the current step (Ctrl-C again to stop at once)\n";
+        // SAFETY: write(2) is async-signal-safe; the buffer is a static byte string.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only touches an atomic and calls async-signal-safe
+        // functions; done once, before training starts.
+        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+    }
+}
+
+/// Errors are values: printed once as `error: context: cause`, exit status 1, never a backtrace
+/// (even with RUST_BACKTRACE set); panics stay for bugs.
+fn main() -> std::process::ExitCode {
+    match dispatch(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Predict(a) => predict(a),
         Command::Run(a) => run(a),
         Command::Report(a) => report(a),
@@ -366,6 +450,7 @@ fn main() -> Result<()> {
                 println!("cuda         {} ({} devices)", r.cuda, r.cuda_devices);
                 println!("cudnn        {}", r.cudnn);
                 println!("cpu threads  {}", r.cpu_threads);
+                println!("face simd    {}", face::simd_description());
             }
             Ok(())
         }

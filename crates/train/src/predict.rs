@@ -21,6 +21,26 @@ pub struct Prediction {
     pub class: Option<String>,
     /// Why there is no prediction.
     pub error: Option<String>,
+    /// The face box of the first frame that was classified (left, top, right, bottom; inclusive,
+    /// source pixels), so that a person can check which face it was.
+    pub face_box: Option<[i64; 4]>,
+    /// What found that box: the cascade's name, or `whole frame` for whole-image datasets.
+    pub detector: Option<String>,
+}
+
+/// Folds of `run` that started training but have no `result.json` (an interrupted run): their
+/// checkpoints are from the middle of the schedule. Sorted by name.
+pub fn unfinished_folds(run: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(run)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("checkpoint.safetensors").exists() && !p.join("result.json").exists())
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    out.sort();
+    out
 }
 
 /// A trained run loaded for prediction.
@@ -146,14 +166,21 @@ impl Predictor {
         }
     }
 
-    /// Crops of every slot, tracking from the first detection like `prep build`.
-    fn crops(&self, frames: &[GrayImage]) -> std::result::Result<Vec<face::FaceCrops>, String> {
+    /// Crops of every slot, tracking from the first detection like `prep build`, and the first
+    /// frame's box with what found it.
+    fn crops(
+        &self,
+        frames: &[GrayImage],
+    ) -> std::result::Result<(Vec<face::FaceCrops>, [i64; 4], String), String> {
         let mut previous: Option<face::Landmarks> = None;
         let mut out = Vec::new();
+        let mut first: Option<([i64; 4], String)> = None;
+        let ltrb = |b: FaceBox| [b.left, b.top, b.right, b.bottom];
         for img in frames {
             let lm = match (self.box_mode, &previous) {
                 (BoxMode::WholeFrame, _) => {
                     let b = FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1);
+                    first.get_or_insert((ltrb(b), "whole frame".into()));
                     self.faces.predictor().predict(img, b)
                 }
                 (_, Some(p)) => self.faces.track(img, p).landmarks,
@@ -161,7 +188,10 @@ impl Predictor {
                     let short = img.width().min(img.height()) as f64;
                     let min_face = ((self.prep.min_face_fraction * short) as i64).max(20);
                     match self.faces.detect(img, Some(min_face)).into_iter().next() {
-                        Some(f) => f.landmarks,
+                        Some(f) => {
+                            first.get_or_insert((ltrb(f.face_box), f.detector.clone()));
+                            f.landmarks
+                        }
                         None => return Err("no face found".into()),
                     }
                 }
@@ -173,7 +203,8 @@ impl Predictor {
                 previous = Some(lm);
             }
         }
-        Ok(out)
+        let (face_box, detector) = first.ok_or("no frame")?;
+        Ok((out, face_box, detector))
     }
 
     /// Classifies every input; inputs that fail are returned with `error`, never skipped.
@@ -182,7 +213,7 @@ impl Predictor {
         for input in inputs {
             let name = input.display().to_string();
             let crops = self.frames(input).and_then(|f| self.crops(&f));
-            let crops = match crops {
+            let (crops, face_box, detector) = match crops {
                 Ok(c) => c,
                 Err(e) => {
                     out.push(Prediction {
@@ -190,6 +221,8 @@ impl Predictor {
                         probabilities: Vec::new(),
                         class: None,
                         error: Some(e),
+                        face_box: None,
+                        detector: None,
                     });
                     continue;
                 }
@@ -234,6 +267,8 @@ impl Predictor {
                 probabilities: probs,
                 class: best,
                 error: None,
+                face_box: Some(face_box),
+                detector: Some(detector),
             });
         }
         Ok(out)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub struct EpochRecord {
     /// Fold name.
     pub fold: String,
-    /// 0-based epoch.
+    /// Epoch, counted from 1 as the console and summary count them.
     pub epoch: usize,
     /// Learning rate used.
     pub lr: f64,
@@ -57,7 +57,7 @@ pub struct FoldResult {
     pub fold: String,
     /// Test accuracy at the reported epoch.
     pub accuracy: f64,
-    /// The reported epoch (last, or best on validation).
+    /// The reported epoch, counted from 1 (last, or best on validation).
     pub epoch: usize,
     /// How it was chosen.
     pub selection: String,
@@ -385,7 +385,7 @@ pub fn write_summary(
             "| {} | {:.2} % | {} | {:.2} % |\n",
             f.fold,
             100.0 * f.accuracy,
-            f.epoch + 1,
+            f.epoch,
             100.0 * f.oracle_accuracy
         ));
     }
@@ -452,6 +452,9 @@ pub struct ReportRow {
     pub config: ExperimentConfig,
     /// Its summary.
     pub summary: RunSummary,
+    /// The first 16 hex digits of the key of the cache it trained on (from `run.json`; `?` when
+    /// the run predates the record).
+    pub cache_key: String,
 }
 
 /// Reads the runs for `train report`.
@@ -471,10 +474,20 @@ pub fn read_runs(runs: &[PathBuf]) -> Result<Vec<ReportRow>> {
                     path: p.clone(),
                     reason: e.to_string(),
                 })?;
+            let cache_key = std::fs::read(r.join("run.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| {
+                    v["cache_key"]
+                        .as_str()
+                        .map(|k| k[..k.len().min(16)].to_string())
+                })
+                .unwrap_or_else(|| "?".into());
             Ok(ReportRow {
                 run: r.display().to_string(),
                 config,
                 summary,
+                cache_key,
             })
         })
         .collect()
@@ -529,6 +542,7 @@ pub fn comparison(rows: &[ReportRow]) -> Result<polars::prelude::DataFrame> {
             col_f("oracle_%", &|r| {
                 (1000.0 * r.summary.oracle_mean).round() / 10.0
             }),
+            col_s("cache_key", &|r| r.cache_key.clone()),
         ],
     )
     .map_err(|e| TrainError::Table {

@@ -138,21 +138,40 @@ fn check_plan(p: &FoldPlan) -> Result<()> {
     Ok(())
 }
 
-/// Picks the device named in the configuration.
+/// Picks the device named in the configuration, after checking that libtorch can use it.
+///
+/// Errors: [`TrainError::Config`] for a name that is not `auto`, `cpu`, `cuda` or `cuda:N`, and
+/// for a CUDA device libtorch does not see (with what it does see), instead of a libtorch panic
+/// at the first tensor.
 pub fn pick_device(name: &str) -> Result<Device> {
-    Ok(match name {
-        "auto" => Device::cuda_if_available(),
-        "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
+    let cuda = |n: usize| -> Result<Device> {
+        let count = tch::Cuda::device_count();
+        if !tch::Cuda::is_available() || count <= n as i64 {
+            return Err(TrainError::Config(format!(
+                "device {name:?}: libtorch sees {} (CUDA available: {}, cuDNN: {}); run \
+                 `train env` for details, or use --device cpu (or auto, which falls back to the CPU)",
+                match count {
+                    0 => "no CUDA device".to_string(),
+                    1 => "1 CUDA device (cuda:0)".to_string(),
+                    c => format!("{c} CUDA devices (cuda:0 … cuda:{})", c - 1),
+                },
+                tch::Cuda::is_available(),
+                tch::Cuda::cudnn_is_available()
+            )));
+        }
+        Ok(Device::Cuda(n))
+    };
+    match name {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(0),
         s => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => Device::Cuda(n),
-            None => {
-                return Err(TrainError::Config(format!(
-                    "device {s:?}: expected auto, cpu, cuda or cuda:N"
-                )))
-            }
+            Some(n) => cuda(n),
+            None => Err(TrainError::Config(format!(
+                "device {s:?}: expected auto, cpu, cuda or cuda:N"
+            ))),
         },
-    })
+    }
 }
 
 /// Progress hooks of the trainer (the binary draws bars).
@@ -456,6 +475,13 @@ impl Runner<'_> {
             correct += pred.eq_tensor(&target).sum(Kind::Int64).int64_value(&[]);
             seen += hb.n as i64;
             self.progress.batch_done(hb.n as u64);
+            if stop_requested() {
+                return Err(TrainError::Stopped {
+                    run: self.dir.clone(),
+                    fold: plan.name.clone(),
+                    epoch: epoch + 1,
+                });
+            }
         }
         if self.device.is_cuda() {
             tch::Cuda::synchronize(match self.device {
@@ -467,7 +493,7 @@ impl Runner<'_> {
         let seen_f = (seen.max(1)) as f64;
         Ok(EpochRecord {
             fold: plan.name.clone(),
-            epoch,
+            epoch: epoch + 1,
             lr: opt.lr,
             loss: sum_loss / seen_f,
             loss_global: sum_g / seen_f,
@@ -588,11 +614,54 @@ pub struct RunOptions<'a> {
     pub stop_after_epochs: Option<usize>,
 }
 
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks a running experiment to stop after its current training step (what the binary's SIGINT
+/// and SIGTERM handler calls; an atomic store, safe in a signal handler). The run then ends with
+/// [`TrainError::Stopped`]; the checkpoint of the last finished epoch is on disk, and `train run
+/// --resume` repeats the interrupted epoch from its start with the same results.
+pub fn request_stop() {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`request_stop`] was called.
+pub fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Lines of `a` missing from `b` and of `b` missing from `a`, for "the configs differ" errors.
+fn config_difference(old: &str, new: &str) -> String {
+    let old_lines: BTreeSet<&str> = old.lines().collect();
+    let new_lines: BTreeSet<&str> = new.lines().collect();
+    let mut out = String::new();
+    for l in old.lines().filter(|l| !new_lines.contains(l)) {
+        out.push_str(&format!("\n  - {l}"));
+    }
+    for l in new.lines().filter(|l| !old_lines.contains(l)) {
+        out.push_str(&format!("\n  + {l}"));
+    }
+    out
+}
+
 /// Runs (or resumes) an experiment: every planned fold, then `summary.md`.
 ///
-/// Errors: configuration, cache and libtorch errors; a damaged checkpoint.
+/// Everything that can be checked is checked before the run directory is created (the
+/// configuration's ranges, the device, the cache reference, the folds and their subject
+/// disjointness), so a run that cannot start leaves nothing behind. A run name that exists is
+/// resumed when its resolved configuration is the same, and refused when it differs.
+///
+/// Errors: configuration, cache and libtorch errors; a damaged checkpoint; an existing run
+/// directory with another configuration; [`TrainError::Stopped`] after [`request_stop`].
 pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<RunOutcome> {
     let t = &cfg.train;
+    cfg.check().map_err(TrainError::Config)?;
     if let Some(n) = t.threads {
         tch::set_num_threads(n);
     }
@@ -604,38 +673,6 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     let cache = loader::open_cache(&cache_dir)?;
     let layout = Layout::from_cache(&cache, t.frames)?;
     let classes = cache.manifest().class_names.clone();
-    let dir = match &opts.resume {
-        Some(d) => d.clone(),
-        None => {
-            let name = opts.run_name.clone().unwrap_or_else(report::timestamp);
-            cfg.runs_dir.join(&cfg.name).join(name)
-        }
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-    if opts.resume.is_none() {
-        shard::atomic_write(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-    }
-    let run_json = serde_json::json!({
-        "experiment": cfg.name,
-        "git_revision": opts.git_revision,
-        "cache": cache_dir.display().to_string(),
-        "cache_key": cache.manifest().key,
-        "cache_name": cache.manifest().name,
-        "device": format!("{device:?}"),
-        "cuda": tch::Cuda::is_available(),
-        "cudnn": tch::Cuda::cudnn_is_available(),
-        "libtorch_threads": tch::get_num_threads(),
-        "tch": "0.24.0",
-        "tool": format!("train {}", env!("CARGO_PKG_VERSION")),
-        "layout": {"face": layout.face, "parts": layout.parts, "frames": layout.use_slots},
-        "classes": classes,
-        "precision_effective": if device.is_cuda() { format!("{:?}", t.precision) } else { "Fp32 (CPU)".to_string() },
-        "pretrained": cfg.model.pretrained.as_ref().map(|p| p.display().to_string()),
-    });
-    shard::atomic_write(
-        &dir.join("run.json"),
-        &serde_json::to_vec_pretty(&run_json).unwrap_or_default(),
-    )?;
     let infos = loader::sample_infos(&cache)?;
     let plans = plan_folds(cfg, &infos)?;
     // Subject-disjointness of every plan is checked, not assumed.
@@ -660,6 +697,88 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
             }
         }
     }
+    let m = cache.manifest();
+    opts.progress.note(&format!(
+        "cache {} (name {}, key {}, {} samples)",
+        cache_dir.display(),
+        m.name,
+        &m.key[..m.key.len().min(16)],
+        m.samples
+    ));
+    if m.extra.pointer("/notes/folds_by").and_then(|v| v.as_str()) == Some("image")
+        && cfg.protocol == Protocol::Kfold
+    {
+        opts.progress.note(
+            "WARNING: this cache's folds are image-level (no subject ids were given when it was \
+             built): one person can be in training and test folds, so these are not \
+             subject-independent numbers. Rebuild with --subject-regex or --subjects.",
+        );
+    }
+    let mut resume = opts.resume.clone();
+    let dir = match &opts.resume {
+        Some(d) => d.clone(),
+        None => {
+            let name = opts.run_name.clone().unwrap_or_else(report::timestamp);
+            cfg.runs_dir.join(&cfg.name).join(name)
+        }
+    };
+    let config_file = dir.join("config.toml");
+    if resume.is_none() && config_file.exists() {
+        let old =
+            std::fs::read_to_string(&config_file).map_err(|e| TrainError::io(&config_file, e))?;
+        if old != cfg.to_toml() {
+            return Err(TrainError::Config(format!(
+                "run directory {} exists with another configuration; choose another --run-name, \
+                 or continue it with `train run --resume {}`. Differences (- there, + now):{}",
+                dir.display(),
+                dir.display(),
+                config_difference(&old, &cfg.to_toml())
+            )));
+        }
+        opts.progress.note(&format!(
+            "run directory {} exists with the same configuration: continuing it",
+            dir.display()
+        ));
+        resume = Some(dir.clone());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+    if resume.is_none() {
+        shard::atomic_write(&config_file, cfg.to_toml().as_bytes())?;
+    }
+    opts.progress.note(&format!(
+        "run directory {}; to continue it after an interruption: train run --resume {}",
+        dir.display(),
+        dir.display()
+    ));
+    let git_diff = shard::git_diff_blake3();
+    let mut run_json = serde_json::json!({
+        "experiment": cfg.name,
+        "command": std::env::args().collect::<Vec<_>>(),
+        "started_unix": unix_now(),
+        "finished_unix": null,
+        "resumed": resume.is_some(),
+        "git_revision": opts.git_revision,
+        "git_dirty": opts.git_revision.as_deref().is_some_and(|r| r.ends_with("-dirty")) || git_diff.is_some(),
+        "git_diff_blake3": git_diff,
+        "cache": cache_dir.display().to_string(),
+        "cache_key": m.key,
+        "cache_name": m.name,
+        "device": format!("{device:?}"),
+        "cuda": tch::Cuda::is_available(),
+        "cudnn": tch::Cuda::cudnn_is_available(),
+        "libtorch_threads": tch::get_num_threads(),
+        "tch": "0.24.0",
+        "tool": format!("train {}", env!("CARGO_PKG_VERSION")),
+        "layout": {"face": layout.face, "parts": layout.parts, "frames": layout.use_slots},
+        "classes": classes,
+        "precision_effective": if device.is_cuda() { format!("{:?}", t.precision) } else { "Fp32 (CPU)".to_string() },
+        "pretrained": cfg.model.pretrained.as_ref().map(|p| p.display().to_string()),
+    });
+    let run_json_file = dir.join("run.json");
+    shard::atomic_write(
+        &run_json_file,
+        &serde_json::to_vec_pretty(&run_json).unwrap_or_default(),
+    )?;
     let runner = Runner {
         cfg,
         dir: dir.clone(),
@@ -697,6 +816,11 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     }
     report::write_metrics(&dir)?;
     report::write_summary(&dir, cfg, &classes, &results)?;
+    run_json["finished_unix"] = serde_json::json!(unix_now());
+    shard::atomic_write(
+        &run_json_file,
+        &serde_json::to_vec_pretty(&run_json).unwrap_or_default(),
+    )?;
     Ok(RunOutcome {
         dir,
         folds: results,

@@ -118,7 +118,7 @@ type Line = (usize, std::result::Result<String, String>);
 fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item = Line>)> {
     let io = |e: std::io::Error| PrepError::Io {
         path: path.to_path_buf(),
-        source: e,
+        cause: e,
     };
     let f = std::fs::File::open(path).map_err(io)?;
     let mut r = std::io::BufReader::with_capacity(1 << 20, f);
@@ -168,10 +168,35 @@ fn column(names: &[String], want: &str, file: &Path) -> Result<usize> {
         .iter()
         .position(|n| n.eq_ignore_ascii_case(want))
         .ok_or_else(|| {
+            // A file without a header has a data row here: name the columns, not 2,304 pixels.
+            let shown: Vec<String> = names
+                .iter()
+                .take(4)
+                .map(|n| {
+                    if n.chars().count() > 24 {
+                        format!("{}…", n.chars().take(24).collect::<String>())
+                    } else {
+                        n.clone()
+                    }
+                })
+                .collect();
+            let looks_like_data = names
+                .first()
+                .is_some_and(|n| n.trim().parse::<i64>().is_ok());
             PrepError::parse(
                 file,
                 1,
-                format!("no {want:?} column in the header (found {names:?})"),
+                format!(
+                    "no {want:?} column in the header (line 1 holds {} fields: {shown:?}{}){}",
+                    names.len(),
+                    if names.len() > 4 { ", …" } else { "" },
+                    if looks_like_data {
+                        "; it looks like a data row: FER2013 csv files start with the header \
+                         `emotion,pixels,Usage`"
+                    } else {
+                        ""
+                    }
+                ),
             )
         })
 }

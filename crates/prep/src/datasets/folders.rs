@@ -14,8 +14,8 @@ use std::path::Path;
 pub enum NameStyle {
     /// `S010_004_00000017.png`: frames of one sequence are grouped into one sample.
     CkPlus,
-    /// No convention: every image is a sample and its own subject (folds are image-level, which the
-    /// manifest notes say).
+    /// No convention: every image is a sample; its subject comes from `--subject-regex` or
+    /// `--subjects` (crate::subjects), else it is its own subject and the folds are image-level.
     Plain,
 }
 
@@ -113,13 +113,8 @@ pub fn inventory(
             }
         }
     }
-    if style == NameStyle::Plain {
-        inv.notes.insert(
-            "subjects".into(),
-            "file names carry no subject: every image is its own subject, folds are image-level"
-                .into(),
-        );
-    }
+    // Plain names carry no subject: `subjects::assign` gives them one (or marks the folds
+    // image-level) before the split.
     // The unit of account is the sequence (one input, one sample); the file count goes to notes.
     let mut grouped = 0u64;
     let files_grouped = &mut grouped;

@@ -61,6 +61,8 @@ pub fn request(
         qa_samples: 4,
         tool: "prep-tests".into(),
         git_revision: None,
+        subjects_file: None,
+        failure_policy: Default::default(),
     }
 }
 

@@ -8,3 +8,4 @@ mod crash;
 mod layouts;
 mod parts;
 mod real;
+mod trust;

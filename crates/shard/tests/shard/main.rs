@@ -1,5 +1,6 @@
 //! Integration tests of the shard cache, one binary with a module per concern.
 
+mod catalog;
 mod common;
 mod crash;
 mod damage;

@@ -91,7 +91,8 @@ proptest! {
         let mut rev = ids.clone();
         rev.reverse();
         prop_assert_eq!(par, rev);
-        prop_assert!(cache.verify().unwrap().is_ok());
+        // A cache with no sample is readable but never verifies: it is a failed build.
+        prop_assert_eq!(cache.verify().unwrap().is_ok(), !samples.is_empty());
     }
 }
 

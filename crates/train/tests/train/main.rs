@@ -4,3 +4,4 @@
 mod common;
 mod model;
 mod runs;
+mod trust;

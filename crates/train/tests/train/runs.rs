@@ -149,24 +149,50 @@ fn committed_experiment_configs_parse() {
     assert!(e.contains("typo.toml:3"), "{e}");
 }
 
-/// `train run` killed with SIGKILL mid-run (mid-epoch or mid-checkpoint) and resumed with
-/// `train run --resume` ends with exactly the metrics of an uninterrupted run.
+/// `train run` killed with SIGKILL mid-run and resumed with `train run --resume` ends with exactly
+/// the metrics of an uninterrupted run. The kill points are events in the run directory, not
+/// delays (which land after the run on a fast machine): the run directory written but no epoch
+/// finished, and the checkpoints of epochs 1 and 3 of 5 on disk. Each kill is checked to have hit
+/// mid-work: the process died by the signal and the fold has no result yet.
 #[cfg(unix)]
 #[test]
 fn killed_training_resumes_to_the_uninterrupted_metrics() {
+    use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let cache = synthetic_cache(dir.path(), 3, 6, 2, 6);
     let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 5);
     cfg.folds = Some(vec![0]);
-    let reference = run_experiment(&cfg, opts("reference")).unwrap();
-    let want = strip(train::report::read_metrics(&reference.dir).unwrap());
     let toml = dir.path().join("exp.toml");
     std::fs::write(&toml, cfg.to_toml()).unwrap();
     let train_bin = env!("CARGO_BIN_EXE_train");
-    for (k, delay_ms) in [400u64, 1500, 3000].into_iter().enumerate() {
+    // The reference runs in a process of its own: libtorch's seed is global to a process, and
+    // other tests of this binary seed and initialise networks in parallel.
+    let r = Command::new(train_bin)
+        .args(["run", "--config"])
+        .arg(&toml)
+        .args(["--run-name", "reference"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let want = strip(
+        train::report::read_metrics(&dir.path().join("runs").join(&cfg.name).join("reference"))
+            .unwrap(),
+    );
+    // Kill once the fold's checkpoint records this many finished epochs (0: none yet, with the
+    // run directory written).
+    let finished_epochs = |fold: &std::path::Path| -> usize {
+        std::fs::read(fold.join("checkpoint.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["epoch"].as_u64())
+            .map_or(0, |e| e as usize + 1)
+    };
+    for (k, kill_after) in [0usize, 1, 3].into_iter().enumerate() {
         let name = format!("killed{k}");
         let run_dir = dir.path().join("runs").join(&cfg.name).join(&name);
+        let fold_dir = run_dir.join("fold-fold0");
         let mut child = Command::new(train_bin)
             .args(["run", "--config"])
             .arg(&toml)
@@ -175,9 +201,34 @@ fn killed_training_resumes_to_the_uninterrupted_metrics() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        let start = Instant::now();
+        loop {
+            let reached = if kill_after == 0 {
+                run_dir.join("run.json").exists()
+            } else {
+                finished_epochs(&fold_dir) >= kill_after
+            };
+            if reached {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the run ended ({status}) before {kill_after} finished epochs");
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "kill point {kill_after}: {status}"
+        );
+        assert!(
+            !fold_dir.join("result.json").exists(),
+            "kill point {kill_after}: the fold had already finished"
+        );
+        assert!(finished_epochs(&fold_dir) < 5, "kill point {kill_after}");
         // What a user does: resume when the run directory exists, start again when it does not.
         let mut again = Command::new(train_bin);
         if run_dir.join("config.toml").exists() {
@@ -199,7 +250,7 @@ fn killed_training_resumes_to_the_uninterrupted_metrics() {
             String::from_utf8_lossy(&out.stderr)
         );
         let got = strip(train::report::read_metrics(&run_dir).unwrap());
-        assert_eq!(got, want, "killed after {delay_ms} ms");
+        assert_eq!(got, want, "killed after {kill_after} epochs");
         let tmp: Vec<_> = std::fs::read_dir(run_dir.join("fold-fold0"))
             .unwrap()
             .flatten()
