@@ -5,6 +5,7 @@
 //! on one machine. CPU, well under a minute.
 
 mod fuzz_replay;
+mod gpu_check;
 
 use prep::synth::{generate, BaseFace, SynthOptions};
 use prep::{BuildRequest, DatasetKind, ModelFiles, PrepConfig};

@@ -40,6 +40,32 @@ pub enum Deform {
     None,
 }
 
+/// How the two branches' scores become one prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fusion {
+    /// The authors' code: the arg-max of the raw score sum, here w·GFM + (1−w)·PBM (w = 0.5 has
+    /// the arg-max of GFM + PBM). Probabilities (for `train predict`) are the softmax of that sum.
+    Sum,
+    /// w·softmax(GFM) + (1−w)·softmax(PBM): each branch's scores made probabilities first, so
+    /// neither branch dominates by the scale of its scores.
+    SoftmaxAverage,
+}
+
+/// How the network's weights start (before any pretrained VGG16 weights are loaded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitScheme {
+    /// The authors' code (torchvision's VGG init): every conv weight N(0, √(2 / (k²·c_out))),
+    /// conv biases 0, batch norm weight 1 and bias 0; the LSTMs as PyTorch initialises them,
+    /// U(±1/√hidden) for weights and biases; offset convs stay near zero (N(0, 0.01) for the
+    /// per-channel offsets, 0 for the DCN's).
+    Authors,
+    /// tch's defaults: Kaiming-uniform conv weights with zero biases, tch's LSTM and batch-norm
+    /// initialisation (the behaviour before `init` existed).
+    Tch,
+}
+
 /// Arithmetic precision of the training step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,9 +107,13 @@ pub struct ModelSection {
     pub branches: Branches,
     /// `channel` | `dcn` | `none` (default channel).
     pub deform: Deform,
-    /// Weight of the GFM in the fused prediction w·GFM + (1−w)·PBM of softmax scores (default 0.5,
-    /// the authors' 1:1 sum).
+    /// How the branches' scores are fused into the prediction: `sum` (default, the authors' code:
+    /// arg-max of the weighted sum of raw scores) or `softmax-average`.
+    pub fusion: Fusion,
+    /// Weight w of the GFM in the fusion, w·GFM + (1−w)·PBM (default 0.5: the authors' 1:1).
     pub fusion_weight: f64,
+    /// Weight initialisation: `authors` (default) or `tch` (recorded in run.json).
+    pub init: InitScheme,
     /// Channel multiplier (default 1; pretrained weights need 1).
     pub width: f64,
     /// ImageNet VGG16 weights as safetensors with torchvision names; none = the documented random
@@ -109,7 +139,9 @@ impl Default for ModelSection {
         ModelSection {
             branches: Branches::Both,
             deform: Deform::Channel,
+            fusion: Fusion::Sum,
             fusion_weight: 0.5,
+            init: InitScheme::Authors,
             width: 1.0,
             pretrained: None,
             face_size: None,

@@ -2,7 +2,7 @@
 //! with deformable sampling, the part-based module (PBM) of per-part conv + LSTM blocks over the
 //! frames, and the part end. All shapes come from [`ModelConfig`]; defaults are the paper's.
 
-use crate::config::{Branches, Deform};
+use crate::config::{Branches, Deform, InitScheme};
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, RNN};
@@ -520,6 +520,47 @@ impl Mgln {
         });
         ModelOutput { global, local }
     }
+}
+
+/// Sets the starting weights of a freshly built network by `scheme` (see [`InitScheme`]), drawing
+/// from libtorch's generator in the sorted order of the variable names, so that the same seed
+/// gives the same weights. [`InitScheme::Tch`] leaves tch's initialisation as it is.
+pub fn initialise(vs: &nn::VarStore, cfg: &ModelConfig, scheme: InitScheme) {
+    if scheme == InitScheme::Tch {
+        return;
+    }
+    let lstm_bound = 1.0 / ((cfg.lstm_side * cfg.lstm_side) as f64).sqrt();
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (name, mut t) in vars {
+            let leaf = name.rsplit('.').next().unwrap_or("");
+            if name.contains(".offsets.") {
+                // Offset convs start near zero (their own init): sampling starts on the grid.
+                continue;
+            }
+            if name.contains(".lstm.") {
+                let _ = t.uniform_(-lstm_bound, lstm_bound);
+            } else if name.starts_with("ssm.bn.") {
+                // Running statistics keep their start (mean 0, variance 1).
+                match leaf {
+                    "weight" => {
+                        let _ = t.fill_(1.0);
+                    }
+                    "bias" => {
+                        let _ = t.zero_();
+                    }
+                    _ => {}
+                }
+            } else if leaf == "weight" && t.dim() == 4 {
+                let s = t.size();
+                let fan_out = (s[0] * s[2] * s[3]) as f64;
+                let _ = t.normal_(0.0, (2.0 / fan_out).sqrt());
+            } else if leaf == "bias" {
+                let _ = t.zero_();
+            }
+        }
+    });
 }
 
 /// Copies torchvision VGG16 weights (`features.{0,2,…,21}.{weight,bias}`, e.g. converted from

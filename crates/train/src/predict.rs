@@ -51,7 +51,8 @@ pub struct Predictor {
     classes: Vec<String>,
     prep: PrepConfig,
     box_mode: BoxMode,
-    fusion: f64,
+    fusion: crate::config::Fusion,
+    fusion_weight: f64,
     faces: face::FacePipeline,
 }
 
@@ -123,7 +124,8 @@ impl Predictor {
             classes,
             prep,
             box_mode,
-            fusion: cfg.model.fusion_weight,
+            fusion: cfg.model.fusion,
+            fusion_weight: cfg.model.fusion_weight,
             faces,
         })
     }
@@ -247,9 +249,10 @@ impl Predictor {
             tch::no_grad(|| {
                 for (_, m) in &self.models {
                     let o = m.forward(&x, false);
-                    let p = crate::trainer::fuse(&o.global, &o.local, self.fusion)
-                        .to_device(Device::Cpu)
-                        .squeeze_dim(0);
+                    let p =
+                        crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight)
+                            .to_device(Device::Cpu)
+                            .squeeze_dim(0);
                     sum += p;
                 }
             });

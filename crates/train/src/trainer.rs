@@ -2,7 +2,7 @@
 //! selection, atomic checkpoints after every epoch and exact resumption.
 
 use crate::adam::Adam;
-use crate::config::{ExperimentConfig, Precision, Protocol, Selection};
+use crate::config::{ExperimentConfig, Fusion, Precision, Protocol, Selection};
 use crate::loader::{self, DeviceTransform, Layout, SampleInfo};
 use crate::model::{Mgln, ModelConfig, ModelInput};
 use crate::report::{self, Confusion, EpochRecord, FoldResult};
@@ -282,15 +282,17 @@ impl Runner<'_> {
         tch::manual_seed((t.seed ^ (plan.index.wrapping_mul(0x9e37_79b9))) as i64);
         let mut vs = nn::VarStore::new(self.device);
         let model = Mgln::new(&vs.root(), &mc)?;
+        crate::model::initialise(&vs, &mc, self.cfg.model.init);
         match &self.cfg.model.pretrained {
             Some(p) => {
                 let n = crate::model::load_vgg16(&mut vs, p)?;
                 self.progress
                     .note(&format!("SSM: {n} tensors from {}", p.display()));
             }
-            None => self.progress.note(
-                "SSM: no pretrained VGG16 weights (model.pretrained): random Kaiming-uniform init",
-            ),
+            None => self.progress.note(&format!(
+                "SSM: no pretrained VGG16 weights (model.pretrained): random init ({:?})",
+                self.cfg.model.init
+            )),
         }
         let mut opt = Adam::new(&vs, t.lr, t.weight_decay);
         let ckpt_tensors = fold_dir.join("checkpoint.safetensors");
@@ -466,7 +468,7 @@ impl Runner<'_> {
             sum_loss += loss.double_value(&[]) * n;
             sum_g += lg.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
             sum_p += lp.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
-            let pred = fuse(&out.global, &out.local, w).argmax(1, false);
+            let pred = fuse(&out.global, &out.local, self.cfg.model.fusion, w).argmax(1, false);
             // Against the dominant mixup label.
             let target = match (&perm, lambda < 0.5) {
                 (Some(p), true) => labels.index_select(0, p),
@@ -536,9 +538,14 @@ impl Runner<'_> {
                 let (input, _) = tf.apply(&hb, &self.layout, None);
                 let out = tch::autocast(amp, || model.forward(&input, false));
                 let pred: Vec<i64> = Vec::try_from(
-                    &fuse(&out.global, &out.local, self.cfg.model.fusion_weight)
-                        .argmax(1, false)
-                        .to_device(Device::Cpu),
+                    &fuse(
+                        &out.global,
+                        &out.local,
+                        self.cfg.model.fusion,
+                        self.cfg.model.fusion_weight,
+                    )
+                    .argmax(1, false)
+                    .to_device(Device::Cpu),
                 )?;
                 for (y, p) in hb.labels.iter().zip(pred) {
                     conf.add(*y as usize, p as usize);
@@ -550,13 +557,19 @@ impl Runner<'_> {
     }
 }
 
-/// w·softmax(GFM) + (1−w)·softmax(PBM), or the one branch there is.
-pub fn fuse(g: &Option<Tensor>, p: &Option<Tensor>, w: f64) -> Tensor {
-    let sm = |x: &Tensor| x.to_kind(Kind::Float).softmax(-1, Kind::Float);
+/// Class probabilities of the fused prediction, [b, C]: for [`Fusion::Sum`]
+/// softmax(w·GFM + (1−w)·PBM), whose arg-max is the authors' arg-max of the raw score sum; for
+/// [`Fusion::SoftmaxAverage`] w·softmax(GFM) + (1−w)·softmax(PBM). One branch alone: its softmax.
+pub fn fuse(g: &Option<Tensor>, p: &Option<Tensor>, fusion: Fusion, w: f64) -> Tensor {
+    let sm = |x: &Tensor| x.softmax(-1, Kind::Float);
+    let f = |x: &Tensor| x.to_kind(Kind::Float);
     match (g, p) {
-        (Some(g), Some(p)) => sm(g) * w + sm(p) * (1.0 - w),
-        (Some(g), None) => sm(g),
-        (None, Some(p)) => sm(p),
+        (Some(g), Some(p)) => match fusion {
+            Fusion::Sum => sm(&(f(g) * w + f(p) * (1.0 - w))),
+            Fusion::SoftmaxAverage => sm(&f(g)) * w + sm(&f(p)) * (1.0 - w),
+        },
+        (Some(g), None) => sm(&f(g)),
+        (None, Some(p)) => sm(&f(p)),
         (None, None) => Tensor::zeros([0, 0], (Kind::Float, Device::Cpu)),
     }
 }
@@ -773,6 +786,9 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         "classes": classes,
         "precision_effective": if device.is_cuda() { format!("{:?}", t.precision) } else { "Fp32 (CPU)".to_string() },
         "pretrained": cfg.model.pretrained.as_ref().map(|p| p.display().to_string()),
+        "init": cfg.model.init,
+        "fusion": cfg.model.fusion,
+        "fusion_weight": cfg.model.fusion_weight,
     });
     let run_json_file = dir.join("run.json");
     shard::atomic_write(

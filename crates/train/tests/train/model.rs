@@ -185,7 +185,8 @@ fn a_tiny_batch_overfits() {
         opt.zero_grad();
         loss.backward();
         opt.step();
-        let pred = train::trainer::fuse(&out.global, &out.local, 0.5).argmax(1, false);
+        let pred = train::trainer::fuse(&out.global, &out.local, train::config::Fusion::Sum, 0.5)
+            .argmax(1, false);
         acc = pred
             .eq_tensor(&y)
             .to_kind(Kind::Float)
@@ -196,4 +197,108 @@ fn a_tiny_batch_overfits() {
         }
     }
     assert_eq!(acc, 1.0);
+}
+
+/// The fused probabilities, by hand: `sum` is the softmax of w·g + (1−w)·p (so its arg-max is the
+/// authors' arg-max of the raw sum), `softmax-average` is w·softmax(g) + (1−w)·softmax(p).
+#[test]
+fn fusion_rules_known_answers() {
+    use train::config::Fusion;
+    let g = Tensor::from_slice(&[4.0f32, 0.0, 1.0]).view([1, 3]);
+    let p = Tensor::from_slice(&[0.0f32, 3.0, 2.0]).view([1, 3]);
+    let sm = |v: [f64; 3]| {
+        let e: Vec<f64> = v.iter().map(|x| x.exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.iter().map(|x| x / s).collect::<Vec<f64>>()
+    };
+    let got = |f: Fusion, w: f64| -> Vec<f64> {
+        let t = train::trainer::fuse(&Some(g.shallow_clone()), &Some(p.shallow_clone()), f, w);
+        Vec::<f32>::try_from(&t.view([-1]))
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+    // sum, w = 0.5: softmax(2, 1.5, 1.5).
+    assert!(close(&got(Fusion::Sum, 0.5), &sm([2.0, 1.5, 1.5])));
+    // sum, w = 0.7: softmax(2.8, 0.9, 1.3).
+    assert!(close(&got(Fusion::Sum, 0.7), &sm([2.8, 0.9, 1.3])));
+    let (a, b) = (sm([4.0, 0.0, 1.0]), sm([0.0, 3.0, 2.0]));
+    let avg: Vec<f64> = a.iter().zip(&b).map(|(x, y)| 0.5 * x + 0.5 * y).collect();
+    assert!(close(&got(Fusion::SoftmaxAverage, 0.5), &avg));
+    // The two rules disagree here: the raw sum picks class 0, the softmax average class 1.
+    let g2 = Tensor::from_slice(&[2.0f32, 0.0]).view([1, 2]);
+    let p2 = Tensor::from_slice(&[0.0f32, 1.9]).view([1, 2]);
+    let pick = |f: Fusion| {
+        train::trainer::fuse(&Some(g2.shallow_clone()), &Some(p2.shallow_clone()), f, 0.5)
+            .argmax(1, false)
+            .int64_value(&[0])
+    };
+    assert_eq!(pick(Fusion::Sum), 0);
+    let (sg, sp) = (1.0 / (1.0 + (-2f64).exp()), 1.0 / (1.0 + (-1.9f64).exp()));
+    assert_eq!(pick(Fusion::SoftmaxAverage), if sg > sp { 0 } else { 1 });
+}
+
+/// `init = "authors"`: conv weights N(0, √(2/(k²·c_out))) and zero biases, batch norm 1 / 0 with
+/// untouched running statistics, LSTM weights and biases inside ±1/√hidden (not zero), offset
+/// convs left near zero. (Same seed, same weights is checked by the resume tests, in processes of
+/// their own: libtorch's generator is global to a process and the tests here run in parallel.)
+#[test]
+fn authors_init_has_the_documented_statistics() {
+    use train::config::InitScheme;
+    let mut c = cfg(Branches::Both, Deform::Channel);
+    c.width = 0.5;
+    c.ssm_batchnorm = true;
+    let build = |seed: i64| {
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _m = Mgln::new(&vs.root(), &c).unwrap();
+        train::model::initialise(&vs, &c, InitScheme::Authors);
+        let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let vars = build(5);
+    let bound = 1.0 / ((c.lstm_side * c.lstm_side) as f64).sqrt();
+    let (mut convs, mut lstm) = (0, 0);
+    for (name, t) in &vars {
+        let leaf = name.rsplit('.').next().unwrap();
+        if name.contains(".offsets.") {
+            assert!(t.abs().max().double_value(&[]) < 0.1, "{name}");
+        } else if name.contains(".lstm.") {
+            let m = t.abs().max().double_value(&[]);
+            assert!(
+                m <= bound && m > 0.5 * bound,
+                "{name}: max |w| {m}, bound {bound}"
+            );
+            lstm += 1;
+        } else if name.starts_with("ssm.bn.") {
+            let want = match leaf {
+                "weight" | "running_var" => 1.0,
+                _ => 0.0,
+            };
+            let dev = (t - want).abs().max().double_value(&[]);
+            assert!(dev == 0.0, "{name}: {dev}");
+        } else if leaf == "weight" && t.dim() == 4 && t.numel() >= 2000 {
+            let s = t.size();
+            let want = (2.0 / (s[0] * s[2] * s[3]) as f64).sqrt();
+            let std = t.std(true).double_value(&[]);
+            assert!(
+                (std / want - 1.0).abs() < 0.1,
+                "{name}: std {std}, want {want}"
+            );
+            assert!(
+                t.mean(Kind::Float).double_value(&[]).abs() < 0.2 * want,
+                "{name}"
+            );
+            convs += 1;
+        } else if leaf == "bias" {
+            assert_eq!(t.abs().max().double_value(&[]), 0.0, "{name}");
+        }
+    }
+    assert!(
+        convs >= 10 && lstm >= 12,
+        "{convs} convs, {lstm} lstm tensors checked"
+    );
 }
