@@ -312,7 +312,7 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
         .save_png(&blank)
         .unwrap();
     let r = p
-        .predict(&[seq, still, blank, raw.join("README.txt")])
+        .predict(&[seq, still, blank.clone(), raw.join("README.txt")])
         .unwrap();
     assert_eq!(r.len(), 4);
     for ok in &r[..2] {
@@ -323,6 +323,45 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
     }
     assert_eq!(r[2].error.as_deref(), Some("no face found"));
     assert!(r[3].error.is_some() && r[3].class.is_none());
+    // Which face was classified is reported (issue 16, case 8): a box inside the image and the
+    // cascade that found it.
+    for ok in &r[..2] {
+        let [l, t, rt, b] = ok.face_box.expect("a box");
+        assert!(l < rt && t < b, "{ok:?}");
+        assert!(
+            ok.detector.as_deref().is_some_and(|d| !d.is_empty()),
+            "{ok:?}"
+        );
+    }
+    // The binary prints the box and exits non-zero when any input fails.
+    let train_bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("train");
+    if train_bin.exists() {
+        let cli = std::process::Command::new(&train_bin)
+            .args(["predict", "--device", "cpu", "--run"])
+            .arg(&out.dir)
+            .arg(raw.join("ckplus/cohn-kanade-images/S502/001/S502_001_00000004.png"))
+            .arg(&blank)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&cli.stdout),
+            String::from_utf8_lossy(&cli.stderr),
+        );
+        assert!(!cli.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("face box") && stdout.contains("no face found"),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains("1 of 2 inputs could not be classified"),
+            "{stderr}"
+        );
+    }
 }
 
 /// Learning, with a margin any correct implementation reaches on any CPU (AVX-512 or AVX2 kernels,
