@@ -367,11 +367,12 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
 /// Learning, with a margin any correct implementation reaches on any CPU (AVX-512 or AVX2 kernels,
 /// any reduction order): MGLN memorises 16 fixed training samples (two or three of each of the 7
 /// classes) with augmentation and mixup off. Evaluated in eval mode on those same samples, the
-/// fused prediction must be right on at least 90 % of them (measured: 100 % with libtorch's AVX2
-/// kernels and with `ATEN_CPU_CAPABILITY=default`), and the last epoch's training loss (GFM + PBM
-/// cross-entropy) under three quarters of chance, 0.75 · 2 · ln 7 = 2.92 (measured 1.60–1.65; a
-/// network that learns nothing stays at ≈ 3.9). A network that does not learn, a loss that does
-/// not reach the weights, labels shuffled against their samples, or eval-mode batch norm that
+/// fused prediction must be right on at least 12 of them (chance: about 2), and the last epoch's
+/// training loss (GFM + PBM cross-entropy) must be under half of chance, 0.5 · 2 · ln 7 = 1.95.
+/// Measured with the authors' init: 15/16 and 0.96 with libtorch's AVX2 kernels, 16/16 and 1.11
+/// with `ATEN_CPU_CAPABILITY=default` (another kernel set, as on another CPU); a network that
+/// learns nothing stays at a loss of ≈ 3.9. A network that does not learn, a loss that does not
+/// reach the weights, labels shuffled against their samples, or eval-mode batch norm that
 /// disagrees with training all fail it.
 #[test]
 fn mgln_memorises_sixteen_training_samples_on_any_cpu() {
@@ -436,14 +437,14 @@ fn mgln_memorises_sixteen_training_samples_on_any_cpu() {
         result.accuracy, history[0].loss, last.loss
     );
     assert!(
-        result.accuracy >= 0.9,
+        result.accuracy >= 0.75,
         "eval-mode accuracy on the 16 training samples: {} (loss {} -> {})",
         result.accuracy,
         history[0].loss,
         last.loss
     );
     assert!(
-        last.loss < 0.75 * chance,
+        last.loss < 0.5 * chance,
         "training loss {} -> {}, chance {chance}",
         history[0].loss,
         last.loss

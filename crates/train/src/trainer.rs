@@ -282,7 +282,12 @@ impl Runner<'_> {
         tch::manual_seed((t.seed ^ (plan.index.wrapping_mul(0x9e37_79b9))) as i64);
         let mut vs = nn::VarStore::new(self.device);
         let model = Mgln::new(&vs.root(), &mc)?;
-        crate::model::initialise(&vs, &mc, self.cfg.model.init);
+        crate::model::initialise(
+            &vs,
+            &mc,
+            self.cfg.model.init,
+            t.seed ^ plan.index.wrapping_mul(0x9e37_79b9),
+        );
         match &self.cfg.model.pretrained {
             Some(p) => {
                 let n = crate::model::load_vgg16(&mut vs, p)?;

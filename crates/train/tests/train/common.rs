@@ -122,3 +122,31 @@ mixup_alpha = 0.4
     );
     ExperimentConfig::parse(&text, Path::new("tiny.toml")).unwrap()
 }
+
+/// Runs `config` (written as a TOML file) with the `train` binary under run name `name` and
+/// returns its metrics without timings. A process of its own: libtorch's random generator is
+/// global to a process, and the tests of this binary seed and initialise networks in parallel,
+/// so an in-process reference could draw other weights than the run it is compared with.
+pub fn metrics_of_a_separate_run(
+    toml: &Path,
+    config: &ExperimentConfig,
+    name: &str,
+) -> Vec<train::report::EpochRecord> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(["run", "--config"])
+        .arg(toml)
+        .args(["--run-name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = config.runs_dir.join(&config.name).join(name);
+    train::report::read_metrics(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.without_timing())
+        .collect()
+}

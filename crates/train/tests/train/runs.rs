@@ -167,19 +167,7 @@ fn killed_training_resumes_to_the_uninterrupted_metrics() {
     let toml = dir.path().join("exp.toml");
     std::fs::write(&toml, cfg.to_toml()).unwrap();
     let train_bin = env!("CARGO_BIN_EXE_train");
-    // The reference runs in a process of its own: libtorch's seed is global to a process, and
-    // other tests of this binary seed and initialise networks in parallel.
-    let r = Command::new(train_bin)
-        .args(["run", "--config"])
-        .arg(&toml)
-        .args(["--run-name", "reference"])
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let want = strip(
-        train::report::read_metrics(&dir.path().join("runs").join(&cfg.name).join("reference"))
-            .unwrap(),
-    );
+    let want = metrics_of_a_separate_run(&toml, &cfg, "reference");
     // Kill once the fold's checkpoint records this many finished epochs (0: none yet, with the
     // run directory written).
     let finished_epochs = |fold: &std::path::Path| -> usize {

@@ -98,17 +98,7 @@ fn ctrl_c_stops_after_the_step_and_says_how_to_resume_regression_issue16_case7()
     };
     let toml = dir.path().join("exp.toml");
     std::fs::write(&toml, cfg.to_toml()).unwrap();
-    // The reference runs in a process of its own: libtorch's seed is global to a process, and
-    // other tests of this binary seed and initialise networks in parallel.
-    let r = Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(["run", "--config"])
-        .arg(&toml)
-        .args(["--run-name", "reference"])
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let reference = dir.path().join("runs").join(&cfg.name).join("reference");
-    let want = strip(train::report::read_metrics(&reference).unwrap());
+    let want = metrics_of_a_separate_run(&toml, &cfg, "reference");
     let run_dir = dir.path().join("runs").join(&cfg.name).join("stopped");
     let fold_dir = run_dir.join("fold-fold0");
     let train_bin = env!("CARGO_BIN_EXE_train");
