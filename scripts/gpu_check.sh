@@ -7,8 +7,9 @@
 # table. Budget: about 8 minutes on one CUDA GPU.
 #
 # Runs from a copy of the work tree with release binaries built beforehand on a CPU machine:
-#   scripts/gpu_check.sh --pack            # here: strip the binaries into .gl/ (about 50 MB) and
-#                                          # copy ref_mgln.py and the FER2013 csv beside them
+#   scripts/gpu_check.sh --pack            # here: stripped, gzipped binaries, ref_mgln.py and the
+#                                          # gzipped FER2013 sample csv into .gl/ (about 30 MB,
+#                                          # under the device tool's 64 MiB carry limit)
 #   scripts/gpu_check.sh                   # there (device tool, carry [".gl"]): the check
 #   scripts/gpu_check.sh --device cpu --small   # CPU dry run (tiny sizes); `make test` runs it
 # On the GPU machine libtorch is the one of its python3 (PyTorch 2.11.0 with CUDA): its torch/lib
@@ -37,22 +38,31 @@ done
 say() { printf 'gpu_check: %s\n' "$*" >&2; }
 
 if [[ $PACK == 1 ]]; then
-  mkdir -p .gl
+  rm -rf .gl; mkdir -p .gl
   for b in train prep; do
     [[ -x target/release/$b ]] || { say "target/release/$b missing: run make build first"; exit 1; }
-    strip -o .gl/$b target/release/$b
+    strip -o ".gl/$b" "target/release/$b"
+    gzip -9 ".gl/$b"
   done
   [[ -f ../shared/bench/ref_mgln.py ]] && cp ../shared/bench/ref_mgln.py .gl/
   csv=${FER_CSV:-../shared/data/fer2013_sample/fer2013.csv}
-  [[ -f $csv ]] && cp "$csv" .gl/fer2013.csv
+  [[ -f $csv ]] && gzip -9 -c "$csv" > .gl/fer2013.csv.gz
   du -sh .gl
+  size=$(du -sm .gl | cut -f1)
+  (( size < 62 )) || { say ".gl is $size MiB: over the 64 MiB carry limit"; exit 1; }
   say "packed into .gl/ (carry [\".gl\"] with the device tool, then run scripts/gpu_check.sh there)"
   exit 0
 fi
 
-# Binaries: --bin DIR, else .gl/ (packed), else target/release.
+mkdir -p "$OUT"
+# Binaries: --bin DIR, else .gl/ (packed: unzipped into OUT/bin), else target/release.
 if [[ -z $BIN ]]; then
-  if [[ -x .gl/train ]]; then BIN=.gl; else BIN=target/release; fi
+  if [[ -f .gl/train.gz && -f .gl/prep.gz ]]; then
+    BIN="$OUT/bin"; mkdir -p "$BIN"
+    for b in train prep; do gzip -dc ".gl/$b.gz" > "$BIN/$b"; chmod +x "$BIN/$b"; done
+  else
+    BIN=target/release
+  fi
 fi
 TRAIN=$BIN/train
 PREP=$BIN/prep
@@ -96,7 +106,9 @@ cat "$WORK/env.json" >&2
 
 say "2/5 a FER2013 cache"
 csv=$FER_CSV
-[[ -z $csv && -f .gl/fer2013.csv ]] && csv=.gl/fer2013.csv
+if [[ -z $csv && -f .gl/fer2013.csv.gz ]]; then
+  gzip -dc .gl/fer2013.csv.gz > "$WORK/fer2013.csv"; csv="$WORK/fer2013.csv"
+fi
 [[ -z $csv && -f ../shared/data/fer2013_sample/fer2013.csv ]] && csv=../shared/data/fer2013_sample/fer2013.csv
 if [[ -z $csv || $SMALL == 1 ]]; then
   # Self-contained: the synthetic FER2013 layout made from the embedded face.
