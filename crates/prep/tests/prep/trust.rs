@@ -13,6 +13,21 @@ fn prep_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prep"))
 }
 
+/// Runs `prep` with `args` to the end and returns its stdout; a failure shows its stderr.
+fn prep_stdout<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = prep_bin().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A class-folder tree of PNG faces named `P<subject>_<n>.png` (3 classes × 4 subjects × 2).
 fn folders_tree(root: &Path) {
     let face = astronaut();
@@ -63,17 +78,11 @@ fn a_build_in_which_every_input_fails_leaves_no_cache_regression_issue16_case2()
     );
     assert!(shard::resolve_cache(caches.path(), "jaffe").is_err());
     // `prep cache failures` lists them from the failed build.
-    let out = prep_bin()
-        .args(["cache", "failures"])
-        .arg(cache)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = prep_stdout([
+        std::ffi::OsStr::new("cache"),
+        "failures".as_ref(),
+        cache.as_os_str(),
+    ]);
     assert!(
         text.contains("bad_name") && text.contains("24 inputs (24 failed"),
         "{text}"
@@ -148,26 +157,18 @@ fn class_folders_get_subject_folds_from_a_regex_or_a_csv_regression_issue16_case
     let _ = std::fs::remove_file(&csv);
     // Without either: image-level folds, said in the manifest and, loudly, by `prep build`.
     let caches = tempfile::tempdir().unwrap();
-    let out = prep_bin()
-        .args([
-            "build",
-            "--dataset",
-            "folders",
-            "--qa-samples",
-            "0",
-            "--source",
-        ])
-        .arg(raw.path())
-        .arg("--cache-dir")
-        .arg(caches.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (source, cache_dir) = (raw.path().as_os_str(), caches.path().as_os_str());
+    let text = prep_stdout([
+        "build".as_ref(),
+        "--dataset".as_ref(),
+        "folders".as_ref(),
+        "--qa-samples".as_ref(),
+        "0".as_ref(),
+        "--source".as_ref(),
+        source,
+        "--cache-dir".as_ref(),
+        cache_dir,
+    ]);
     assert!(
         text.contains("IMAGE-LEVEL") && text.contains("--subject-regex"),
         "{text}"
@@ -192,15 +193,14 @@ fn gc_keeps_the_only_complete_cache_of_a_name_and_says_why_regression_issue16_ca
         "cache = \"something-else\"\n",
     )
     .unwrap();
-    let out = prep_bin()
-        .args(["cache", "gc", "--cache-dir"])
-        .arg(caches.path())
-        .arg("--experiments")
-        .arg(experiments.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = prep_stdout([
+        std::ffi::OsStr::new("cache"),
+        "gc".as_ref(),
+        "--cache-dir".as_ref(),
+        caches.path().as_os_str(),
+        "--experiments".as_ref(),
+        experiments.path().as_os_str(),
+    ]);
     assert!(
         text.contains("keep") && text.contains("the only complete cache named unreferenced-name"),
         "{text}"

@@ -37,6 +37,11 @@ fn cache(
     dir
 }
 
+/// [`cache`] with no writer notes.
+fn plain(root: &Path, name: &str, digest: &str, tag: &str, n: u32, created: u64) -> PathBuf {
+    cache(root, name, digest, tag, n, created, serde_json::Value::Null)
+}
+
 fn key_of(dir: &Path) -> String {
     shard::Manifest::load(dir).unwrap().key
 }
@@ -101,49 +106,17 @@ fn caches_of_one_name_from_different_sources_are_ambiguous_until_pinned() {
 #[test]
 fn rebuilds_from_the_same_source_resolve_to_the_newest() {
     let root = tempfile::tempdir().unwrap();
-    let _old = cache(
-        root.path(),
-        "ckplus",
-        "same",
-        "settings-1",
-        2,
-        100,
-        serde_json::Value::Null,
-    );
-    let new = cache(
-        root.path(),
-        "ckplus",
-        "same",
-        "settings-2",
-        2,
-        200,
-        serde_json::Value::Null,
-    );
+    let _old = plain(root.path(), "ckplus", "same", "settings-1", 2, 100);
+    let new = plain(root.path(), "ckplus", "same", "settings-2", 2, 200);
     assert_eq!(shard::resolve_cache(root.path(), "ckplus").unwrap(), new);
 }
 
 #[test]
 fn failed_empty_and_part_caches_are_never_resolved_and_are_listed_with_their_state() {
     let root = tempfile::tempdir().unwrap();
-    let good = cache(
-        root.path(),
-        "jaffe",
-        "j",
-        "a",
-        2,
-        100,
-        serde_json::Value::Null,
-    );
+    let good = plain(root.path(), "jaffe", "j", "a", 2, 100);
     // Newer, same source, but empty (what older versions wrote for a failed build).
-    let empty = cache(
-        root.path(),
-        "jaffe",
-        "j",
-        "b",
-        0,
-        300,
-        serde_json::Value::Null,
-    );
+    let empty = plain(root.path(), "jaffe", "j", "b", 0, 300);
     // A part cache of a split build.
     let part = cache(
         root.path(),

@@ -123,8 +123,35 @@ mixup_alpha = 0.4
     ExperimentConfig::parse(&text, Path::new("tiny.toml")).unwrap()
 }
 
-/// Runs `config` (written as a TOML file) with the `train` binary under run name `name` and
-/// returns its metrics without timings. A process of its own: libtorch's random generator is
+/// The metrics of a run without their timings (which differ between any two runs).
+pub fn strip(v: Vec<train::report::EpochRecord>) -> Vec<train::report::EpochRecord> {
+    v.into_iter().map(|r| r.without_timing()).collect()
+}
+
+/// Runs `cmd` to the end and returns its stdout; a failure shows its stderr.
+pub fn stdout_of_success(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A one-fold (fold 0) small experiment of `epochs` epochs on a 3-class synthetic cache in `dir`,
+/// also written as `dir/exp.toml` for the binary.
+pub fn one_fold_experiment(dir: &Path, epochs: usize) -> (ExperimentConfig, PathBuf) {
+    let cache = synthetic_cache(dir, 3, 6, 2, 6);
+    let mut cfg = small_experiment(&cache, &dir.join("runs"), epochs);
+    cfg.folds = Some(vec![0]);
+    let toml = dir.join("exp.toml");
+    std::fs::write(&toml, cfg.to_toml()).unwrap();
+    (cfg, toml)
+}
+
+/// Runs `config` (written as the TOML file `toml`) with the `train` binary under run name `name`
+/// and returns its metrics without timings. A process of its own: libtorch's random generator is
 /// global to a process, and the tests of this binary seed and initialise networks in parallel,
 /// so an in-process reference could draw other weights than the run it is compared with.
 pub fn metrics_of_a_separate_run(
@@ -132,21 +159,12 @@ pub fn metrics_of_a_separate_run(
     config: &ExperimentConfig,
     name: &str,
 ) -> Vec<train::report::EpochRecord> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(["run", "--config"])
-        .arg(toml)
-        .args(["--run-name", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of_success(
+        std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+            .args(["run", "--config"])
+            .arg(toml)
+            .args(["--run-name", name]),
     );
     let dir = config.runs_dir.join(&config.name).join(name);
-    train::report::read_metrics(&dir)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.without_timing())
-        .collect()
+    strip(train::report::read_metrics(&dir).unwrap())
 }

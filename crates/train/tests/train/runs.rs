@@ -1,5 +1,4 @@
 use crate::common::*;
-use train::report::EpochRecord;
 use train::trainer::{run_experiment, Quiet, RunOptions};
 
 fn opts(name: &str) -> RunOptions<'static> {
@@ -10,10 +9,6 @@ fn opts(name: &str) -> RunOptions<'static> {
         progress: &Quiet,
         stop_after_epochs: None,
     }
-}
-
-fn strip(v: Vec<EpochRecord>) -> Vec<EpochRecord> {
-    v.into_iter().map(|r| r.without_timing()).collect()
 }
 
 #[test]
@@ -161,11 +156,7 @@ fn killed_training_resumes_to_the_uninterrupted_metrics() {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
-    let cache = synthetic_cache(dir.path(), 3, 6, 2, 6);
-    let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 5);
-    cfg.folds = Some(vec![0]);
-    let toml = dir.path().join("exp.toml");
-    std::fs::write(&toml, cfg.to_toml()).unwrap();
+    let (cfg, toml) = one_fold_experiment(dir.path(), 5);
     let train_bin = env!("CARGO_BIN_EXE_train");
     let want = metrics_of_a_separate_run(&toml, &cfg, "reference");
     // Kill once the fold's checkpoint records this many finished epochs (0: none yet, with the
@@ -227,16 +218,7 @@ fn killed_training_resumes_to_the_uninterrupted_metrics() {
                 .arg(&toml)
                 .args(["--run-name", &name]);
         }
-        let out = again
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stdout_of_success(&mut again);
         let got = strip(train::report::read_metrics(&run_dir).unwrap());
         assert_eq!(got, want, "killed after {kill_after} epochs");
         let tmp: Vec<_> = std::fs::read_dir(run_dir.join("fold-fold0"))

@@ -19,17 +19,12 @@ fn opts(name: &str) -> RunOptions<'static> {
 
 #[test]
 fn the_binary_finds_libtorch_without_any_environment_regression_issue16_case3() {
-    let out = Command::new(env!("CARGO_BIN_EXE_train"))
-        .env_clear()
-        .arg("env")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "env -i train env: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of_success(
+        Command::new(env!("CARGO_BIN_EXE_train"))
+            .env_clear()
+            .arg("env"),
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("cuda"));
+    assert!(out.contains("cuda"), "env -i train env: {out}");
 }
 
 #[test]
@@ -90,14 +85,7 @@ fn impossible_inputs_fail_before_a_run_directory_exists_regression_issue16_case6
 fn ctrl_c_stops_after_the_step_and_says_how_to_resume_regression_issue16_case7() {
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
-    let cache = synthetic_cache(dir.path(), 3, 6, 2, 6);
-    let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 4);
-    cfg.folds = Some(vec![0]);
-    let strip = |v: Vec<train::report::EpochRecord>| -> Vec<_> {
-        v.into_iter().map(|r| r.without_timing()).collect()
-    };
-    let toml = dir.path().join("exp.toml");
-    std::fs::write(&toml, cfg.to_toml()).unwrap();
+    let (cfg, toml) = one_fold_experiment(dir.path(), 4);
     let want = metrics_of_a_separate_run(&toml, &cfg, "reference");
     let run_dir = dir.path().join("runs").join(&cfg.name).join("stopped");
     let fold_dir = run_dir.join("fold-fold0");
@@ -143,11 +131,10 @@ fn ctrl_c_stops_after_the_step_and_says_how_to_resume_regression_issue16_case7()
     assert!(!p.status.success());
     assert!(String::from_utf8_lossy(&p.stderr).contains("--allow-partial"));
     // Resumed: the uninterrupted metrics.
-    let r = Command::new(train_bin)
-        .args(["run", "--resume"])
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    stdout_of_success(
+        Command::new(train_bin)
+            .args(["run", "--resume"])
+            .arg(&run_dir),
+    );
     assert_eq!(strip(train::report::read_metrics(&run_dir).unwrap()), want);
 }
