@@ -168,3 +168,14 @@ pub fn metrics_of_a_separate_run(
     let dir = config.runs_dir.join(&config.name).join(name);
     strip(train::report::read_metrics(&dir).unwrap())
 }
+
+/// Options of an in-process run named `name`: quiet, no resume, no git revision.
+pub fn opts(name: &str) -> train::trainer::RunOptions<'static> {
+    train::trainer::RunOptions {
+        resume: None,
+        run_name: Some(name.into()),
+        git_revision: None,
+        progress: &train::trainer::Quiet,
+        stop_after_epochs: None,
+    }
+}

@@ -1,15 +1,5 @@
 use crate::common::*;
-use train::trainer::{run_experiment, Quiet, RunOptions};
-
-fn opts(name: &str) -> RunOptions<'static> {
-    RunOptions {
-        resume: None,
-        run_name: Some(name.into()),
-        git_revision: None,
-        progress: &Quiet,
-        stop_after_epochs: None,
-    }
-}
+use train::trainer::run_experiment;
 
 #[test]
 fn kfold_run_learns_and_writes_every_output() {

@@ -5,17 +5,7 @@
 
 use crate::common::*;
 use std::process::{Command, Stdio};
-use train::trainer::{run_experiment, Quiet, RunOptions};
-
-fn opts(name: &str) -> RunOptions<'static> {
-    RunOptions {
-        resume: None,
-        run_name: Some(name.into()),
-        git_revision: None,
-        progress: &Quiet,
-        stop_after_epochs: None,
-    }
-}
+use train::trainer::run_experiment;
 
 #[test]
 fn the_binary_finds_libtorch_without_any_environment_regression_issue16_case3() {
