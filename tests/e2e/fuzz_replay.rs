@@ -140,7 +140,8 @@ fn five_point_shape_model_is_refused_at_load() {
         cascade,
         fallback: None,
     };
-    let err = prep::build::load_faces(&models, &prep::PrepConfig::default())
+    let err = models
+        .load(false)
         .err()
         .unwrap_or_else(|| panic!("a 5-point model was accepted"));
     let msg = err.to_string();

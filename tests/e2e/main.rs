@@ -6,6 +6,7 @@
 
 mod fuzz_replay;
 mod gpu_check;
+mod same_crops;
 
 use prep::synth::{generate, BaseFace, SynthOptions};
 use prep::{BuildRequest, DatasetKind, ModelFiles, PrepConfig};
@@ -31,6 +32,19 @@ fn models() -> Option<ModelFiles> {
     assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
     println!("{why}");
     None
+}
+
+/// `../shared` (through `FER_SHARED`), or None with a "skipped" line.
+fn shared(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("FER_SHARED").map(PathBuf::from) {
+        Some(d) if d.join("data").is_dir() => Some(d),
+        other => {
+            let why = format!("skipped: {test}: FER_SHARED ({other:?}) is not the shared/ folder");
+            assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
+            println!("{why}");
+            None
+        }
+    }
 }
 
 fn request(
@@ -83,7 +97,7 @@ fn fixture() -> Option<&'static Fixture> {
             std::fs::create_dir_all(&root).unwrap();
             let raw = root.join("raw");
             let caches = root.join("cache");
-            let faces = prep::build::load_faces(&m, &PrepConfig::default()).unwrap();
+            let faces = m.load(false).unwrap();
             let img = face::GrayImage::open(
                 &repo().join("data/faces/astronaut.png"),
                 face::GrayConversion::PilLuma,
@@ -303,7 +317,12 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
     }
 
     // train predict: a sequence folder, a still image, and inputs without a face, reported.
-    let p = train::predict::Predictor::load(&out.dir, tch::Device::Cpu, &fx.models).unwrap();
+    let p = train::predict::Predictor::load(
+        &out.dir,
+        tch::Device::Cpu,
+        fx.models.shape_predictor.clone(),
+    )
+    .unwrap();
     let raw = &fx.raw;
     let seq = raw.join("ckplus/cohn-kanade-images/S501/003");
     let still = raw.join("ckplus/cohn-kanade-images/S502/001/S502_001_00000004.png");

@@ -44,4 +44,15 @@ pub enum FaceError {
         len: usize,
         reason: String,
     },
+    /// A dlib model that does not predict 68 points (the MGLN crops need dlib's 68-point layout).
+    #[error("{file}: the shape model predicts {parts} landmarks; the face and part crops need a 68-point model (dlib's shape_predictor_68_face_landmarks.dat)")]
+    ShapeModelParts { file: PathBuf, parts: usize },
+    /// A cache whose recorded prep settings cannot be read back as a [`crate::SampleRecipe`].
+    #[error("cache {cache}: prep settings: {field}: {reason}")]
+    Provenance {
+        cache: String,
+        /// The path of the field in the manifest (`extra.config.cascade`).
+        field: String,
+        reason: String,
+    },
 }

@@ -8,6 +8,8 @@
 //! * [`CascadeDetector`] — OpenCV's HAAR/LBP `detectMultiScale`, box for box.
 //! * [`crop_face_and_parts`] — eye-level alignment and the MGLN face/eyes/nose/mouth crops.
 //! * [`GrayImage`] — decoding and grey conversion as the reference tools do it.
+//! * [`SampleCropper`] — the one frames → crops path of `prep build` and `train predict`, with
+//!   the [`SampleRecipe`] a cache records and the [`ModelFiles`] it names.
 
 mod align;
 mod cascade;
@@ -16,6 +18,7 @@ mod error;
 mod gray;
 mod lanes;
 mod pipeline;
+mod sample;
 mod tiff_palette;
 
 pub use align::{crop_face_and_parts, groups, CropConfig, CropSize, FaceCrops, PartFrame};
@@ -28,3 +31,7 @@ pub use error::{FaceError, Result};
 pub use gray::{rgb_to_gray, GrayConversion, GrayImage, MAX_DIMENSION};
 pub use lanes::{simd_description, simd_enabled, SIMD_ENV};
 pub use pipeline::{BoxCalibration, DetectedFace, FacePipeline, FoundBox, PipelineOptions};
+pub use sample::{
+    cascade_file, frame_indices, is_image_name, read_input_frames, whole_frame_box, BoxMode,
+    FaceSource, FrameCrops, FrameFailure, ModelFiles, SampleCropper, SampleFrames, SampleRecipe,
+};

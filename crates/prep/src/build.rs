@@ -89,16 +89,7 @@ impl DatasetKind {
     }
 }
 
-/// Model files used by the pipeline.
-#[derive(Debug, Clone)]
-pub struct ModelFiles {
-    /// dlib 68-point model.
-    pub shape_predictor: PathBuf,
-    /// Primary cascade XML.
-    pub cascade: PathBuf,
-    /// Fallback cascade XML, if any.
-    pub fallback: Option<PathBuf>,
-}
+pub use face::ModelFiles;
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -342,19 +333,6 @@ fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> Vec<String>
     }
 }
 
-fn hash_file(path: &Path) -> Result<String> {
-    let f = std::fs::File::open(path).map_err(|e| PrepError::Io {
-        path: path.to_path_buf(),
-        cause: e,
-    })?;
-    let mut h = blake3::Hasher::new();
-    h.update_reader(f).map_err(|e| PrepError::Io {
-        path: path.to_path_buf(),
-        cause: e,
-    })?;
-    Ok(h.finalize().to_hex().to_string())
-}
-
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -428,23 +406,23 @@ pub fn compute_key(req: &BuildRequest) -> Result<(CacheKey, PathBuf, Option<Path
     let mut models = BTreeMap::new();
     models.insert(
         "shape_predictor".to_string(),
-        hash_file(&req.models.shape_predictor)?,
+        shard::hash_file(&req.models.shape_predictor)?,
     );
     let box_mode = cfg.box_mode.unwrap_or(req.kind.default_box_mode());
     if box_mode != BoxMode::WholeFrame && !cfg.dataset_landmarks {
-        models.insert("cascade".into(), hash_file(&req.models.cascade)?);
+        models.insert("cascade".into(), shard::hash_file(&req.models.cascade)?);
         if let Some(f) = &req.models.fallback {
-            models.insert("fallback_cascade".into(), hash_file(f)?);
+            models.insert("fallback_cascade".into(), shard::hash_file(f)?);
         }
     }
     if let Some(f) = &req.fold_list {
-        models.insert("fold_list".into(), hash_file(f)?);
+        models.insert("fold_list".into(), shard::hash_file(f)?);
     }
     if let Some(f) = &ferplus {
-        models.insert("ferplus_labels".into(), hash_file(f)?);
+        models.insert("ferplus_labels".into(), shard::hash_file(f)?);
     }
     if let Some(f) = &req.subjects_file {
-        models.insert("subjects_file".into(), hash_file(f)?);
+        models.insert("subjects_file".into(), shard::hash_file(f)?);
     }
     let key = CacheKey::compute(
         &KeyConfig {
@@ -573,29 +551,6 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
     Ok(inv)
 }
 
-/// Loads the face pipeline for a configuration.
-pub fn load_faces(models: &ModelFiles, cfg: &PrepConfig) -> Result<face::FacePipeline> {
-    let predictor = face::ShapePredictor::load(&models.shape_predictor)?;
-    if predictor.num_parts() != 68 {
-        return Err(PrepError::ShapeModelParts {
-            file: models.shape_predictor.clone(),
-            parts: predictor.num_parts(),
-        });
-    }
-    let detector = face::CascadeDetector::load(&models.cascade)?;
-    let mut opts = face::PipelineOptions {
-        detect: face::DetectParams::default(),
-        calibration: face::BoxCalibration::for_cascade(detector.name()),
-        reinitialise: cfg.reinitialise,
-    };
-    opts.detect.min_size = (20, 20);
-    let p = face::FacePipeline::new(detector, predictor, Some(opts));
-    Ok(match &models.fallback {
-        Some(f) => p.with_fallback(face::CascadeDetector::load(f)?),
-        None => p,
-    })
-}
-
 /// Indices of the QA sample: the `n` items with the smallest seeded hash of their sample id
 /// (independent of thread count and of how the inputs were listed).
 pub fn qa_indices(inv: &Inventory, seed: u64, n: usize) -> Vec<usize> {
@@ -671,7 +626,7 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
         inv.keep_part(i, n);
     }
     let box_mode = req.config.box_mode.unwrap_or(req.kind.default_box_mode());
-    let faces = load_faces(&req.models, &req.config)?;
+    let faces = req.models.load(req.config.reinitialise)?;
     let processor = Processor {
         faces: &faces,
         config: &req.config,
@@ -751,6 +706,7 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
         "summary": summary,
         "config": req.config,
         "box_mode": box_mode,
+        "recipe": req.config.recipe(box_mode),
         "dataset": req.kind.name(),
         "source": req.source.display().to_string(),
         "part": req.part.map(|(i, n)| format!("{i}/{n}")),

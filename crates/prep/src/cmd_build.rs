@@ -83,15 +83,6 @@ fn parse_part(s: &str) -> std::result::Result<(usize, usize), String> {
     Ok((i, n))
 }
 
-/// Resolves a cascade name to a file.
-pub fn cascade_file(name: &str) -> PathBuf {
-    if name.ends_with(".xml") {
-        PathBuf::from(name)
-    } else {
-        face::cascade_path(name)
-    }
-}
-
 pub fn run(mut a: BuildArgs) -> Result<()> {
     if matches!(a.dataset, DatasetKind::Fer2013 | DatasetKind::Ferplus) && a.source.is_dir() {
         // `make prep DATASET=fer2013` passes the default data/raw/fer2013: take the csv in it.
@@ -132,24 +123,18 @@ pub fn run(mut a: BuildArgs) -> Result<()> {
             .map(PathBuf::from)
             .filter(|p| p.exists()),
     };
-    let fallback = match config.fallback_cascade.as_str() {
-        "none" | "" => None,
-        n if n == config.cascade => None,
-        n => Some(cascade_file(n)),
-    };
     let req = BuildRequest {
         kind: a.dataset,
         source: a.source.clone(),
         cache_dir: a.cache_dir.clone(),
         name: a.name.clone(),
-        models: ModelFiles {
-            shape_predictor: a
-                .shape_model
+        models: ModelFiles::resolve(
+            a.shape_model
                 .clone()
                 .unwrap_or_else(face::default_shape_model_path),
-            cascade: cascade_file(&config.cascade),
-            fallback,
-        },
+            &config.cascade,
+            &config.fallback_cascade,
+        ),
         config,
         fold_list,
         ferplus_labels: a.ferplus_labels.clone(),

@@ -62,7 +62,7 @@ pub fn run(a: DemoCacheArgs) -> Result<()> {
         .unwrap_or_else(face::default_shape_model_path);
     let models = BTreeMap::from([(
         "shape_predictor_68_face_landmarks.dat".to_string(),
-        crate::hash_file(&model_path)?,
+        shard::hash_file(&model_path)?,
     )]);
     let key = CacheKey::compute(&cfg, &models, &source)?;
     let dir = a.out.join(shard::cache_dir_name("demo-astronaut", &key));

@@ -45,7 +45,7 @@ pub fn run(a: SynthArgs) -> Result<()> {
         a.seed,
         a.subjects,
         a.frames,
-        crate::hash_file(&a.image)?,
+        shard::hash_file(&a.image)?,
         prep::synth::SYNTH_VERSION
     );
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {

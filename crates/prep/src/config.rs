@@ -7,17 +7,7 @@ use face::CropConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// How the face box of a frame is found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BoxMode {
-    /// Cascade detection (with the fallback cascade), tracking within sequences.
-    Detect,
-    /// The whole image is the face box (FER2013 and CK+48 are already face crops).
-    WholeFrame,
-    /// Detection, and the whole image when no face is found (flagged `WHOLE_FRAME_BOX`).
-    DetectOrWholeFrame,
-}
+pub use face::BoxMode;
 
 /// Prep configuration. Every field has the paper's default; unknown fields are an error so that a
 /// typo cannot silently fall back to a default.
@@ -179,30 +169,32 @@ impl PrepConfig {
         self.frame_positions.len()
     }
 
-    /// The frame indices chosen from a sequence of `n ≥ 1` frames, one per slot.
+    /// The frame indices chosen from a sequence of `n ≥ 1` frames, one per slot
+    /// ([`face::frame_indices`]).
     pub fn frame_indices(&self, n: usize) -> Vec<usize> {
-        let last = n.saturating_sub(1) as f64;
-        self.frame_positions
-            .iter()
-            .map(|p| ((p * last + 0.5).floor() as usize).min(n.saturating_sub(1)))
-            .collect()
+        face::frame_indices(&self.frame_positions, n)
+    }
+
+    /// The settings that decide how frames become crops, with the resolved box mode: what the
+    /// manifest records as `extra.recipe` and `train predict` repeats.
+    pub fn recipe(&self, box_mode: BoxMode) -> face::SampleRecipe {
+        face::SampleRecipe {
+            box_mode,
+            crops: self.crops.clone(),
+            frame_positions: self.frame_positions.clone(),
+            cascade: self.cascade.clone(),
+            fallback_cascade: self.fallback_cascade.clone(),
+            min_face_fraction: self.min_face_fraction,
+            detect_every_frame: self.detect_every_frame,
+            reinitialise: self.reinitialise,
+            dataset_landmarks: self.dataset_landmarks,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frame_positions_match_the_authors_lists() {
-        let c = PrepConfig::default();
-        // CK+ S010/002 has 14 frames; the authors list frames 1, 8, 14 (1-based).
-        assert_eq!(c.frame_indices(14), vec![0, 7, 13]);
-        // Oulu-CASIA P001/Anger: 000, 008, 016 of 17 frames.
-        assert_eq!(c.frame_indices(17), vec![0, 8, 16]);
-        assert_eq!(c.frame_indices(1), vec![0, 0, 0]);
-        assert_eq!(c.frame_indices(2), vec![0, 1, 1]);
-    }
 
     #[test]
     fn toml_round_trip_and_errors() {

@@ -24,10 +24,6 @@ pub enum PrepError {
     /// A fold list that contradicts itself (a sequence in two folds, with two labels, …).
     #[error("{file}: inconsistent fold list: {reason}")]
     Folds { file: PathBuf, reason: String },
-    /// A shape model that does not predict the 68-point scheme the crops are defined on (such
-    /// as dlib's 5-point model).
-    #[error("{file}: the shape model predicts {parts} landmarks; the face and part crops need a 68-point model (dlib's shape_predictor_68_face_landmarks.dat)")]
-    ShapeModelParts { file: PathBuf, parts: usize },
     /// A build whose counts fail its [`crate::build::FailurePolicy`] (or that cached nothing):
     /// the directory holds `failures.parquet` and `build-failed.json`, and no manifest.
     #[error(

@@ -206,12 +206,4 @@ pub fn sort_failures(rows: &mut [FailureRow]) {
     rows.sort_by(|a, b| (&a.input, &a.stage, &a.reason).cmp(&(&b.input, &b.stage, &b.reason)));
 }
 
-/// Is this a file name of an image format we decode?
-pub fn is_image_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [
-        ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".gif",
-    ]
-    .iter()
-    .any(|e| lower.ends_with(e))
-}
+pub use face::is_image_name;

@@ -103,49 +103,17 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Loads detector and predictor into a pipeline.
+    /// Loads detector and predictor into a pipeline (the model-file rules of
+    /// [`face::ModelFiles::resolve`], the loading of [`face::ModelFiles::load`]).
     pub fn pipeline(&self, reinitialise: bool) -> Result<face::FacePipeline> {
-        let sp_path = self
+        let shape_model = self
             .shape_model
             .clone()
             .unwrap_or_else(face::default_shape_model_path);
-        let predictor = face::ShapePredictor::load(&sp_path)
-            .context("loading the landmark model (run `make setup` to install it)")?;
-        let load = |name: &str| {
-            let file = if name.ends_with(".xml") {
-                PathBuf::from(name)
-            } else {
-                face::cascade_path(name)
-            };
-            face::CascadeDetector::load(&file).with_context(|| format!("loading cascade {name}"))
-        };
-        let detector = load(&self.cascade)?;
-        let fallback = match self.fallback_cascade.as_str() {
-            "none" | "" => None,
-            name if name == self.cascade => None,
-            name => Some(load(name)?),
-        };
-        let mut opts = face::PipelineOptions {
-            detect: face::DetectParams::default(),
-            calibration: face::BoxCalibration::for_cascade(detector.name()),
-            reinitialise,
-        };
-        opts.detect.min_size = (20, 20);
-        let pipeline = face::FacePipeline::new(detector, predictor, Some(opts));
-        Ok(match fallback {
-            Some(f) => pipeline.with_fallback(f),
-            None => pipeline,
-        })
+        face::ModelFiles::resolve(shape_model, &self.cascade, &self.fallback_cascade)
+            .load(reinitialise)
+            .context("loading the face models (run `make setup` to install them)")
     }
-}
-
-/// blake3 of a file, hex (model files go into cache keys by content).
-pub fn hash_file(path: &std::path::Path) -> Result<String> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = blake3::Hasher::new();
-    h.update_reader(f)
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(h.finalize().to_hex().to_string())
 }
 
 /// Restores the default SIGPIPE action so that `prep … | head` ends quietly instead of panicking on

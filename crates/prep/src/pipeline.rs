@@ -1,12 +1,15 @@
-//! One input → one encoded record (or one failure row): decode every frame, find the face (detect,
-//! track, whole frame or the dataset's landmarks), 68 landmarks, alignment, face and part crops.
+//! One input → one encoded record (or one failure row): decode its frames, turn them into crops
+//! with [`face::SampleCropper`] (the path `train predict` shares), encode the record.
 //!
 //! [`process_all`] runs inputs in parallel chunks and hands results back in input order, so the
 //! cache is the same whatever the thread count and memory is bounded by the chunk size.
 
 use crate::config::{BoxMode, PrepConfig};
 use crate::inventory::{reason, FrameSource, InputItem};
-use face::{crop_face_and_parts, FaceBox, FaceCrops, FacePipeline, GrayConversion, GrayImage};
+use face::{
+    FaceCrops, FacePipeline, FaceSource, FrameCrops, FrameFailure, GrayConversion, GrayImage,
+    SampleCropper, SampleFrames,
+};
 use rayon::prelude::*;
 use shard::{flags, EncodedRecord, FailureRow, PlaneInfo, SampleMeta};
 use std::path::Path;
@@ -48,13 +51,6 @@ pub struct Processor<'a> {
     pub dataset: &'a str,
 }
 
-struct FrameResult {
-    landmarks: Vec<[f32; 2]>,
-    crops: FaceCrops,
-    flags: u32,
-    detector: String,
-}
-
 impl Processor<'_> {
     fn fail(&self, item: &InputItem, stage: &str, reason: &str, detail: String) -> FailureRow {
         FailureRow {
@@ -86,395 +82,120 @@ impl Processor<'_> {
         }
     }
 
-    fn whole_frame(&self, img: &GrayImage) -> (Vec<[f32; 2]>, u32, String) {
-        let lm = self.faces.predictor().predict(img, whole_frame_box(img));
-        (lm.precise, flags::WHOLE_FRAME_BOX, "whole_frame".into())
+    /// The recipe of this configuration and box mode (what the manifest records).
+    pub fn recipe(&self) -> face::SampleRecipe {
+        self.config.recipe(self.box_mode)
     }
 
-    fn frame(
-        &self,
-        item: &InputItem,
-        slot: usize,
-        img: &GrayImage,
-        previous: Option<&face::Landmarks>,
-    ) -> Result<(FrameResult, Option<face::Landmarks>), FailureRow> {
-        let (landmarks, fl, detector, keep) = if let Some(given) = &item.dataset_landmarks {
-            let lm = given.get(slot).cloned().unwrap_or_default();
-            (
-                lm,
-                flags::DATASET_LANDMARKS,
-                "dataset_landmarks".into(),
-                None,
-            )
-        } else {
-            match self.box_mode {
-                BoxMode::WholeFrame => {
-                    let (lm, f, d) = self.whole_frame(img);
-                    (lm, f, d, None)
-                }
-                BoxMode::Detect | BoxMode::DetectOrWholeFrame => {
-                    let tracked = previous
-                        .filter(|_| !self.config.detect_every_frame)
-                        .map(|p| self.faces.track(img, p));
-                    match tracked {
-                        Some(t) => (
-                            t.landmarks.precise.clone(),
-                            flags::TRACKED,
-                            t.detector,
-                            Some(t.landmarks),
-                        ),
-                        None => {
-                            let min_face = self.min_face(img);
-                            let found = self.faces.detect(img, Some(min_face.max(20)));
-                            match found.into_iter().next() {
-                                Some(f) => (
-                                    f.landmarks.precise.clone(),
-                                    0,
-                                    f.detector,
-                                    Some(f.landmarks),
-                                ),
-                                None if self.box_mode == BoxMode::DetectOrWholeFrame => {
-                                    let (lm, f, d) = self.whole_frame(img);
-                                    (lm, f, d, None)
-                                }
-                                None => return Err(self.no_face(item, slot, min_face)),
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        Ok((
-            self.crop_frame(item, slot, img, landmarks, fl, detector)?,
-            keep,
-        ))
-    }
-
-    /// Smallest face searched in `img`: the configured fraction of its shorter side.
-    fn min_face(&self, img: &GrayImage) -> i64 {
-        let short = img.width().min(img.height()) as f64;
-        (self.config.min_face_fraction * short) as i64
-    }
-
-    fn no_face(&self, item: &InputItem, slot: usize, min_face: i64) -> FailureRow {
-        self.fail(
-            item,
-            "detect",
-            reason::NO_FACE,
-            format!(
-                "slot {slot} ({}): no face of at least {min_face} px",
-                item.frames[slot].name(&item.input)
-            ),
-        )
+    /// Whether [`Processor::process_batch`] batches the landmark predictions
+    /// ([`SampleCropper::batches`]).
+    pub fn batches(&self) -> bool {
+        SampleCropper::new(self.faces, &self.recipe()).batches()
     }
 
     /// Processes one input. `want_qa` keeps the peak frame and crops for a contact sheet.
     pub fn process(&self, item: &InputItem, want_qa: bool) -> Result<Processed, FailureRow> {
-        let (results, last_img, flags_all) = self.frames_of(item)?;
-        self.assemble(item, results, last_img, flags_all, want_qa)
+        let recipe = self.recipe();
+        let (frames, decode_error) = self.decode_distinct(item);
+        let cropped = SampleCropper::new(self.faces, &recipe).crop(&frames);
+        self.finish(item, frames, cropped, decode_error, want_qa)
     }
 
-    /// Whether [`Processor::process_batch`] batches the landmark predictions: always, except with
-    /// the re-initialisation pass (a second prediction from the first one's box).
-    pub fn batches(&self) -> bool {
-        self.box_mode == BoxMode::WholeFrame || !self.faces.options().reinitialise
-    }
-
-    /// Processes several inputs; the results equal [`Processor::process`] on each. The landmarks
-    /// of their frames are predicted together in [`face::ShapePredictor::predict_batch`] calls,
-    /// which read each tree's leaves once per batch instead of once per face: with whole-frame
-    /// boxes all frames in one call, with detection one call per frame step (every input's first
-    /// frame, then every input's second, … since a tracked frame needs the previous one's
-    /// landmarks).
+    /// Processes several inputs; the results equal [`Processor::process`] on each, with the
+    /// landmark predictions batched by [`SampleCropper::crop_batch`].
     pub fn process_batch(
         &self,
         items: &[InputItem],
         want_qa: &[bool],
     ) -> Vec<Result<Processed, FailureRow>> {
-        if !self.batches() || items.iter().any(|i| i.dataset_landmarks.is_some()) {
-            return items
-                .iter()
-                .zip(want_qa)
-                .map(|(i, q)| self.process(i, *q))
-                .collect();
-        }
-        if self.box_mode != BoxMode::WholeFrame {
-            return self.process_batch_detect(items, want_qa);
-        }
+        let recipe = self.recipe();
         let decoded: Vec<_> = items.iter().map(|i| self.decode_distinct(i)).collect();
-        let boxes: Vec<(&GrayImage, FaceBox)> = decoded
+        let inputs: Vec<&SampleFrames> = decoded.iter().map(|(f, _)| f).collect();
+        let cropped = SampleCropper::new(self.faces, &recipe).crop_batch(&inputs);
+        items
             .iter()
-            .flat_map(|(frames, _)| frames)
-            .map(|(_, img)| (img, whole_frame_box(img)))
-            .collect();
-        let mut predicted = self.faces.predictor().predict_batch(&boxes).into_iter();
-        let mut out = Vec::with_capacity(items.len());
-        for ((item, (frames, decode_error)), &qa) in items.iter().zip(decoded).zip(want_qa) {
-            // Consume this item's predictions even if a crop fails, to stay aligned.
-            let lms: Vec<face::Landmarks> =
-                frames.iter().filter_map(|_| predicted.next()).collect();
-            out.push(self.assemble_whole_frame(item, frames, lms, decode_error, qa));
-        }
-        out
+            .zip(decoded)
+            .zip(cropped)
+            .zip(want_qa)
+            .map(|(((item, (frames, decode_error)), c), &qa)| {
+                self.finish(item, frames, c, decode_error, qa)
+            })
+            .collect()
     }
 
-    /// An input's distinct frames (slot, image; a static image fills all slots but is decoded
-    /// once), decoded in slot order up to the first that fails, and that failure (`no_frames`
-    /// for an input without frames).
-    fn decode_distinct(&self, item: &InputItem) -> (Vec<(usize, GrayImage)>, Option<FailureRow>) {
+    /// An input's distinct frames (a static image fills all slots but is decoded once),
+    /// decoded in slot order up to the first that fails, and that failure (`no_frames` for an
+    /// input without frames).
+    fn decode_distinct(&self, item: &InputItem) -> (SampleFrames, Option<FailureRow>) {
+        let mut frames = SampleFrames {
+            slots: item.frames.len(),
+            distinct: Vec::new(),
+            landmarks: item.dataset_landmarks.clone(),
+        };
         if item.frames.is_empty() {
             let e = self.fail(item, "parse", reason::NO_FRAMES, "no frames".into());
-            return (Vec::new(), Some(e));
+            return (frames, Some(e));
         }
-        let mut frames = Vec::new();
         for slot in 0..item.frames.len() {
             if slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]) {
                 continue;
             }
             match self.decode(item, &item.frames[slot]) {
-                Ok(img) => frames.push((slot, img)),
+                Ok(img) => frames.distinct.push((slot, img)),
                 Err(e) => return (frames, Some(e)),
             }
         }
         (frames, None)
     }
 
-    /// [`Self::process_batch`] with detection and tracking, in lock step over the inputs' distinct
-    /// frames. Each frame goes through the decisions of [`Self::frame`] (track from the previous
-    /// landmarks, else detect, else the whole frame or a `no_face` failure), and each input's
-    /// first failure in slot order is its result, as in [`Self::process`].
-    fn process_batch_detect(
-        &self,
-        items: &[InputItem],
-        want_qa: &[bool],
-    ) -> Vec<Result<Processed, FailureRow>> {
-        /// One input's progress: its distinct frames (slot, image) up to the first that failed to
-        /// decode, that failure, the results so far and the landmarks to track from.
-        struct Progress {
-            frames: Vec<(usize, GrayImage)>,
-            decode_error: Option<FailureRow>,
-            results: Vec<FrameResult>,
-            previous: Option<face::Landmarks>,
-            failed: Option<FailureRow>,
-        }
-        let mut progress: Vec<Progress> = items
-            .iter()
-            .map(|item| {
-                let (frames, decode_error) = self.decode_distinct(item);
-                Progress {
-                    frames,
-                    decode_error,
-                    results: Vec::new(),
-                    previous: None,
-                    failed: None,
-                }
-            })
-            .collect();
-        let steps = progress.iter().map(|p| p.frames.len()).max().unwrap_or(0);
-        for step in 0..steps {
-            // (input, box, flags, detector, whether later frames track from these landmarks)
-            let mut requests: Vec<(usize, FaceBox, u32, String, bool)> = Vec::new();
-            for (i, (item, p)) in items.iter().zip(&mut progress).enumerate() {
-                if p.failed.is_some() || step >= p.frames.len() {
-                    continue;
-                }
-                let (slot, img) = &p.frames[step];
-                let tracked = p
-                    .previous
-                    .as_ref()
-                    .filter(|_| !self.config.detect_every_frame);
-                if let Some(prev) = tracked {
-                    let b = self.faces.predictor().box_from_landmarks(&prev.precise);
-                    requests.push((i, b, flags::TRACKED, "tracked".into(), true));
-                    continue;
-                }
-                let min_face = self.min_face(img);
-                match self.faces.detect_boxes(img, Some(min_face.max(20))).first() {
-                    Some(found) => {
-                        requests.push((i, found.face_box, 0, found.detector.to_string(), true))
-                    }
-                    None if self.box_mode == BoxMode::DetectOrWholeFrame => {
-                        let b = whole_frame_box(img);
-                        requests.push((i, b, flags::WHOLE_FRAME_BOX, "whole_frame".into(), false));
-                    }
-                    None => p.failed = Some(self.no_face(item, *slot, min_face)),
-                }
-            }
-            let boxes: Vec<(&GrayImage, FaceBox)> = requests
-                .iter()
-                .map(|&(i, b, ..)| (&progress[i].frames[step].1, b))
-                .collect();
-            let predicted = self.faces.predictor().predict_batch(&boxes);
-            for ((i, _, fl, detector, keep), lm) in requests.into_iter().zip(predicted) {
-                let p = &mut progress[i];
-                let (slot, img) = &p.frames[step];
-                match self.crop_frame(&items[i], *slot, img, lm.precise.clone(), fl, detector) {
-                    Ok(r) => {
-                        p.results.push(r);
-                        p.previous = keep.then_some(lm);
-                    }
-                    Err(e) => p.failed = Some(e),
-                }
-            }
-        }
-        items
-            .iter()
-            .zip(progress)
-            .zip(want_qa)
-            .map(|((item, p), &qa)| {
-                if let Some(e) = p.failed.or(p.decode_error) {
-                    return Err(e);
-                }
-                let distinct = p
-                    .frames
-                    .into_iter()
-                    .zip(p.results)
-                    .map(|((slot, img), r)| (slot, img, r))
-                    .collect();
-                self.assemble_distinct(item, distinct, qa)
-            })
-            .collect()
-    }
-
-    fn assemble_whole_frame(
+    /// The outcome of one input: its first failure in slot order (a frame without crops comes
+    /// before the later frame that failed to decode), else its record.
+    fn finish(
         &self,
         item: &InputItem,
-        frames: Vec<(usize, GrayImage)>,
-        lms: Vec<face::Landmarks>,
+        mut frames: SampleFrames,
+        cropped: Result<Vec<FrameCrops>, FrameFailure>,
         decode_error: Option<FailureRow>,
         want_qa: bool,
     ) -> Result<Processed, FailureRow> {
-        let mut distinct = Vec::with_capacity(frames.len());
-        for ((slot, img), lm) in frames.into_iter().zip(lms) {
-            let r = self.crop_frame(
-                item,
-                slot,
-                &img,
-                lm.precise,
-                flags::WHOLE_FRAME_BOX,
-                "whole_frame".into(),
-            )?;
-            distinct.push((slot, img, r));
-        }
-        // After the frames decoded before it, as one by one.
+        let distinct = cropped.map_err(|f| self.frame_failure(item, &f))?;
         if let Some(e) = decode_error {
             return Err(e);
         }
-        self.assemble_distinct(item, distinct, want_qa)
+        let slots = frames
+            .fill_slots(distinct)
+            .ok_or_else(|| self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()))?;
+        let last_img = frames.distinct.pop().map(|(_, img)| img);
+        self.assemble(item, slots, last_img, want_qa)
     }
 
-    /// The record of one input from the results of its distinct frames (slot, image, result):
-    /// slots that repeat the previous frame copy its result and set `REPEATED_FRAME`.
-    fn assemble_distinct(
-        &self,
-        item: &InputItem,
-        distinct: Vec<(usize, GrayImage, FrameResult)>,
-        want_qa: bool,
-    ) -> Result<Processed, FailureRow> {
-        let slots = item.frames.len();
-        let mut results: Vec<FrameResult> = Vec::with_capacity(slots);
-        let mut flags_all = 0u32;
-        let mut last_img = None;
-        let mut distinct = distinct.into_iter().peekable();
-        for slot in 0..slots {
-            match distinct.peek() {
-                Some((s, _, _)) if *s == slot => {
-                    let Some((_, img, r)) = distinct.next() else {
-                        unreachable!("peeked above")
-                    };
-                    results.push(r);
-                    last_img = Some(img);
-                }
-                _ => {
-                    let Some(r) = results.last() else {
-                        return Err(self.fail(
-                            item,
-                            "parse",
-                            reason::NO_FRAMES,
-                            "no frames".into(),
-                        ));
-                    };
-                    results.push(FrameResult {
-                        landmarks: r.landmarks.clone(),
-                        crops: r.crops.clone(),
-                        flags: r.flags,
-                        detector: r.detector.clone(),
-                    });
-                    flags_all |= flags::REPEATED_FRAME;
-                }
-            }
-        }
-        self.assemble(item, results, last_img, flags_all, want_qa)
-    }
-
-    fn crop_frame(
-        &self,
-        item: &InputItem,
-        slot: usize,
-        img: &GrayImage,
-        landmarks: Vec<[f32; 2]>,
-        fl: u32,
-        detector: String,
-    ) -> Result<FrameResult, FailureRow> {
-        let crops = crop_face_and_parts(img, &landmarks, &self.config.crops).ok_or_else(|| {
-            self.fail(
+    /// The failure row of a frame that gave no crops.
+    fn frame_failure(&self, item: &InputItem, f: &FrameFailure) -> FailureRow {
+        match *f {
+            FrameFailure::NoFace { slot, min_face } => self.fail(
+                item,
+                "detect",
+                reason::NO_FACE,
+                format!(
+                    "slot {slot} ({}): no face of at least {min_face} px",
+                    item.frames[slot].name(&item.input)
+                ),
+            ),
+            FrameFailure::NoUsableCrop { slot } => self.fail(
                 item,
                 "crop",
                 reason::CROP_FAILED,
                 format!("slot {slot}: landmarks give no usable crop"),
-            )
-        })?;
-        let fl = fl | if crops.padded { flags::PADDED } else { 0 };
-        Ok(FrameResult {
-            landmarks,
-            crops,
-            flags: fl,
-            detector,
-        })
-    }
-
-    /// Decodes and processes the frames of one input, slot by slot.
-    fn frames_of(
-        &self,
-        item: &InputItem,
-    ) -> Result<(Vec<FrameResult>, Option<GrayImage>, u32), FailureRow> {
-        let slots = item.frames.len();
-        if slots == 0 {
-            return Err(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
+            ),
         }
-        let mut results: Vec<FrameResult> = Vec::with_capacity(slots);
-        let mut previous: Option<face::Landmarks> = None;
-        let mut last_img: Option<GrayImage> = None;
-        let mut flags_all = 0u32;
-        for slot in 0..slots {
-            let same = slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]);
-            if same {
-                let r = &results[slot - 1];
-                results.push(FrameResult {
-                    landmarks: r.landmarks.clone(),
-                    crops: r.crops.clone(),
-                    flags: r.flags,
-                    detector: r.detector.clone(),
-                });
-                flags_all |= flags::REPEATED_FRAME;
-                continue;
-            }
-            let img = self.decode(item, &item.frames[slot])?;
-            let (r, keep) = self.frame(item, slot, &img, previous.as_ref())?;
-            previous = keep;
-            last_img = Some(img);
-            results.push(r);
-        }
-        Ok((results, last_img, flags_all))
     }
 
     /// The record (and QA material) of one input from its per-slot results.
     fn assemble(
         &self,
         item: &InputItem,
-        results: Vec<FrameResult>,
+        results: Vec<FrameCrops>,
         last_img: Option<GrayImage>,
-        mut flags_all: u32,
         want_qa: bool,
     ) -> Result<Processed, FailureRow> {
         let slots = results.len();
@@ -482,9 +203,7 @@ impl Processor<'_> {
             return Err(self.fail(item, "parse", reason::NO_FRAMES, "no frames".into()));
         }
         let detector = results[0].detector.clone();
-        for r in &results {
-            flags_all |= r.flags;
-        }
+        let flags_all = results.iter().fold(0u32, |acc, r| acc | record_flags(r));
         let c = &self.config.crops;
         let peak = &results[slots - 1];
         let mut planes = vec![PlaneInfo::new(
@@ -537,9 +256,17 @@ impl Processor<'_> {
     }
 }
 
-/// The whole image as the face box (FER2013, CK+48, and the fallback when no face is found).
-fn whole_frame_box(img: &GrayImage) -> FaceBox {
-    FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1)
+/// The record flags of one slot's result.
+fn record_flags(r: &FrameCrops) -> u32 {
+    let source = match r.source {
+        FaceSource::Detected => 0,
+        FaceSource::Tracked => flags::TRACKED,
+        FaceSource::WholeFrame => flags::WHOLE_FRAME_BOX,
+        FaceSource::DatasetLandmarks => flags::DATASET_LANDMARKS,
+    };
+    let padded = if r.crops.padded { flags::PADDED } else { 0 };
+    let repeated = if r.repeated { flags::REPEATED_FRAME } else { 0 };
+    source | padded | repeated
 }
 
 fn same_frame(a: &FrameSource, b: &FrameSource) -> bool {

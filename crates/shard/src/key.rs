@@ -7,6 +7,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
+/// blake3 of a file's content, lower-case hex, read in a stream (model files, fold lists and
+/// checkpoints are identified by content in keys and run records).
+///
+/// Errors: [`ShardError::Io`] naming the file.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let f = std::fs::File::open(path).map_err(|e| ShardError::io(path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(f)
+        .map_err(|e| ShardError::io(path, e))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
 /// The identity of a cache: blake3 over everything that determines its contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey {
@@ -182,16 +195,11 @@ impl SourceFingerprinter {
                         return Ok(prev.clone());
                     }
                 }
-                let mut hasher = blake3::Hasher::new();
-                let f = std::fs::File::open(&path).map_err(|e| ShardError::io(&path, e))?;
-                hasher
-                    .update_reader(f)
-                    .map_err(|e| ShardError::io(&path, e))?;
                 Ok(SourceFile {
                     path: rel.clone(),
                     size: md.len(),
                     mtime_ns,
-                    blake3: hasher.finalize().to_hex().to_string(),
+                    blake3: hash_file(&path)?,
                 })
             })
             .collect::<Result<_>>()?;

@@ -33,7 +33,7 @@ pub use catalog::{list_caches, resolve_cache, CacheState, ListedCache, BUILD_FAI
 pub use error::{Result, ShardError};
 pub use format::{FormatVersion, FORMAT_MAJOR, FORMAT_MINOR, SCHEMA_SAMPLE_META};
 pub use fsutil::{atomic_write, fsync_dir};
-pub use key::{CacheKey, SourceFile, SourceFingerprint, SourceFingerprinter};
+pub use key::{hash_file, CacheKey, SourceFile, SourceFingerprint, SourceFingerprinter};
 pub use manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};
 pub use meta::{flags, PlaneInfo, SampleMeta, Split};
 pub use reader::{Cache, CacheIter, Record, RecordReader, ShardReader, VerifyReport};

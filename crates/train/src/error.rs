@@ -54,6 +54,13 @@ pub enum TrainError {
     /// A checkpoint or run directory that cannot be resumed.
     #[error("{path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
+    /// Face models or a cache's recorded prep settings that cannot be loaded.
+    #[error(transparent)]
+    Face(#[from] face::FaceError),
+    /// A cache whose preprocessing `train predict` cannot repeat for new inputs (settings it
+    /// cannot reproduce, model files that differ from the ones the cache was built with).
+    #[error("cache {cache}: cannot preprocess new inputs as its samples were: {reason}")]
+    Unreproducible { cache: PathBuf, reason: String },
     /// The split leaves nothing to train or test on.
     #[error("fold {fold}: {reason}")]
     EmptySplit { fold: String, reason: String },

@@ -315,19 +315,6 @@ fn bench(a: BenchArgs) -> Result<()> {
 
 fn predict(a: PredictArgs) -> Result<()> {
     let device = train::trainer::pick_device(&a.device)?;
-    let cascade_file = |name: &str| {
-        if name.ends_with(".xml") {
-            PathBuf::from(name)
-        } else {
-            face::cascade_path(name)
-        }
-    };
-    let prep_default = prep::PrepConfig::default();
-    let models = prep::ModelFiles {
-        shape_predictor: a.shape_model.unwrap_or_else(face::default_shape_model_path),
-        cascade: cascade_file(&prep_default.cascade),
-        fallback: Some(cascade_file(&prep_default.fallback_cascade)),
-    };
     let unfinished = train::predict::unfinished_folds(&a.run);
     if !unfinished.is_empty() && !a.allow_partial {
         bail!(
@@ -338,8 +325,14 @@ fn predict(a: PredictArgs) -> Result<()> {
             a.run.display()
         );
     }
-    let p = train::predict::Predictor::load(&a.run, device, &models)
-        .with_context(|| format!("loading run {}", a.run.display()))?;
+    let p = train::predict::Predictor::load(
+        &a.run,
+        device,
+        a.shape_model
+            .clone()
+            .unwrap_or_else(face::default_shape_model_path),
+    )
+    .with_context(|| format!("loading run {}", a.run.display()))?;
     if !unfinished.is_empty() {
         eprintln!(
             "warning: predicting with unfinished folds {} (--allow-partial)",

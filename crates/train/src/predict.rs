@@ -1,12 +1,13 @@
-//! `train predict`: classify new images or frame sequences with a trained run, through the same
-//! detection / landmark / crop pipeline and prep configuration as the run's cache. Every fold's
-//! final model votes (their fused softmax scores are averaged); inputs without a face are reported.
+//! `train predict`: classify new images or frame sequences with a trained run. Inputs become
+//! crops through [`face::SampleCropper`], the path `prep build` cut the cache's samples with, under
+//! the [`SampleRecipe`] the cache recorded and with the model files it was built with (checked by
+//! content). Every fold's final model votes (their fused softmax scores are averaged); inputs
+//! without a face are reported.
 
 use crate::loader::{DeviceTransform, HostBatch, Layout};
 use crate::model::Mgln;
 use crate::{Result, TrainError};
-use face::{crop_face_and_parts, FaceBox, GrayConversion, GrayImage};
-use prep::{BoxMode, PrepConfig};
+use face::{FrameCrops, SampleCropper, SampleFrames, SampleRecipe};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -24,7 +25,7 @@ pub struct Prediction {
     /// The face box of the first frame that was classified (left, top, right, bottom; inclusive,
     /// source pixels), so that a person can check which face it was.
     pub face_box: Option<[i64; 4]>,
-    /// What found that box: the cascade's name, or `whole frame` for whole-image datasets.
+    /// What found that box: the cascade's name, or `whole_frame` for whole-image datasets.
     pub detector: Option<String>,
 }
 
@@ -49,19 +50,109 @@ pub struct Predictor {
     layout: Layout,
     transform: DeviceTransform,
     classes: Vec<String>,
-    prep: PrepConfig,
-    box_mode: BoxMode,
+    inputs: InputPreprocessor,
     fusion: crate::config::Fusion,
     fusion_weight: f64,
+}
+
+/// The preprocessing of one cache, repeated for inputs from outside it: the cache's recorded
+/// [`SampleRecipe`] and the face models it names, loaded and checked against the hashes the
+/// cache key recorded.
+pub struct InputPreprocessor {
+    recipe: SampleRecipe,
     faces: face::FacePipeline,
 }
 
-impl Predictor {
-    /// Loads every fold model of `run` (its `fold-*/checkpoint.safetensors`) and the prep setup of
-    /// its cache.
+impl InputPreprocessor {
+    /// Reads `cache`'s recipe and loads its models (`shape_predictor`: the dlib model file on
+    /// this machine; cascades by the names the recipe records).
     ///
-    /// Errors: a run without checkpoints, a cache that moved, unreadable model files.
-    pub fn load(run: &Path, device: Device, models: &prep::ModelFiles) -> Result<Predictor> {
+    /// Errors: [`face::FaceError::Provenance`] for a manifest whose settings do not read back,
+    /// [`TrainError::Unreproducible`] for settings a new input cannot follow or model files whose
+    /// content differs from the cache's, model files that do not load.
+    pub fn for_cache(cache: &shard::Cache, shape_predictor: PathBuf) -> Result<InputPreprocessor> {
+        let m = cache.manifest();
+        let label = format!("{} ({})", m.name, cache.dir().display());
+        let recipe = SampleRecipe::from_manifest_extra(&m.extra, &label)?;
+        let refuse = |reason: String| TrainError::Unreproducible {
+            cache: cache.dir().to_path_buf(),
+            reason,
+        };
+        if let Some(why) = recipe.unreproducible() {
+            return Err(refuse(why));
+        }
+        let files = recipe.model_files(shape_predictor);
+        let recorded = &m.key_ingredients["models"];
+        let mut check = vec![("shape_predictor", Some(&files.shape_predictor))];
+        if recipe.box_mode != face::BoxMode::WholeFrame {
+            check.push(("cascade", Some(&files.cascade)));
+            check.push(("fallback_cascade", files.fallback.as_ref()));
+        }
+        for (name, file) in check {
+            let want = recorded.get(name).and_then(|v| v.as_str());
+            match (want, file) {
+                (None, None) => {}
+                (Some(want), Some(file)) => {
+                    let have = shard::hash_file(file)?;
+                    if have != want {
+                        return Err(refuse(format!(
+                            "{name} {} has blake3 {}…, the cache was built with {}…",
+                            file.display(),
+                            &have[..12],
+                            &want[..want.len().min(12)]
+                        )));
+                    }
+                }
+                (None, Some(file)) => {
+                    return Err(refuse(format!(
+                        "the cache was built without a {name}, the recipe names {}",
+                        file.display()
+                    )))
+                }
+                (Some(_), None) => {
+                    return Err(refuse(format!(
+                        "the cache was built with a {name}, the recipe names none"
+                    )))
+                }
+            }
+        }
+        let faces = files.load(recipe.reinitialise)?;
+        Ok(InputPreprocessor { recipe, faces })
+    }
+
+    /// The recipe in force.
+    pub fn recipe(&self) -> &SampleRecipe {
+        &self.recipe
+    }
+
+    /// The crops of every slot of an input (an image file, or a folder of frames: see
+    /// [`face::read_input_frames`]), tracked from the first detection as `prep build` does.
+    /// Errors are a sentence for the prediction table.
+    pub fn preprocess(&self, input: &Path) -> std::result::Result<Vec<FrameCrops>, String> {
+        let frames = face::read_input_frames(input, &self.recipe).map_err(|e| e.to_string())?;
+        self.crop(&frames)
+    }
+
+    /// The crops of every slot of already decoded frames.
+    pub fn crop(&self, frames: &SampleFrames) -> std::result::Result<Vec<FrameCrops>, String> {
+        let distinct = SampleCropper::new(&self.faces, &self.recipe)
+            .crop(frames)
+            .map_err(|f| match f {
+                face::FrameFailure::NoFace { .. } => "no face found".to_string(),
+                other => other.to_string(),
+            })?;
+        frames.fill_slots(distinct).ok_or_else(|| "no frame".into())
+    }
+}
+
+impl Predictor {
+    /// Loads every fold model of `run` (its `fold-*/checkpoint.safetensors`) and the
+    /// preprocessing of its cache ([`InputPreprocessor::for_cache`]; `shape_predictor` is the dlib
+    /// model file on this machine).
+    ///
+    /// Errors: a run without checkpoints, a cache that moved, settings or model files that
+    /// cannot repeat the cache's preprocessing.
+    pub fn load(run: &Path, device: Device, shape_predictor: PathBuf) -> Result<Predictor> {
         let cfg = crate::ExperimentConfig::load(&run.join("config.toml"))?;
         let run_json: serde_json::Value = std::fs::read(run.join("run.json"))
             .ok()
@@ -70,19 +161,17 @@ impl Predictor {
                 path: run.join("run.json"),
                 reason: "missing or unreadable".into(),
             })?;
-        let cache_dir = PathBuf::from(run_json["cache"].as_str().unwrap_or_default());
+        let cache_dir = run_json["cache"]
+            .as_str()
+            .map(PathBuf::from)
+            .ok_or_else(|| TrainError::Checkpoint {
+                path: run.join("run.json"),
+                reason: "no `cache` entry".into(),
+            })?;
         let cache = shard::Cache::open(&cache_dir)?;
+        let inputs = InputPreprocessor::for_cache(&cache, shape_predictor)?;
         let layout = Layout::from_cache(&cache, cfg.train.frames)?;
         let classes = cache.manifest().class_names.clone();
-        let extra = &cache.manifest().extra;
-        let prep: PrepConfig = extra
-            .get("config")
-            .and_then(|c| serde_json::from_value(c.clone()).ok())
-            .unwrap_or_default();
-        let box_mode: BoxMode = extra
-            .get("box_mode")
-            .and_then(|c| serde_json::from_value(c.clone()).ok())
-            .unwrap_or(BoxMode::Detect);
         let runner = crate::trainer::Runner {
             cfg: &cfg,
             dir: run.to_path_buf(),
@@ -115,18 +204,14 @@ impl Predictor {
             crate::trainer::load_model_vars(&vs, &file)?;
             loaded.push((vs, m));
         }
-        let faces = prep::build::load_faces(models, &prep)
-            .map_err(|e| TrainError::Config(format!("loading the face models: {e}")))?;
         Ok(Predictor {
             models: loaded,
             layout,
             transform,
             classes,
-            prep,
-            box_mode,
+            inputs,
             fusion: cfg.model.fusion,
             fusion_weight: cfg.model.fusion_weight,
-            faces,
         })
     }
 
@@ -135,78 +220,9 @@ impl Predictor {
         &self.classes
     }
 
-    /// The frames of an input: an image file (it fills every slot) or a folder of frames (sorted by
-    /// name; slots at the prep configuration's positions).
-    fn frames(&self, input: &Path) -> std::result::Result<Vec<GrayImage>, String> {
-        let open =
-            |p: &Path| GrayImage::open(p, GrayConversion::PilLuma).map_err(|e| e.to_string());
-        let slots = self.layout.slots;
-        if input.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| e.to_string())?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(prep::inventory::is_image_name)
-                })
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err("folder without images".into());
-            }
-            self.prep
-                .frame_indices(files.len())
-                .into_iter()
-                .take(slots)
-                .map(|i| open(&files[i]))
-                .collect()
-        } else {
-            let img = open(input)?;
-            Ok(vec![img; slots])
-        }
-    }
-
-    /// Crops of every slot, tracking from the first detection like `prep build`, and the first
-    /// frame's box with what found it.
-    fn crops(
-        &self,
-        frames: &[GrayImage],
-    ) -> std::result::Result<(Vec<face::FaceCrops>, [i64; 4], String), String> {
-        let mut previous: Option<face::Landmarks> = None;
-        let mut out = Vec::new();
-        let mut first: Option<([i64; 4], String)> = None;
-        let ltrb = |b: FaceBox| [b.left, b.top, b.right, b.bottom];
-        for img in frames {
-            let lm = match (self.box_mode, &previous) {
-                (BoxMode::WholeFrame, _) => {
-                    let b = FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1);
-                    first.get_or_insert((ltrb(b), "whole frame".into()));
-                    self.faces.predictor().predict(img, b)
-                }
-                (_, Some(p)) => self.faces.track(img, p).landmarks,
-                (_, None) => {
-                    let short = img.width().min(img.height()) as f64;
-                    let min_face = ((self.prep.min_face_fraction * short) as i64).max(20);
-                    match self.faces.detect(img, Some(min_face)).into_iter().next() {
-                        Some(f) => {
-                            first.get_or_insert((ltrb(f.face_box), f.detector.clone()));
-                            f.landmarks
-                        }
-                        None => return Err("no face found".into()),
-                    }
-                }
-            };
-            let c = crop_face_and_parts(img, &lm.precise, &self.prep.crops)
-                .ok_or("landmarks give no usable crop")?;
-            out.push(c);
-            if self.box_mode != BoxMode::WholeFrame {
-                previous = Some(lm);
-            }
-        }
-        let (face_box, detector) = first.ok_or("no frame")?;
-        Ok((out, face_box, detector))
+    /// The preprocessing of the run's cache.
+    pub fn inputs(&self) -> &InputPreprocessor {
+        &self.inputs
     }
 
     /// Classifies every input; inputs that fail are returned with `error`, never skipped.
@@ -214,8 +230,7 @@ impl Predictor {
         let mut out = Vec::new();
         for input in inputs {
             let name = input.display().to_string();
-            let crops = self.frames(input).and_then(|f| self.crops(&f));
-            let (crops, face_box, detector) = match crops {
+            let crops = match self.inputs.preprocess(input) {
                 Ok(c) => c,
                 Err(e) => {
                     out.push(Prediction {
@@ -229,7 +244,10 @@ impl Predictor {
                     continue;
                 }
             };
-            let peak = &crops[crops.len() - 1];
+            let first = &crops[0];
+            let face_box = first.face_box.map(|b| [b.left, b.top, b.right, b.bottom]);
+            let detector = Some(first.detector.clone());
+            let peak = &crops[crops.len() - 1].crops;
             let mut hb = HostBatch {
                 n: 1,
                 records: vec![0],
@@ -239,7 +257,7 @@ impl Predictor {
                 skipped: Vec::new(),
             };
             for &k in &self.layout.use_slots {
-                let c = &crops[k.min(crops.len() - 1)];
+                let c = &crops[k.min(crops.len() - 1)].crops;
                 hb.parts[0].extend_from_slice(c.eyes.data());
                 hb.parts[1].extend_from_slice(c.nose.data());
                 hb.parts[2].extend_from_slice(c.mouth.data());
@@ -270,8 +288,8 @@ impl Predictor {
                 probabilities: probs,
                 class: best,
                 error: None,
-                face_box: Some(face_box),
-                detector: Some(detector),
+                face_box,
+                detector,
             });
         }
         Ok(out)

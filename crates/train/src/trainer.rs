@@ -310,7 +310,7 @@ impl Runner<'_> {
                     path: ckpt_info.clone(),
                     reason: e.to_string(),
                 })?;
-            let hash = file_blake3(&ckpt_tensors)?;
+            let hash = shard::hash_file(&ckpt_tensors)?;
             if hash != info.tensors_blake3 {
                 return Err(TrainError::Checkpoint {
                     path: ckpt_tensors,
@@ -391,7 +391,7 @@ impl Runner<'_> {
         std::fs::rename(&tmp, tensors).map_err(|e| TrainError::io(tensors, e))?;
         let ci = CheckpointInfo {
             epoch,
-            tensors_blake3: file_blake3(tensors)?,
+            tensors_blake3: shard::hash_file(tensors)?,
             history: history.to_vec(),
         };
         shard::atomic_write(info, &serde_json::to_vec_pretty(&ci).unwrap_or_default())?;
@@ -602,11 +602,6 @@ pub fn load_model_vars(vs: &nn::VarStore, file: &Path) -> Result<Vec<(String, Te
         Ok(())
     })?;
     Ok(named)
-}
-
-fn file_blake3(p: &Path) -> Result<String> {
-    let bytes = std::fs::read(p).map_err(|e| TrainError::io(p, e))?;
-    Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 
 /// What `train run` produced.

@@ -244,7 +244,7 @@ fn batched_whole_frame_processing_equals_one_by_one() {
     std::fs::write(&path, csv).unwrap();
     let cfg = prep::PrepConfig::default();
     let inv = prep::datasets::fer2013::inventory(&path, None, cfg.slots()).unwrap();
-    let faces = prep::build::load_faces(&models, &cfg).unwrap();
+    let faces = models.load(cfg.reinitialise).unwrap();
     let p = prep::pipeline::Processor {
         faces: &faces,
         config: &cfg,
@@ -311,7 +311,7 @@ fn batched_detection_processing_equals_one_by_one() {
             },
         )
         .unwrap();
-        let faces = prep::build::load_faces(&models, &cfg).unwrap();
+        let faces = models.load(cfg.reinitialise).unwrap();
         let p = prep::pipeline::Processor {
             faces: &faces,
             config: &cfg,

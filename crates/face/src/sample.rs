@@ -1,0 +1,800 @@
+//! The one path from decoded frames to the crops of a sample, shared by `prep build` (which caches
+//! them) and `train predict` (which classifies new inputs with the cache's settings): find the
+//! face of each frame (detect, track from the previous frame, take the whole frame, or use the
+//! dataset's landmarks), predict 68 points, align, cut the face and part crops; slots that repeat
+//! a frame repeat its crops.
+//!
+//! [`SampleRecipe`] holds every setting that decides those crops. `prep` records it in each
+//! cache's manifest (`extra.recipe`) and `train` reads it back with
+//! [`SampleRecipe::from_manifest_extra`], so that both sides cut the same bytes from the same
+//! frames (pinned by a byte-identity test over every dataset layout).
+
+use crate::{
+    crop_face_and_parts, CascadeDetector, CropConfig, FaceBox, FaceCrops, FaceError, FacePipeline,
+    GrayImage, Landmarks, Result,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// How the face box of a frame is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BoxMode {
+    /// Cascade detection (with the fallback cascade), tracking within sequences.
+    Detect,
+    /// The whole image is the face box (FER2013 and CK+48 are already face crops).
+    WholeFrame,
+    /// Detection, and the whole image when no face is found.
+    DetectOrWholeFrame,
+}
+
+/// Every setting that decides how a sample's frames become crops: what `train predict` must
+/// repeat to classify a new input the way the cache's samples were made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleRecipe {
+    /// How face boxes are found (resolved: never the dataset's default).
+    pub box_mode: BoxMode,
+    /// Crop sizes, margins and alignment.
+    pub crops: CropConfig,
+    /// Frame positions within a sequence as fractions of its length (0 = first, 1 = last); one
+    /// per slot.
+    pub frame_positions: Vec<f64>,
+    /// Primary cascade: a name under the OpenCV data directory or a path ending in `.xml`.
+    pub cascade: String,
+    /// Cascade tried when the primary finds nothing; `none`, empty or the primary's name = none.
+    pub fallback_cascade: String,
+    /// Smallest face searched for, as a fraction of the image's shorter side (at least 20 px).
+    pub min_face_fraction: f64,
+    /// Detect on every frame instead of tracking from the first.
+    pub detect_every_frame: bool,
+    /// Predict a second time from the box fitted to the first landmarks.
+    pub reinitialise: bool,
+    /// The landmarks came from the dataset's files, not from the predictor.
+    pub dataset_landmarks: bool,
+}
+
+impl SampleRecipe {
+    /// Number of frame slots per sample.
+    pub fn slots(&self) -> usize {
+        self.frame_positions.len()
+    }
+
+    /// The frame indices chosen from a sequence of `n ≥ 1` frames, one per slot:
+    /// round(p × (n − 1)), halves up.
+    pub fn frame_indices(&self, n: usize) -> Vec<usize> {
+        frame_indices(&self.frame_positions, n)
+    }
+
+    /// The smallest face searched for in `img`, in pixels, before the 20 px floor.
+    pub fn min_face(&self, img: &GrayImage) -> i64 {
+        let short = img.width().min(img.height()) as f64;
+        (self.min_face_fraction * short) as i64
+    }
+
+    /// The model files this recipe names, with `shape_predictor` as the dlib model (see
+    /// [`ModelFiles::resolve`]).
+    pub fn model_files(&self, shape_predictor: PathBuf) -> ModelFiles {
+        ModelFiles::resolve(shape_predictor, &self.cascade, &self.fallback_cascade)
+    }
+
+    /// Reads the recipe a cache was built with from its manifest's `extra` object: the
+    /// `recipe` entry, or for caches written before it existed the prep `config` and the
+    /// resolved `box_mode`. No field takes a default.
+    ///
+    /// Errors: [`FaceError::Provenance`] naming `cache` and the missing or mistyped field.
+    pub fn from_manifest_extra(extra: &serde_json::Value, cache: &str) -> Result<SampleRecipe> {
+        let field =
+            |obj: &serde_json::Value, path: &str, name: &str| -> Result<serde_json::Value> {
+                obj.get(name).cloned().ok_or_else(|| FaceError::Provenance {
+                    cache: cache.to_string(),
+                    field: format!("{path}{name}"),
+                    reason: "missing".into(),
+                })
+            };
+        fn typed<T: DeserializeOwned>(
+            v: serde_json::Value,
+            cache: &str,
+            field: String,
+        ) -> Result<T> {
+            serde_json::from_value(v).map_err(|e| FaceError::Provenance {
+                cache: cache.to_string(),
+                field,
+                reason: e.to_string(),
+            })
+        }
+        if let Some(recipe) = extra.get("recipe") {
+            return typed(recipe.clone(), cache, "extra.recipe".into());
+        }
+        let config = field(extra, "extra.", "config")?;
+        let get = |name: &str| field(&config, "extra.config.", name);
+        let name = |n: &str| format!("extra.config.{n}");
+        Ok(SampleRecipe {
+            box_mode: typed(
+                field(extra, "extra.", "box_mode")?,
+                cache,
+                "extra.box_mode".into(),
+            )?,
+            crops: typed(get("crops")?, cache, name("crops"))?,
+            frame_positions: typed(get("frame_positions")?, cache, name("frame_positions"))?,
+            cascade: typed(get("cascade")?, cache, name("cascade"))?,
+            fallback_cascade: typed(get("fallback_cascade")?, cache, name("fallback_cascade"))?,
+            min_face_fraction: typed(get("min_face_fraction")?, cache, name("min_face_fraction"))?,
+            detect_every_frame: typed(
+                get("detect_every_frame")?,
+                cache,
+                name("detect_every_frame"),
+            )?,
+            reinitialise: typed(get("reinitialise")?, cache, name("reinitialise"))?,
+            dataset_landmarks: typed(get("dataset_landmarks")?, cache, name("dataset_landmarks"))?,
+        })
+    }
+
+    /// Why a new input cannot be turned into crops the way this recipe made the cache's, or
+    /// `None` when it can: the crops of a cache built from the dataset's own landmark files
+    /// depend on files a new image does not have.
+    pub fn unreproducible(&self) -> Option<String> {
+        self.dataset_landmarks.then(|| {
+            "its crops were cut at the landmarks shipped with the dataset (dataset_landmarks = \
+             true), which a new image does not have; rebuild the cache without that option to \
+             predict"
+                .to_string()
+        })
+    }
+}
+
+/// round(p × (n − 1)) for each position, halves up, clamped to the last frame.
+pub fn frame_indices(positions: &[f64], n: usize) -> Vec<usize> {
+    let last = n.saturating_sub(1) as f64;
+    positions
+        .iter()
+        .map(|p| ((p * last + 0.5).floor() as usize).min(n.saturating_sub(1)))
+        .collect()
+}
+
+/// Whether a file name has an image extension that the decoder reads (case-insensitive).
+pub fn is_image_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".gif",
+    ]
+    .iter()
+    .any(|e| lower.ends_with(e))
+}
+
+/// The model files of a face pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFiles {
+    /// dlib 68-point model.
+    pub shape_predictor: PathBuf,
+    /// Primary cascade XML.
+    pub cascade: PathBuf,
+    /// Fallback cascade XML, if any.
+    pub fallback: Option<PathBuf>,
+}
+
+impl ModelFiles {
+    /// Resolves cascade names the way a recipe names them: a name ending in `.xml` is a path,
+    /// any other name a file of `opencv-data` ([`crate::cascade_path`]); the fallback is none
+    /// when it is `none`, empty or the primary's name.
+    pub fn resolve(shape_predictor: PathBuf, cascade: &str, fallback: &str) -> ModelFiles {
+        let fallback = match fallback {
+            "none" | "" => None,
+            n if n == cascade => None,
+            n => Some(cascade_file(n)),
+        };
+        ModelFiles {
+            shape_predictor,
+            cascade: cascade_file(cascade),
+            fallback,
+        }
+    }
+
+    /// Loads the pipeline: the dlib model (68 parts), the cascades with their documented box
+    /// calibrations, OpenCV's default detection parameters with a 20 px minimum face.
+    ///
+    /// Errors: unreadable or malformed model files; [`FaceError::ShapeModelParts`] for a dlib
+    /// model that is not a 68-point one.
+    pub fn load(&self, reinitialise: bool) -> Result<FacePipeline> {
+        let predictor = crate::ShapePredictor::load(&self.shape_predictor)?;
+        if predictor.num_parts() != 68 {
+            return Err(FaceError::ShapeModelParts {
+                file: self.shape_predictor.clone(),
+                parts: predictor.num_parts(),
+            });
+        }
+        let detector = CascadeDetector::load(&self.cascade)?;
+        let mut opts = crate::PipelineOptions {
+            detect: crate::DetectParams::default(),
+            calibration: crate::BoxCalibration::for_cascade(detector.name()),
+            reinitialise,
+        };
+        opts.detect.min_size = (20, 20);
+        let p = FacePipeline::new(detector, predictor, Some(opts));
+        Ok(match &self.fallback {
+            Some(f) => p.with_fallback(CascadeDetector::load(f)?),
+            None => p,
+        })
+    }
+}
+
+/// A cascade name or `.xml` path as a file.
+pub fn cascade_file(name: &str) -> PathBuf {
+    if name.ends_with(".xml") {
+        PathBuf::from(name)
+    } else {
+        crate::cascade_path(name)
+    }
+}
+
+/// How the face of a frame was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceSource {
+    /// A cascade found it.
+    Detected,
+    /// Its box was fitted to the previous frame's landmarks.
+    Tracked,
+    /// The whole frame was the box (whole-frame datasets, or no face found in
+    /// [`BoxMode::DetectOrWholeFrame`]).
+    WholeFrame,
+    /// The dataset's landmarks were used as they are.
+    DatasetLandmarks,
+}
+
+/// The result of one frame slot.
+#[derive(Debug, Clone)]
+pub struct FrameCrops {
+    /// The 68 landmarks (source pixels).
+    pub landmarks: Vec<[f32; 2]>,
+    /// The face and part crops.
+    pub crops: FaceCrops,
+    /// How the face was found.
+    pub source: FaceSource,
+    /// What found it: the cascade's name, `tracked`, `whole_frame` or `dataset_landmarks`.
+    pub detector: String,
+    /// The box the predictor ran on (inclusive; `None` for dataset landmarks).
+    pub face_box: Option<FaceBox>,
+    /// This slot repeats the previous slot's frame (a still image, a short sequence).
+    pub repeated: bool,
+}
+
+/// The decoded frames of one input.
+#[derive(Debug, Clone, Default)]
+pub struct SampleFrames {
+    /// Number of frame slots of the sample.
+    pub slots: usize,
+    /// The distinct frames, in slot order, as (first slot, image): the slots up to the next
+    /// entry repeat this frame. The first entry is slot 0. An input whose frame failed to
+    /// decode lists the frames before it.
+    pub distinct: Vec<(usize, GrayImage)>,
+    /// Landmarks shipped with the dataset, one set per slot, when the recipe uses them.
+    pub landmarks: Option<Vec<Vec<[f32; 2]>>>,
+}
+
+impl SampleFrames {
+    /// One still image in every slot.
+    pub fn still(img: GrayImage, slots: usize) -> SampleFrames {
+        SampleFrames {
+            slots,
+            distinct: vec![(0, img)],
+            landmarks: None,
+        }
+    }
+
+    /// The per-slot results from the results of the distinct frames (as
+    /// [`SampleCropper::crop`] returns them): repeated slots copy the previous result with
+    /// `repeated` set. `None` when a slot has no frame before it (no frames at all).
+    pub fn fill_slots(&self, distinct: Vec<FrameCrops>) -> Option<Vec<FrameCrops>> {
+        let mut out: Vec<FrameCrops> = Vec::with_capacity(self.slots);
+        let mut next = self
+            .distinct
+            .iter()
+            .map(|(s, _)| *s)
+            .zip(distinct)
+            .peekable();
+        for slot in 0..self.slots {
+            match next.peek() {
+                Some((s, _)) if *s == slot => out.push(next.next()?.1),
+                _ => {
+                    let mut r = out.last()?.clone();
+                    r.repeated = true;
+                    out.push(r);
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Why a frame gave no crops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameFailure {
+    /// No cascade found a face of at least `min_face` px (before the 20 px floor).
+    NoFace {
+        /// The frame's slot.
+        slot: usize,
+        /// The smallest face searched for.
+        min_face: i64,
+    },
+    /// The landmarks give no usable crop (degenerate geometry).
+    NoUsableCrop {
+        /// The frame's slot.
+        slot: usize,
+    },
+}
+
+impl std::fmt::Display for FrameFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameFailure::NoFace { min_face, .. } => {
+                write!(f, "no face of at least {min_face} px")
+            }
+            FrameFailure::NoUsableCrop { .. } => write!(f, "landmarks give no usable crop"),
+        }
+    }
+}
+
+/// Where a frame's landmarks come from, before they are predicted.
+struct Located {
+    landmarks: Vec<[f32; 2]>,
+    source: FaceSource,
+    detector: String,
+    face_box: Option<FaceBox>,
+}
+
+/// Turns [`SampleFrames`] into per-frame crops with one face pipeline and one recipe.
+pub struct SampleCropper<'a> {
+    faces: &'a FacePipeline,
+    recipe: &'a SampleRecipe,
+}
+
+impl<'a> SampleCropper<'a> {
+    /// A cropper; `faces` should be loaded from `recipe`'s model files.
+    pub fn new(faces: &'a FacePipeline, recipe: &'a SampleRecipe) -> Self {
+        SampleCropper { faces, recipe }
+    }
+
+    /// The recipe in force.
+    pub fn recipe(&self) -> &SampleRecipe {
+        self.recipe
+    }
+
+    /// Whether [`Self::crop_batch`] batches the landmark predictions: always, except with the
+    /// re-initialisation pass (a second prediction from the first one's box).
+    pub fn batches(&self) -> bool {
+        self.recipe.box_mode == BoxMode::WholeFrame || !self.faces.options().reinitialise
+    }
+
+    /// The crops of an input's distinct frames, in order (see [`SampleFrames::fill_slots`]
+    /// for the slots), or the first frame in slot order that gave none. Sequences are tracked:
+    /// the first frame is detected, the next ones fitted to the previous landmarks.
+    pub fn crop(
+        &self,
+        frames: &SampleFrames,
+    ) -> std::result::Result<Vec<FrameCrops>, FrameFailure> {
+        let mut previous: Option<Landmarks> = None;
+        let mut out = Vec::with_capacity(frames.distinct.len());
+        for (slot, img) in &frames.distinct {
+            let (located, keep) = self.locate(frames, *slot, img, previous.as_ref())?;
+            out.push(self.cut(*slot, img, located)?);
+            previous = keep;
+        }
+        Ok(out)
+    }
+
+    /// [`Self::crop`] of several inputs; the results are equal, but the landmarks of their
+    /// frames are predicted together in [`crate::ShapePredictor::predict_batch`] calls, which read
+    /// each tree's leaves once per batch instead of once per face: with whole-frame boxes all
+    /// frames in one call, with detection one call per frame step (every input's first frame,
+    /// then every input's second, … since a tracked frame needs the previous one's landmarks).
+    pub fn crop_batch(
+        &self,
+        inputs: &[&SampleFrames],
+    ) -> Vec<std::result::Result<Vec<FrameCrops>, FrameFailure>> {
+        if !self.batches() || inputs.iter().any(|i| i.landmarks.is_some()) {
+            return inputs.iter().map(|i| self.crop(i)).collect();
+        }
+        if self.recipe.box_mode != BoxMode::WholeFrame {
+            return self.crop_batch_detect(inputs);
+        }
+        let boxes: Vec<(&GrayImage, FaceBox)> = inputs
+            .iter()
+            .flat_map(|i| &i.distinct)
+            .map(|(_, img)| (img, whole_frame_box(img)))
+            .collect();
+        let mut predicted = self.faces.predictor().predict_batch(&boxes).into_iter();
+        inputs
+            .iter()
+            .map(|input| {
+                // Consume this input's predictions even if a crop fails, to stay aligned.
+                let lms: Vec<Landmarks> = input
+                    .distinct
+                    .iter()
+                    .filter_map(|_| predicted.next())
+                    .collect();
+                input
+                    .distinct
+                    .iter()
+                    .zip(lms)
+                    .map(|((slot, img), lm)| self.cut(*slot, img, whole_frame(img, lm)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Finds the landmarks of one frame, and the landmarks later frames track from.
+    fn locate(
+        &self,
+        frames: &SampleFrames,
+        slot: usize,
+        img: &GrayImage,
+        previous: Option<&Landmarks>,
+    ) -> std::result::Result<(Located, Option<Landmarks>), FrameFailure> {
+        if let Some(given) = &frames.landmarks {
+            let located = Located {
+                landmarks: given.get(slot).cloned().unwrap_or_default(),
+                source: FaceSource::DatasetLandmarks,
+                detector: "dataset_landmarks".into(),
+                face_box: None,
+            };
+            return Ok((located, None));
+        }
+        let whole = || {
+            let b = whole_frame_box(img);
+            whole_frame(img, self.faces.predictor().predict(img, b))
+        };
+        if self.recipe.box_mode == BoxMode::WholeFrame {
+            return Ok((whole(), None));
+        }
+        if let Some(p) = previous.filter(|_| !self.recipe.detect_every_frame) {
+            let t = self.faces.track(img, p);
+            let located = Located {
+                landmarks: t.landmarks.precise.clone(),
+                source: FaceSource::Tracked,
+                detector: t.detector,
+                face_box: Some(t.face_box),
+            };
+            return Ok((located, Some(t.landmarks)));
+        }
+        let min_face = self.recipe.min_face(img);
+        match self
+            .faces
+            .detect(img, Some(min_face.max(20)))
+            .into_iter()
+            .next()
+        {
+            Some(f) => {
+                let located = Located {
+                    landmarks: f.landmarks.precise.clone(),
+                    source: FaceSource::Detected,
+                    detector: f.detector,
+                    face_box: Some(f.face_box),
+                };
+                Ok((located, Some(f.landmarks)))
+            }
+            None if self.recipe.box_mode == BoxMode::DetectOrWholeFrame => Ok((whole(), None)),
+            None => Err(FrameFailure::NoFace { slot, min_face }),
+        }
+    }
+
+    /// Aligns and cuts the crops of one frame at its landmarks.
+    fn cut(
+        &self,
+        slot: usize,
+        img: &GrayImage,
+        located: Located,
+    ) -> std::result::Result<FrameCrops, FrameFailure> {
+        let crops = crop_face_and_parts(img, &located.landmarks, &self.recipe.crops)
+            .ok_or(FrameFailure::NoUsableCrop { slot })?;
+        Ok(FrameCrops {
+            landmarks: located.landmarks,
+            crops,
+            source: located.source,
+            detector: located.detector,
+            face_box: located.face_box,
+            repeated: false,
+        })
+    }
+
+    /// [`Self::crop_batch`] with detection and tracking, in lock step over the inputs' distinct
+    /// frames. Each frame goes through the decisions of [`Self::locate`] (track from the
+    /// previous landmarks, else detect, else the whole frame or a failure), and each input's
+    /// first failure in slot order is its result, as in [`Self::crop`].
+    fn crop_batch_detect(
+        &self,
+        inputs: &[&SampleFrames],
+    ) -> Vec<std::result::Result<Vec<FrameCrops>, FrameFailure>> {
+        /// One input's progress: the results so far, the landmarks to track from, its failure.
+        #[derive(Default)]
+        struct Progress {
+            results: Vec<FrameCrops>,
+            previous: Option<Landmarks>,
+            failed: Option<FrameFailure>,
+        }
+        /// A landmark prediction to make: for which input, in which box, found how, and
+        /// whether later frames track from its landmarks.
+        struct Request {
+            input: usize,
+            face_box: FaceBox,
+            source: FaceSource,
+            detector: String,
+            track_from: bool,
+        }
+        let mut progress: Vec<Progress> = inputs.iter().map(|_| Progress::default()).collect();
+        let steps = inputs.iter().map(|i| i.distinct.len()).max().unwrap_or(0);
+        for step in 0..steps {
+            let mut requests: Vec<Request> = Vec::new();
+            for (i, (input, p)) in inputs.iter().zip(&mut progress).enumerate() {
+                if p.failed.is_some() || step >= input.distinct.len() {
+                    continue;
+                }
+                let (slot, img) = &input.distinct[step];
+                let tracked = p
+                    .previous
+                    .as_ref()
+                    .filter(|_| !self.recipe.detect_every_frame);
+                if let Some(prev) = tracked {
+                    requests.push(Request {
+                        input: i,
+                        face_box: self.faces.predictor().box_from_landmarks(&prev.precise),
+                        source: FaceSource::Tracked,
+                        detector: "tracked".into(),
+                        track_from: true,
+                    });
+                    continue;
+                }
+                let min_face = self.recipe.min_face(img);
+                match self.faces.detect_boxes(img, Some(min_face.max(20))).first() {
+                    Some(found) => requests.push(Request {
+                        input: i,
+                        face_box: found.face_box,
+                        source: FaceSource::Detected,
+                        detector: found.detector.to_string(),
+                        track_from: true,
+                    }),
+                    None if self.recipe.box_mode == BoxMode::DetectOrWholeFrame => {
+                        requests.push(Request {
+                            input: i,
+                            face_box: whole_frame_box(img),
+                            source: FaceSource::WholeFrame,
+                            detector: "whole_frame".into(),
+                            track_from: false,
+                        })
+                    }
+                    None => {
+                        p.failed = Some(FrameFailure::NoFace {
+                            slot: *slot,
+                            min_face,
+                        })
+                    }
+                }
+            }
+            let boxes: Vec<(&GrayImage, FaceBox)> = requests
+                .iter()
+                .map(|r| (&inputs[r.input].distinct[step].1, r.face_box))
+                .collect();
+            let predicted = self.faces.predictor().predict_batch(&boxes);
+            for (r, lm) in requests.into_iter().zip(predicted) {
+                let (slot, img) = &inputs[r.input].distinct[step];
+                let located = Located {
+                    landmarks: lm.precise.clone(),
+                    source: r.source,
+                    detector: r.detector,
+                    face_box: Some(r.face_box),
+                };
+                let p = &mut progress[r.input];
+                match self.cut(*slot, img, located) {
+                    Ok(c) => {
+                        p.results.push(c);
+                        p.previous = r.track_from.then_some(lm);
+                    }
+                    Err(e) => p.failed = Some(e),
+                }
+            }
+        }
+        progress
+            .into_iter()
+            .map(|p| match p.failed {
+                Some(e) => Err(e),
+                None => Ok(p.results),
+            })
+            .collect()
+    }
+}
+
+/// The whole image as the face box (FER2013, CK+48, and the fallback when no face is found):
+/// `0, 0, width − 1, height − 1`, inclusive.
+pub fn whole_frame_box(img: &GrayImage) -> FaceBox {
+    FaceBox::ltrb(0, 0, img.width() as i64 - 1, img.height() as i64 - 1)
+}
+
+fn whole_frame(img: &GrayImage, lm: Landmarks) -> Located {
+    Located {
+        landmarks: lm.precise,
+        source: FaceSource::WholeFrame,
+        detector: "whole_frame".into(),
+        face_box: Some(whole_frame_box(img)),
+    }
+}
+
+/// Reads the frames of a file or folder the way a cache's inputs were read, for inputs that
+/// are not part of a dataset (`train predict`): an image file is a still image in every slot;
+/// a folder is a sequence of the images in it sorted by name, of which the recipe's frame
+/// positions are taken (consecutive equal indices are one distinct frame).
+///
+/// Errors: an unreadable folder, a folder without images, an image that does not decode.
+pub fn read_input_frames(input: &Path, recipe: &SampleRecipe) -> Result<SampleFrames> {
+    let open = |p: &Path| GrayImage::open(p, crate::GrayConversion::PilLuma);
+    let slots = recipe.slots();
+    if !input.is_dir() {
+        return Ok(SampleFrames::still(open(input)?, slots));
+    }
+    let io = |e| FaceError::Io {
+        path: input.to_path_buf(),
+        cause: e,
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(input).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        if p.is_file()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_image_name)
+        {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "folder without images",
+        )));
+    }
+    let indices = recipe.frame_indices(files.len());
+    let mut distinct = Vec::new();
+    for (slot, &i) in indices.iter().enumerate() {
+        if slot > 0 && indices[slot - 1] == i {
+            continue;
+        }
+        distinct.push((slot, open(&files[i])?));
+    }
+    Ok(SampleFrames {
+        slots,
+        distinct,
+        landmarks: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe() -> SampleRecipe {
+        SampleRecipe {
+            box_mode: BoxMode::Detect,
+            crops: CropConfig::default(),
+            frame_positions: vec![0.0, 0.5, 1.0],
+            cascade: "lbpcascade_frontalface".into(),
+            fallback_cascade: "haarcascade_frontalface_default".into(),
+            min_face_fraction: 0.2,
+            detect_every_frame: false,
+            reinitialise: false,
+            dataset_landmarks: false,
+        }
+    }
+
+    #[test]
+    fn frame_positions_match_the_authors_lists() {
+        let r = recipe();
+        // CK+ S010/002 has 14 frames; the authors list frames 1, 8, 14 (1-based).
+        assert_eq!(r.frame_indices(14), vec![0, 7, 13]);
+        // Oulu-CASIA P001/Anger: 000, 008, 016 of 17 frames.
+        assert_eq!(r.frame_indices(17), vec![0, 8, 16]);
+        assert_eq!(r.frame_indices(1), vec![0, 0, 0]);
+        assert_eq!(r.frame_indices(2), vec![0, 1, 1]);
+    }
+
+    #[test]
+    fn recipe_reads_back_from_the_recipe_entry_and_from_older_manifests() {
+        let r = recipe();
+        let new = serde_json::json!({ "recipe": r });
+        assert_eq!(SampleRecipe::from_manifest_extra(&new, "c").unwrap(), r);
+        let mut config = serde_json::to_value(&r).unwrap();
+        let obj = config.as_object_mut().unwrap();
+        obj.remove("box_mode");
+        obj.insert("seed".into(), 3.into());
+        let old = serde_json::json!({ "config": config, "box_mode": "detect" });
+        assert_eq!(SampleRecipe::from_manifest_extra(&old, "c").unwrap(), r);
+    }
+
+    #[test]
+    fn recipe_errors_name_the_cache_and_the_field() {
+        let r = recipe();
+        let mut config = serde_json::to_value(&r).unwrap();
+        config.as_object_mut().unwrap().remove("cascade");
+        let e = SampleRecipe::from_manifest_extra(
+            &serde_json::json!({ "config": config, "box_mode": "detect" }),
+            "ckplus@1234",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ckplus@1234") && e.contains("extra.config.cascade"),
+            "{e}"
+        );
+        let e = SampleRecipe::from_manifest_extra(
+            &serde_json::json!({ "config": serde_json::to_value(&r).unwrap(), "box_mode": 3 }),
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("extra.box_mode"), "{e}");
+        let e = SampleRecipe::from_manifest_extra(&serde_json::json!({}), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("extra.config") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn model_files_follow_the_none_and_same_cascade_rules() {
+        let p = PathBuf::from("m.dat");
+        let a = ModelFiles::resolve(p.clone(), "lbpcascade_frontalface", "none");
+        assert_eq!(a.fallback, None);
+        let b = ModelFiles::resolve(
+            p.clone(),
+            "lbpcascade_frontalface",
+            "lbpcascade_frontalface",
+        );
+        assert_eq!(b.fallback, None);
+        let c = ModelFiles::resolve(p.clone(), "/x/my.xml", "");
+        assert_eq!((c.cascade, c.fallback), (PathBuf::from("/x/my.xml"), None));
+        let d = ModelFiles::resolve(
+            p,
+            "lbpcascade_frontalface",
+            "haarcascade_frontalface_default",
+        );
+        assert!(d
+            .fallback
+            .unwrap()
+            .ends_with("haarcascades/haarcascade_frontalface_default.xml"));
+    }
+
+    #[test]
+    fn slots_repeat_the_previous_distinct_frame() {
+        let img = GrayImage::filled(4, 4, 1);
+        let frames = SampleFrames {
+            slots: 3,
+            distinct: vec![(0, img.clone()), (2, img.clone())],
+            landmarks: None,
+        };
+        let crops = FaceCrops {
+            face: img.clone(),
+            eyes: img.clone(),
+            nose: img.clone(),
+            mouth: img.clone(),
+            angle_deg: 0.0,
+            padded: false,
+        };
+        let r = |d: &str| FrameCrops {
+            landmarks: vec![],
+            crops: crops.clone(),
+            source: FaceSource::WholeFrame,
+            detector: d.into(),
+            face_box: None,
+            repeated: false,
+        };
+        let out = frames.fill_slots(vec![r("a"), r("b")]).unwrap();
+        let got: Vec<(&str, bool)> = out
+            .iter()
+            .map(|c| (c.detector.as_str(), c.repeated))
+            .collect();
+        assert_eq!(got, [("a", false), ("a", true), ("b", false)]);
+        let empty = SampleFrames {
+            slots: 2,
+            ..Default::default()
+        };
+        assert!(empty.fill_slots(vec![]).is_none());
+    }
+}
