@@ -1,0 +1,373 @@
+//! `prep build` as a library call: dataset → inventory → folds → cache key → (cache hit, or)
+//! parallel processing into a shard cache with its tables, QA sheets and summary.
+//!
+//! * `key` — the cache key: what it is computed from, the source fingerprint, model hashes.
+//! * `parse` — the dataset parsers and fold assignment behind one call.
+//! * `summary` — the counts of a build and the failure policy that judges them.
+//! * `merge` — merging the parts of a `--part i/N` build.
+
+use crate::config::{BoxMode, PrepConfig};
+use crate::datasets::{ckplus, fer2013, folders, oulu, walk};
+use crate::folds::{normalise_oulu, FoldList};
+use crate::inventory::{sort_failures, Inventory, STAGE_EXCLUDE};
+use crate::pipeline::{process_all, Processor, QaSample};
+use crate::qa;
+use crate::splits::{apply_fold_list, subject_kfold, FoldCoverage};
+use crate::{PrepError, Result};
+use serde::{Deserialize, Serialize};
+use shard::{CacheKey, CacheWriter, CacheWriterOptions, FailureRow, Manifest, SourceFingerprinter};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+mod key;
+mod merge;
+mod parse;
+mod summary;
+
+pub use key::{cache_dir_for, compute_key};
+pub use merge::merge_parts;
+pub use parse::inventory;
+pub use summary::{stored_summary, Summary};
+
+/// The dataset layouts `prep build` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// `fer2013.csv` (emotion, pixels, Usage).
+    Fer2013,
+    /// `fer2013.csv` with FER+ majority labels from `fer2013new.csv` beside it.
+    Ferplus,
+    /// The Kaggle image-folder release `train|test/<class>/*.jpg`.
+    Fer2013Folders,
+    /// The CK+ tree (`cohn-kanade-images/`, `Emotion/`, `Landmarks/`).
+    Ckplus,
+    /// The Oulu-CASIA tree (`OriginalImg/…`).
+    Oulu,
+    /// CK+48: `<class>/Sxxx_yyy_nnnnnnnn.png`, frames grouped into sequences.
+    Ckplus48,
+    /// JAFFE: `KA.AN1.39.tiff`, class and subject from the name.
+    Jaffe,
+    /// Any `<class>/<image>` folder tree (every image its own subject).
+    Folders,
+}
+
+impl DatasetKind {
+    /// The cache name and `--dataset` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Fer2013 => "fer2013",
+            DatasetKind::Ferplus => "ferplus",
+            DatasetKind::Fer2013Folders => "fer2013-folders",
+            DatasetKind::Ckplus => "ckplus",
+            DatasetKind::Oulu => "oulu",
+            DatasetKind::Ckplus48 => "ckplus48",
+            DatasetKind::Jaffe => "jaffe",
+            DatasetKind::Folders => "folders",
+        }
+    }
+
+    /// Parses the `--dataset` spelling.
+    pub fn parse(s: &str) -> Option<DatasetKind> {
+        [
+            DatasetKind::Fer2013,
+            DatasetKind::Ferplus,
+            DatasetKind::Fer2013Folders,
+            DatasetKind::Ckplus,
+            DatasetKind::Oulu,
+            DatasetKind::Ckplus48,
+            DatasetKind::Jaffe,
+            DatasetKind::Folders,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+    }
+
+    /// The box mode used when the configuration does not set one: the whole image for datasets
+    /// that are already 48×48 face crops, detection otherwise.
+    pub fn default_box_mode(self) -> BoxMode {
+        match self {
+            DatasetKind::Fer2013
+            | DatasetKind::Ferplus
+            | DatasetKind::Fer2013Folders
+            | DatasetKind::Ckplus48 => BoxMode::WholeFrame,
+            _ => BoxMode::Detect,
+        }
+    }
+
+    /// The authors' fold list for this dataset, relative to the project root.
+    pub fn default_fold_list(self) -> Option<&'static str> {
+        match self {
+            DatasetKind::Ckplus => Some("manifests/folds/CK+_Ten_group.txt"),
+            DatasetKind::Oulu => Some("manifests/folds/Oulu_CASIA_Ten_group.txt"),
+            _ => None,
+        }
+    }
+}
+
+pub use face::ModelFiles;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// Dataset layout.
+    pub kind: DatasetKind,
+    /// Dataset root (or the csv file for FER2013 / FER+).
+    pub source: PathBuf,
+    /// Directory holding caches.
+    pub cache_dir: PathBuf,
+    /// Cache name (default: the dataset name).
+    pub name: Option<String>,
+    /// Prep configuration.
+    pub config: PrepConfig,
+    /// Authors' fold list (CK+, Oulu); `None` = seeded subject k-fold.
+    pub fold_list: Option<PathBuf>,
+    /// FER+ `fer2013new.csv` (default: beside the csv).
+    pub ferplus_labels: Option<PathBuf>,
+    /// Build only part `i` of `n` (1-based).
+    pub part: Option<(usize, usize)>,
+    /// Model files.
+    pub models: ModelFiles,
+    /// Hash every source file even when size and mtime are unchanged.
+    pub force_rehash: bool,
+    /// Number of QA samples drawn (default 24; 0 = none).
+    pub qa_samples: usize,
+    /// Tool name and version for the manifest.
+    pub tool: String,
+    /// Git revision for the manifest.
+    pub git_revision: Option<String>,
+    /// Class folders: a csv mapping files to subjects (`--subjects`; its content is part of the
+    /// cache key). Default none.
+    pub subjects_file: Option<PathBuf>,
+    /// When the build counts as failed and leaves no cache (default: only when nothing was
+    /// cached).
+    pub failure_policy: FailurePolicy,
+}
+
+/// When a build is a failure: then it writes no manifest (so no cache that a reference, `gc`
+/// or `train` could take for a good one), only `failures.parquet` and
+/// [`shard::BUILD_FAILED_FILE`], and returns [`PrepError::BuildFailed`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailurePolicy {
+    /// Any failed input fails the build (excluded inputs do not count). Default false.
+    pub strict: bool,
+    /// Failed inputs over attempted ones (cached + failed) above this fail the build. Default 1
+    /// (never); `prep build` passes its `--max-failure-rate` (default 0.05).
+    pub max_failure_rate: f64,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            strict: false,
+            max_failure_rate: 1.0,
+        }
+    }
+}
+
+/// Progress reporting hooks (the binary draws bars; tests pass [`NoProgress`]).
+pub trait Progress: Sync {
+    /// A stage starts; `total` items, 0 when unknown.
+    fn stage(&self, name: &str, total: u64);
+    /// `n` more items done in the current stage.
+    fn advance(&self, n: u64);
+    /// The current stage is done.
+    fn done(&self);
+}
+
+/// Progress that reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn stage(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn done(&self) {}
+}
+
+/// The result of a build.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The cache directory.
+    pub dir: PathBuf,
+    /// `true` when an existing cache with the same key was reused.
+    pub hit: bool,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its counts.
+    pub summary: Summary,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Indices of the QA sample: the `n` items with the smallest seeded hash of their sample id
+/// (independent of thread count and of how the inputs were listed).
+pub fn qa_indices(inv: &Inventory, seed: u64, n: usize) -> Vec<usize> {
+    let mut ranked: Vec<(u64, usize)> = inv
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let mut h = blake3::Hasher::new();
+            h.update(&seed.to_le_bytes());
+            h.update(it.sample_id.as_bytes());
+            let b = h.finalize();
+            (
+                u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8])),
+                i,
+            )
+        })
+        .collect();
+    ranked.sort();
+    let mut v: Vec<usize> = ranked.into_iter().take(n).map(|(_, i)| i).collect();
+    v.sort();
+    v
+}
+
+/// Builds (or reuses) the cache of a request.
+///
+/// Errors: unreadable dataset roots, fold lists or models, and cache I/O. Per-input problems are
+/// failure rows, not errors.
+pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome> {
+    let start = std::time::Instant::now();
+    req.config
+        .check()
+        .map_err(|r| PrepError::parse(Path::new("<prep config>"), 1, r))?;
+    if let Some((i, n)) = req.part {
+        if n == 0 || i == 0 || i > n {
+            return Err(PrepError::parse(
+                Path::new("--part"),
+                0,
+                format!("{i}/{n}: expected i/N with 1 ≤ i ≤ N"),
+            ));
+        }
+    }
+    progress.stage("fingerprint", 0);
+    let (key, root, ferplus) = compute_key(req)?;
+    progress.done();
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| req.kind.name().to_string());
+    let dir = cache_dir_for(&req.cache_dir, &name, &key, req.part);
+    if let Ok(cache) = shard::Cache::open(&dir) {
+        let m = cache.manifest().clone();
+        if m.key == key.hex() {
+            let summary = stored_summary(&m).unwrap_or_default();
+            return Ok(BuildOutcome {
+                dir,
+                hit: true,
+                manifest: m,
+                summary,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    progress.stage("parse", 0);
+    let mut inv = inventory(req, &root, ferplus.as_deref())?;
+    progress.done();
+    if let Some((i, n)) = req.part {
+        inv.keep_part(i, n);
+    }
+    let box_mode = req.config.box_mode.unwrap_or(req.kind.default_box_mode());
+    let faces = req.models.load(req.config.reinitialise)?;
+    let processor = Processor {
+        faces: &faces,
+        config: &req.config,
+        box_mode,
+        root: &inv.root,
+        dataset: &inv.dataset,
+    };
+    let qa_set = qa_indices(&inv, req.config.seed, req.qa_samples);
+    let want_qa = |i: usize| qa_set.binary_search(&i).is_ok();
+    let mut writer = CacheWriter::create(
+        &dir,
+        &name,
+        &key,
+        inv.class_names.clone(),
+        CacheWriterOptions {
+            tool: req.tool.clone(),
+            git_revision: req.git_revision.clone(),
+            ..Default::default()
+        },
+    )?;
+    let mut summary = Summary {
+        seen: inv.seen,
+        ..Default::default()
+    };
+    let mut failures = inv.rejected.clone();
+    let mut qa_samples: Vec<QaSample> = Vec::new();
+    let class_names = inv.class_names.clone();
+    progress.stage("process", inv.items.len() as u64);
+    let chunk = 256 * rayon::current_num_threads().max(1);
+    process_all(&processor, &inv.items, chunk, &want_qa, |_, r| {
+        progress.advance(1);
+        match r {
+            Ok(p) => {
+                let class = class_names
+                    .get(p.record.meta.label as usize)
+                    .cloned()
+                    .unwrap_or_default();
+                *summary
+                    .split_class
+                    .entry(p.record.meta.split.to_string())
+                    .or_default()
+                    .entry(class)
+                    .or_default() += 1;
+                writer.push(&p.record)?;
+                summary.cached += 1;
+                if let Some(q) = p.qa {
+                    qa_samples.push(q);
+                }
+            }
+            Err(f) => failures.push(f),
+        }
+        Ok::<(), PrepError>(())
+    })?;
+    progress.done();
+    if req.part.is_some() {
+        // A part sees its share of the items; the parser's rejections travel with part 1.
+        summary.seen = summary.cached + failures.len() as u64;
+    }
+    sort_failures(&mut failures);
+    for f in &failures {
+        summary.count_failure(f);
+        writer.push_failure(f.clone());
+    }
+    if let Some(cov) = inv.notes.get("fold_list") {
+        summary.folds = serde_json::from_value(cov.clone()).ok();
+    }
+    if !qa_samples.is_empty() {
+        progress.stage("qa sheets", 0);
+        qa::write_sheets(&dir.join("qa"), &qa_samples, &class_names)?;
+        progress.done();
+    }
+    shard::atomic_write(
+        &dir.join("prep-config.toml"),
+        req.config.to_toml().as_bytes(),
+    )?;
+    let extra = serde_json::json!({
+        "summary": summary,
+        "config": req.config,
+        "box_mode": box_mode,
+        "recipe": req.config.recipe(box_mode),
+        "dataset": req.kind.name(),
+        "source": req.source.display().to_string(),
+        "part": req.part.map(|(i, n)| format!("{i}/{n}")),
+        "notes": inv.notes,
+    });
+    if let Some(reason) = summary.failure(&req.failure_policy, req.part.is_none()) {
+        writer.abandon(&reason, extra)?;
+        return Err(PrepError::BuildFailed {
+            cache: dir,
+            reason,
+            summary: Box::new(summary),
+        });
+    }
+    let manifest = writer.finish(extra)?;
+    Ok(BuildOutcome {
+        dir,
+        hit: false,
+        manifest,
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
