@@ -101,16 +101,7 @@ impl PrepConfig {
     /// Parses TOML text (see [`PrepConfig::load`]) and checks it.
     pub fn parse(text: &str, file: &Path) -> Result<PrepConfig> {
         let cfg: PrepConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| {
-                    text.as_bytes()[..s.start.min(text.len())]
-                        .iter()
-                        .filter(|&&b| b == b'\n')
-                        .count()
-                        + 1
-                })
-                .unwrap_or(1);
+            let line = e.span().map_or(1, |s| shard::line_at(text, s.start));
             PrepError::parse(file, line, e.message().to_string())
         })?;
         cfg.check()

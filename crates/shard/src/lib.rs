@@ -26,18 +26,20 @@ mod manifest;
 mod meta;
 mod reader;
 mod record;
+pub mod rng;
 pub mod tables;
 mod writer;
 
 pub use catalog::{list_caches, resolve_cache, CacheState, ListedCache, BUILD_FAILED_FILE};
 pub use error::{Result, ShardError};
 pub use format::{FormatVersion, FORMAT_MAJOR, FORMAT_MINOR, SCHEMA_SAMPLE_META};
-pub use fsutil::{atomic_write, fsync_dir};
+pub use fsutil::{atomic_write, fsync_dir, line_at};
 pub use key::{hash_file, CacheKey, SourceFile, SourceFingerprint, SourceFingerprinter};
 pub use manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};
 pub use meta::{flags, PlaneInfo, SampleMeta, Split};
 pub use reader::{Cache, CacheIter, Record, RecordReader, ShardReader, VerifyReport};
 pub use record::EncodedRecord;
+pub use rng::KeyedRng;
 pub use tables::{FailureRow, SampleRow};
 pub use writer::{CacheWriter, CacheWriterOptions, ShardWriter};
 

@@ -11,7 +11,6 @@ pub mod loader;
 pub mod model;
 pub mod predict;
 pub mod report;
-pub mod rng;
 pub mod trainer;
 
 pub use config::ExperimentConfig;

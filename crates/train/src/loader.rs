@@ -6,8 +6,8 @@
 //! threads only change when a batch is ready, never what it holds. A loader can start at any step
 //! of an epoch, which is how a resumed run continues exactly where it stopped.
 
-use crate::rng::Rng;
 use crate::{Result, TrainError};
+use shard::KeyedRng;
 use shard::{Cache, Split};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -214,7 +214,7 @@ pub fn decode_batch(
 /// The order of an epoch: a permutation of `records` depending only on the keys.
 pub fn epoch_order(records: &[u64], seed: u64, fold: u64, epoch: u64) -> Vec<u64> {
     let mut v = records.to_vec();
-    Rng::new(&[seed, fold, epoch, 0x0_0dde]).shuffle(&mut v);
+    KeyedRng::new(&[seed, fold, epoch, 0x0_0dde]).shuffle(&mut v);
     v
 }
 
@@ -255,7 +255,13 @@ pub struct Augment {
 }
 
 /// Draws one [`Augment`] per sample.
-pub fn draw_augments(rng: &mut Rng, n: usize, shift: f64, scale: f64, flip: bool) -> Vec<Augment> {
+pub fn draw_augments(
+    rng: &mut KeyedRng,
+    n: usize,
+    shift: f64,
+    scale: f64,
+    flip: bool,
+) -> Vec<Augment> {
     (0..n)
         .map(|_| Augment {
             scale: 1.0 + scale * (2.0 * rng.uniform() - 1.0),

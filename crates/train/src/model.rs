@@ -537,7 +537,7 @@ pub fn initialise(vs: &nn::VarStore, cfg: &ModelConfig, scheme: InitScheme, seed
     tch::no_grad(|| {
         for (name, mut t) in vs.variables() {
             let leaf = name.rsplit('.').next().unwrap_or("");
-            let mut rng = crate::rng::Rng::new(&[seed, 0x1_0417, name_key(&name)]);
+            let mut rng = shard::KeyedRng::new(&[seed, 0x1_0417, name_key(&name)]);
             let n = t.numel();
             let values: Option<Vec<f32>> = if name.contains(".offsets.") {
                 // Offset convs start near zero, sampling on the grid: the per-channel offsets

@@ -6,9 +6,9 @@ use crate::config::{ExperimentConfig, Fusion, Precision, Protocol, Selection};
 use crate::loader::{self, DeviceTransform, Layout, SampleInfo};
 use crate::model::{Mgln, ModelConfig, ModelInput};
 use crate::report::{self, Confusion, EpochRecord, FoldResult};
-use crate::rng::Rng;
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
+use shard::KeyedRng;
 use shard::{Cache, Split};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -102,7 +102,7 @@ pub fn plan_folds(cfg: &ExperimentConfig, infos: &[SampleInfo]) -> Result<Vec<Fo
                             .collect::<BTreeSet<_>>()
                             .into_iter()
                             .collect();
-                        Rng::new(&[t.seed, k as u64, 0x0_7a1d]).shuffle(&mut subjects);
+                        KeyedRng::new(&[t.seed, k as u64, 0x0_7a1d]).shuffle(&mut subjects);
                         let n = ((subjects.len() as f64) * t.validation_share).ceil() as usize;
                         subjects.into_iter().take(n.max(1)).collect()
                     }
@@ -406,39 +406,51 @@ impl Runner<'_> {
         plan: &FoldPlan,
         epoch: usize,
     ) -> Result<EpochRecord> {
-        let t = &self.cfg.train;
-        let order = loader::epoch_order(&plan.train, t.seed, plan.index, epoch as u64);
-        let batches = order.len().div_ceil(t.batch) as u64;
+        let train_cfg = &self.cfg.train;
+        let order = loader::epoch_order(&plan.train, train_cfg.seed, plan.index, epoch as u64);
+        let batches = order.len().div_ceil(train_cfg.batch) as u64;
         self.progress
-            .epoch_start(&plan.name, epoch, t.epochs, batches);
+            .epoch_start(&plan.name, epoch, train_cfg.epochs, batches);
         let rx = loader::stream(
             self.cache.clone(),
             self.layout.clone(),
             order,
-            t.batch,
+            train_cfg.batch,
             0,
-            t.prefetch,
-            t.skip_bad_records,
+            train_cfg.prefetch,
+            train_cfg.skip_bad_records,
         );
         let start = std::time::Instant::now();
-        let (mut sum_loss, mut sum_g, mut sum_p, mut correct, mut seen) =
+        let (mut sum_loss, mut sum_loss_global, mut sum_loss_local, mut correct, mut seen) =
             (0.0, 0.0, 0.0, 0i64, 0i64);
         let mut skipped = 0usize;
-        let w = self.cfg.model.fusion_weight;
-        let amp = t.precision == Precision::Bf16 && self.device.is_cuda();
-        for (step, hb) in rx.into_iter().enumerate() {
-            let hb = hb?;
-            skipped += hb.skipped.len();
-            if hb.n == 0 {
+        let fusion_weight = self.cfg.model.fusion_weight;
+        let amp = train_cfg.precision == Precision::Bf16 && self.device.is_cuda();
+        for (step, batch) in rx.into_iter().enumerate() {
+            let batch = batch?;
+            skipped += batch.skipped.len();
+            if batch.n == 0 {
                 continue;
             }
-            let mut rng = Rng::new(&[t.seed, plan.index, epoch as u64, step as u64, 0x0_a6]);
-            let aug = loader::draw_augments(&mut rng, hb.n, t.shift, t.scale, t.flip);
-            let (input, labels) = tf.apply(&hb, &self.layout, Some(&aug));
+            let mut rng = KeyedRng::new(&[
+                train_cfg.seed,
+                plan.index,
+                epoch as u64,
+                step as u64,
+                0x0_a6,
+            ]);
+            let aug = loader::draw_augments(
+                &mut rng,
+                batch.n,
+                train_cfg.shift,
+                train_cfg.scale,
+                train_cfg.flip,
+            );
+            let (input, labels) = tf.apply(&batch, &self.layout, Some(&aug));
             // Mixup on the peak face only (the parts stay unmixed), as the authors do.
-            let (lambda, perm) = if t.mixup_alpha > 0.0 && hb.n > 1 {
-                let l = rng.beta_symmetric(t.mixup_alpha);
-                let mut p: Vec<i64> = (0..hb.n as i64).collect();
+            let (lambda, perm) = if train_cfg.mixup_alpha > 0.0 && batch.n > 1 {
+                let l = rng.beta_symmetric(train_cfg.mixup_alpha);
+                let mut p: Vec<i64> = (0..batch.n as i64).collect();
                 rng.shuffle(&mut p);
                 (l, Some(Tensor::from_slice(&p).to_device(self.device)))
             } else {
@@ -453,14 +465,14 @@ impl Runner<'_> {
             };
             let out = tch::autocast(amp, || model.forward(&input, true));
             let ce = |s: &Tensor, y: &Tensor| s.to_kind(Kind::Float).cross_entropy_for_logits(y);
-            let lg = out.global.as_ref().map(|g| match &perm {
+            let loss_global = out.global.as_ref().map(|g| match &perm {
                 Some(p) => {
                     ce(g, &labels) * lambda + ce(g, &labels.index_select(0, p)) * (1.0 - lambda)
                 }
                 None => ce(g, &labels),
             });
-            let lp = out.local.as_ref().map(|p| ce(p, &labels));
-            let loss = match (&lg, &lp) {
+            let loss_local = out.local.as_ref().map(|p| ce(p, &labels));
+            let loss = match (&loss_global, &loss_local) {
                 (Some(a), Some(b)) => a + b,
                 (Some(a), None) => a.shallow_clone(),
                 (None, Some(b)) => b.shallow_clone(),
@@ -469,19 +481,25 @@ impl Runner<'_> {
             opt.zero_grad();
             loss.backward();
             opt.step();
-            let n = hb.n as f64;
+            let n = batch.n as f64;
             sum_loss += loss.double_value(&[]) * n;
-            sum_g += lg.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
-            sum_p += lp.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
-            let pred = fuse(&out.global, &out.local, self.cfg.model.fusion, w).argmax(1, false);
+            sum_loss_global += loss_global.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
+            sum_loss_local += loss_local.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
+            let pred = fuse(
+                &out.global,
+                &out.local,
+                self.cfg.model.fusion,
+                fusion_weight,
+            )
+            .argmax(1, false);
             // Against the dominant mixup label.
             let target = match (&perm, lambda < 0.5) {
                 (Some(p), true) => labels.index_select(0, p),
                 _ => labels,
             };
             correct += pred.eq_tensor(&target).sum(Kind::Int64).int64_value(&[]);
-            seen += hb.n as i64;
-            self.progress.batch_done(hb.n as u64);
+            seen += batch.n as i64;
+            self.progress.batch_done(batch.n as u64);
             if stop_requested() {
                 return Err(TrainError::Stopped {
                     run: self.dir.clone(),
@@ -503,8 +521,8 @@ impl Runner<'_> {
             epoch: epoch + 1,
             lr: opt.lr,
             loss: sum_loss / seen_f,
-            loss_global: sum_g / seen_f,
-            loss_local: sum_p / seen_f,
+            loss_global: sum_loss_global / seen_f,
+            loss_local: sum_loss_local / seen_f,
             train_accuracy: correct as f64 / seen_f,
             test_accuracy: None,
             validation_accuracy: None,
@@ -535,12 +553,12 @@ impl Runner<'_> {
         );
         let amp = t.precision == Precision::Bf16 && self.device.is_cuda();
         tch::no_grad(|| -> Result<()> {
-            for hb in rx {
-                let hb = hb?;
-                if hb.n == 0 {
+            for batch in rx {
+                let batch = batch?;
+                if batch.n == 0 {
                     continue;
                 }
-                let (input, _) = tf.apply(&hb, &self.layout, None);
+                let (input, _) = tf.apply(&batch, &self.layout, None);
                 let out = tch::autocast(amp, || model.forward(&input, false));
                 let pred: Vec<i64> = Vec::try_from(
                     &fuse(
@@ -552,7 +570,7 @@ impl Runner<'_> {
                     .argmax(1, false)
                     .to_device(Device::Cpu),
                 )?;
-                for (y, p) in hb.labels.iter().zip(pred) {
+                for (y, p) in batch.labels.iter().zip(pred) {
                     conf.add(*y as usize, p as usize);
                 }
             }

@@ -1,6 +1,10 @@
-//! Counter-based random numbers: every draw is a pure function of (seed, stream, counter), so the
-//! sample order, mixup and augmentation of any step can be recomputed after a resume, and nothing
-//! depends on thread count or on how many draws happened before.
+//! Counter-based random numbers: every draw is a pure function of (domain, keys, counter), so
+//! the sample order, mixup and augmentation of any training step can be recomputed after a
+//! resume, the synthetic datasets are the same on every machine, and nothing depends on thread
+//! count or on how many draws happened before.
+//!
+//! It lives here because it is the one crate that both `prep` (synthetic data) and `train`
+//! (sample order, augmentation, initialisation) depend on, and it needs no dependency.
 
 /// SplitMix64 finaliser.
 fn mix(mut z: u64) -> u64 {
@@ -10,20 +14,36 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A generator seeded from a tuple of integers (e.g. seed, fold, epoch, step, purpose).
+/// A SplitMix64 stream seeded from a tuple of integers (e.g. seed, fold, epoch, step, purpose).
 #[derive(Debug, Clone)]
-pub struct Rng {
+pub struct KeyedRng {
     state: u64,
 }
 
-impl Rng {
-    /// A generator for the stream named by `keys`.
-    pub fn new(keys: &[u64]) -> Rng {
-        let mut s = 0x005e_ed0f_f00d_u64;
+impl KeyedRng {
+    /// The domain of [`KeyedRng::new`]: training (sample order, mixup, augmentation, init).
+    pub const TRAIN: u64 = 0x005e_ed0f_f00d;
+    /// The domain of the synthetic dataset generator (`prep synth`).
+    pub const SYNTH: u64 = 0x0005_7e70_5eed;
+
+    /// A generator of the [`KeyedRng::TRAIN`] domain for the stream named by `keys`.
+    pub fn new(keys: &[u64]) -> KeyedRng {
+        Self::in_domain(Self::TRAIN, keys)
+    }
+
+    /// A generator for the stream named by `keys` within `domain`: the same keys in different
+    /// domains give unrelated streams.
+    pub fn in_domain(domain: u64, keys: &[u64]) -> KeyedRng {
+        let mut s = domain;
         for &k in keys {
             s = mix(s ^ mix(k));
         }
-        Rng { state: s }
+        KeyedRng { state: s }
+    }
+
+    /// The current state, without advancing: a key for a stream derived from this one.
+    pub fn state(&self) -> u64 {
+        self.state
     }
 
     /// Next 64 random bits.
@@ -35,6 +55,11 @@ impl Rng {
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [a, b).
+    pub fn range(&mut self, a: f64, b: f64) -> f64 {
+        a + (b - a) * self.uniform()
     }
 
     /// Uniform integer in [0, n).
@@ -96,14 +121,16 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map(|_| Rng::new(&[1, 2, 3]).next_u64()).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| KeyedRng::new(&[1, 2, 3]).next_u64())
+            .collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         assert_ne!(
-            Rng::new(&[1, 2, 3]).next_u64(),
-            Rng::new(&[1, 2, 4]).next_u64()
+            KeyedRng::new(&[1, 2, 3]).next_u64(),
+            KeyedRng::new(&[1, 2, 4]).next_u64()
         );
         let mut v: Vec<u32> = (0..100).collect();
-        Rng::new(&[7]).shuffle(&mut v);
+        KeyedRng::new(&[7]).shuffle(&mut v);
         let mut s = v.clone();
         s.sort();
         assert_eq!(s, (0..100).collect::<Vec<_>>());
@@ -112,7 +139,7 @@ mod tests {
 
     #[test]
     fn distributions_have_the_right_means() {
-        let mut r = Rng::new(&[42]);
+        let mut r = KeyedRng::new(&[42]);
         let n = 20000;
         let u: f64 = (0..n).map(|_| r.uniform()).sum::<f64>() / n as f64;
         assert!((u - 0.5).abs() < 0.01, "{u}");
@@ -121,5 +148,25 @@ mod tests {
         let b: f64 = (0..n).map(|_| r.beta_symmetric(0.4)).sum::<f64>() / n as f64;
         assert!((b - 0.5).abs() < 0.02, "{b}");
         assert!((0..1000).all(|_| r.below(7) < 7));
+    }
+}
+
+#[cfg(test)]
+mod known_answers {
+    use super::KeyedRng;
+
+    /// The streams that caches, synthetic datasets and training orders were made with: a change
+    /// here changes every synthetic dataset and every run's sample order.
+    #[test]
+    fn streams_keep_their_values() {
+        let mut train = KeyedRng::new(&[1, 2, 3]);
+        let mut synth = KeyedRng::in_domain(KeyedRng::SYNTH, &[1, 2, 3]);
+        let (t, s) = (train.next_u64(), synth.next_u64());
+        assert_ne!(t, s);
+        assert_eq!(
+            (t, s),
+            (0xc533111aa6b580e9, 0xc5f4ff59337c9770),
+            "{t:#x} {s:#x}"
+        );
     }
 }
