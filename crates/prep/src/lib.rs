@@ -2,8 +2,9 @@
 //!
 //! Owns everything that knows how a dataset is laid out on disk: file-name conventions, label
 //! files, the authors' fold lists, the prep configuration, and the build that turns a dataset into
-//! a cache. It depends on `face` (geometry) and `shard` (the cache) and must not depend on `tch`:
-//! data flows raw files → face → prep → shard → train.
+//! a cache. It depends on `face` (geometry, and the frames → crops path it shares with
+//! `train predict`) and `shard` (the cache) and must not depend on `tch`: data flows raw files →
+//! face → prep → shard → train, and nothing depends on `prep`.
 
 pub mod build;
 pub mod config;

@@ -16,6 +16,9 @@
 //!   [`Cache::verify`] re-hashes everything.
 //! * Finding: [`list_caches`] and [`resolve_cache`] turn an experiment's `cache = "…"` into one
 //!   directory, or an error that lists the candidates.
+//! * Shared by `prep` and `train`, which both depend on this crate (it depends on none of ours):
+//!   [`KeyedRng`] (the seeded streams of synthetic data, sample order and augmentation),
+//!   [`hash_file`] (content identity of model files, lists, checkpoints) and [`line_at`].
 
 mod catalog;
 mod error;

@@ -1,7 +1,8 @@
 //! MGLN training on the shard cache: loader into tensors, the network in tch, the trainer and reports.
 //!
-//! This is the only crate that depends on `tch` (libtorch). It reads caches through `shard`; only
-//! `train predict` runs the face pipeline, through `prep`'s configuration, on new inputs.
+//! This is the only crate that depends on `tch` (libtorch). It depends on `shard` (it reads caches)
+//! and `face` (`train predict` cuts new inputs with [`face::SampleCropper`] under the recipe the
+//! cache recorded), never on `prep`: data flows raw files → face → prep → shard → train.
 
 pub mod adam;
 pub mod bench;
