@@ -6,6 +6,7 @@ use crate::adam::Adam;
 use crate::config::{Branches, Deform, Precision};
 use crate::loader::{self, DeviceTransform, Layout};
 use crate::model::{Mgln, ModelConfig, ModelInput};
+use crate::trainer::{mgln_loss, Mixup};
 use crate::Result;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -80,14 +81,13 @@ pub fn time_steps(
         let (input, y) = next()?;
         sync(device);
         let t0 = std::time::Instant::now();
-        let out = tch::autocast(amp, || model.forward(&input, true));
-        let ce = |x: &Tensor| x.to_kind(Kind::Float).cross_entropy_for_logits(&y);
-        let loss = match (&out.global, &out.local) {
-            (Some(g), Some(p)) => ce(g) + ce(p),
-            (Some(g), None) => ce(g),
-            (None, Some(p)) => ce(p),
-            (None, None) => Tensor::zeros([], (Kind::Float, device)),
+        // The trainer's own step: mixup on the face (a fixed partner, the reversed batch) and
+        // both losses.
+        let mix = Mixup {
+            lambda: 0.7,
+            perm: Tensor::arange(batch, (Kind::Int64, device)).flip([0]),
         };
+        let loss = mgln_loss(&model, input, &y, (batch > 1).then_some(&mix), amp)?.total;
         opt.zero_grad();
         loss.backward();
         opt.step();
@@ -95,7 +95,6 @@ pub fn time_steps(
         if s >= warm {
             times.push(t0.elapsed().as_secs_f64() * 1000.0);
         }
-        let _ = batch;
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     Ok(times.get(times.len() / 2).copied().unwrap_or(f64::NAN))

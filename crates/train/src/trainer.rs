@@ -4,7 +4,7 @@
 use crate::adam::Adam;
 use crate::config::{ExperimentConfig, Fusion, Precision, Protocol, Selection};
 use crate::loader::{self, DeviceTransform, Layout, SampleInfo};
-use crate::model::{Mgln, ModelConfig, ModelInput};
+use crate::model::{Mgln, ModelConfig, ModelInput, ModelOutput};
 use crate::report::{self, Confusion, EpochRecord, FoldResult};
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
@@ -456,28 +456,13 @@ impl Runner<'_> {
             } else {
                 (1.0, None)
             };
-            let input = match &perm {
-                Some(p) => ModelInput {
-                    face: &input.face * lambda + input.face.index_select(0, p) * (1.0 - lambda),
-                    parts: input.parts,
-                },
-                None => input,
-            };
-            let out = tch::autocast(amp, || model.forward(&input, true));
-            let ce = |s: &Tensor, y: &Tensor| s.to_kind(Kind::Float).cross_entropy_for_logits(y);
-            let loss_global = out.global.as_ref().map(|g| match &perm {
-                Some(p) => {
-                    ce(g, &labels) * lambda + ce(g, &labels.index_select(0, p)) * (1.0 - lambda)
-                }
-                None => ce(g, &labels),
-            });
-            let loss_local = out.local.as_ref().map(|p| ce(p, &labels));
-            let loss = match (&loss_global, &loss_local) {
-                (Some(a), Some(b)) => a + b,
-                (Some(a), None) => a.shallow_clone(),
-                (None, Some(b)) => b.shallow_clone(),
-                (None, None) => return Err(TrainError::Config("no branch".into())),
-            };
+            let mix = perm.map(|perm| Mixup { lambda, perm });
+            let StepLoss {
+                total: loss,
+                global: loss_global,
+                local: loss_local,
+                output: out,
+            } = mgln_loss(model, input, &labels, mix.as_ref(), amp)?;
             opt.zero_grad();
             loss.backward();
             opt.step();
@@ -493,8 +478,8 @@ impl Runner<'_> {
             )
             .argmax(1, false);
             // Against the dominant mixup label.
-            let target = match (&perm, lambda < 0.5) {
-                (Some(p), true) => labels.index_select(0, p),
+            let target = match (&mix, lambda < 0.5) {
+                (Some(m), true) => labels.index_select(0, &m.perm),
                 _ => labels,
             };
             correct += pred.eq_tensor(&target).sum(Kind::Int64).int64_value(&[]);
@@ -578,6 +563,69 @@ impl Runner<'_> {
         })?;
         Ok((conf.accuracy(), conf))
     }
+}
+
+/// Mixup of one batch (Zhang et al. 2018), as the authors apply it: the peak face becomes
+/// λ·face + (1−λ)·face[perm]; the part crops stay unmixed.
+pub struct Mixup {
+    /// Weight λ of the batch's own faces.
+    pub lambda: f64,
+    /// Partner of each sample, [b] int64 on the model's device.
+    pub perm: Tensor,
+}
+
+/// The losses of one training step and the scores they came from.
+pub struct StepLoss {
+    /// What is minimised: `global + local` (equal weights, as the authors), or the one branch.
+    pub total: Tensor,
+    /// GFM loss: cross-entropy, mixed as the face was (λ·CE(g, y) + (1−λ)·CE(g, y[perm])).
+    pub global: Option<Tensor>,
+    /// PBM loss: cross-entropy against the batch's own labels (its inputs are never mixed).
+    pub local: Option<Tensor>,
+    /// The scores.
+    pub output: ModelOutput,
+}
+
+/// Forward pass in training mode and the MGLN loss of one batch: the one definition the epoch
+/// loop runs and the PyTorch oracle test (`tests/train/oracle.rs`) pins. `amp` runs the forward
+/// pass under bf16 autocast; the losses are computed in fp32 either way.
+///
+/// Errors: a model with neither branch.
+pub fn mgln_loss(
+    model: &Mgln,
+    input: ModelInput,
+    labels: &Tensor,
+    mix: Option<&Mixup>,
+    amp: bool,
+) -> Result<StepLoss> {
+    let input = match mix {
+        Some(m) => ModelInput {
+            face: &input.face * m.lambda + input.face.index_select(0, &m.perm) * (1.0 - m.lambda),
+            parts: input.parts,
+        },
+        None => input,
+    };
+    let output = tch::autocast(amp, || model.forward(&input, true));
+    let ce = |s: &Tensor, y: &Tensor| s.to_kind(Kind::Float).cross_entropy_for_logits(y);
+    let global = output.global.as_ref().map(|g| match mix {
+        Some(m) => {
+            ce(g, labels) * m.lambda + ce(g, &labels.index_select(0, &m.perm)) * (1.0 - m.lambda)
+        }
+        None => ce(g, labels),
+    });
+    let local = output.local.as_ref().map(|p| ce(p, labels));
+    let total = match (&global, &local) {
+        (Some(a), Some(b)) => a + b,
+        (Some(a), None) => a.shallow_clone(),
+        (None, Some(b)) => b.shallow_clone(),
+        (None, None) => return Err(TrainError::Config("no branch".into())),
+    };
+    Ok(StepLoss {
+        total,
+        global,
+        local,
+        output,
+    })
 }
 
 /// Class probabilities of the fused prediction, [b, C]: for [`Fusion::Sum`]

@@ -3,5 +3,6 @@
 
 mod common;
 mod model;
+mod oracle;
 mod runs;
 mod trust;

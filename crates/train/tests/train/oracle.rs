@@ -1,0 +1,554 @@
+//! The tch network, loss and optimiser against a PyTorch oracle (`crates/train/oracle/mgln_oracle.py`,
+//! run with the `.venv` Python that `make setup` installs).
+//!
+//! Each case builds a network here, writes its weights and a batch, computes with the project's
+//! code (eval scores of both branches and the fused prediction, the training loss with mixup via
+//! [`train::trainer::mgln_loss`], every gradient, [`train::adam::Adam`] for several steps), runs the
+//! oracle on the same files and compares every tensor.
+//!
+//! Tolerances. Both sides run the same libtorch 2.11 CPU kernels for convolutions, the LSTM and
+//! batch norm, in fp32. What differs is how the deformable sampling is computed (grid_sample here;
+//! explicit gathers and bilinear weights in the oracle) and the order in which gradient
+//! contributions are summed: a few ulp (fp32 ε = 1.2e-7) per operation over ~30 layers. The
+//! measure is max |rust − oracle| / max |oracle| per tensor (absolute against 1e-6 for tensors
+//! that small). Limits, with the worst seen over repeated runs (random inputs) in brackets:
+//! scores, probabilities and losses 1e-5 [4e-7], gradients 1e-4 [4e-6].
+//! Weights after 3 Adam steps are compared as mean |rust − oracle| in units of the most the steps
+//! can move a weight (3·lr), limit 1e-2 [small widths 1e-5, paper width 1.1e-3]: Adam moves a
+//! weight by ≈ lr·sign(g) whatever |g| is, so an element whose gradient is within rounding noise
+//! of zero steps in an arbitrary direction on either side, and the paper-width network, with
+//! millions of such elements, carries that into the next steps' gradients. The optimiser alone is
+//! pinned on identical gradients to 1e-6 [2e-10]. Each planted defect moves its group by ≥ 7e-3
+//! (scores), ≥ 2e-4 (loss) or ≥ 1.8 (Adam).
+//! Convention at the kinks: bilinear sampling is not differentiable at integer positions
+//! and at the map's edge; the oracle takes the same one-sided derivative grid_sample does (see
+//! `on_grid_sampler_grid` in the oracle). Before that was matched, the offset conv's gradient at
+//! paper width differed by 8.5e-3.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::{nn, Device, Kind, Tensor};
+use train::adam::Adam;
+use train::config::{Branches, Deform, Fusion, InitScheme};
+use train::model::{initialise, Mgln, ModelConfig, ModelInput};
+use train::trainer::{fuse, mgln_loss, Mixup};
+
+/// One comparison: a network, a batch and the step settings.
+#[derive(Clone)]
+struct Case {
+    name: String,
+    model: ModelConfig,
+    fusion: Fusion,
+    fusion_weight: f64,
+    batch: i64,
+    /// Mixup weight and partner of each sample (None = no mixup).
+    mix: Option<(f64, Vec<i64>)>,
+    lr: f64,
+    weight_decay: f64,
+    adam_steps: usize,
+    /// A defect the oracle plants in itself (see the oracle's docstring).
+    plant: Option<&'static str>,
+    seed: u64,
+}
+
+fn small(name: &str) -> Case {
+    Case {
+        name: name.into(),
+        model: ModelConfig {
+            classes: 5,
+            frames: 3,
+            branches: Branches::Both,
+            deform: Deform::Channel,
+            width: 0.0625,
+            face: (32, 32),
+            parts: [(16, 32), (16, 16), (16, 16)],
+            lstm_side: 4,
+            lstm_layers: 2,
+            head_relu: false,
+            ssm_batchnorm: false,
+        },
+        fusion: Fusion::Sum,
+        fusion_weight: 0.5,
+        batch: 3,
+        mix: Some((0.3, vec![2, 0, 1])),
+        lr: 1e-3,
+        weight_decay: 0.0,
+        adam_steps: 3,
+        plant: None,
+        seed: 7,
+    }
+}
+
+/// The `.venv` Python of the workspace, when `make setup` has installed it.
+fn python() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    p.exists().then_some(p)
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("oracle/mgln_oracle.py")
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(&t.detach().to_kind(Kind::Float).flatten(0, -1)).unwrap()
+}
+
+/// Writes the case's files into `dir` and returns the project's results under the oracle's names.
+fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
+    std::fs::create_dir_all(dir).unwrap();
+    let c = &case.model;
+    tch::manual_seed(case.seed as i64);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Mgln::new(&vs.root(), c).unwrap();
+    initialise(&vs, c, InitScheme::Authors, case.seed);
+    // Move the offset convs and running statistics off their starting values, so that the
+    // deformable sampling really samples off the grid and eval mode uses non-trivial statistics.
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            if name.contains(".offsets.") {
+                // Offsets of about half a pixel per unit of feature, whatever the width.
+                let fan_in = t.size().iter().skip(1).product::<i64>().max(1);
+                let _ = t.g_add_(&(t.randn_like() * (0.5 / (fan_in as f64).sqrt())));
+            } else if name.ends_with("running_mean") {
+                let _ = t.g_add_(&(t.randn_like() * 0.1));
+            } else if name.ends_with("running_var") {
+                let _ = t.g_mul_(&(t.rand_like() + 0.5));
+            }
+        }
+    });
+    vs.save(dir.join("weights.safetensors")).unwrap();
+
+    let o = (Kind::Float, Device::Cpu);
+    let b = case.batch;
+    let part = |(h, w): (i64, i64)| Tensor::randn([b, c.frames, 3, h, w], o);
+    let face = Tensor::randn([b, 3, c.face.0, c.face.1], o);
+    let parts = [part(c.parts[0]), part(c.parts[1]), part(c.parts[2])];
+    let labels = Tensor::randint(c.classes, [b], (Kind::Int64, Device::Cpu));
+    Tensor::write_safetensors(
+        &[
+            ("face", &face),
+            ("eyes", &parts[0]),
+            ("nose", &parts[1]),
+            ("mouth", &parts[2]),
+            ("labels", &labels),
+        ],
+        dir.join("inputs.safetensors"),
+    )
+    .unwrap();
+    let json = serde_json::json!({
+        "model": c,
+        "fusion": case.fusion,
+        "fusion_weight": case.fusion_weight,
+        "lambda": case.mix.as_ref().map(|m| m.0).unwrap_or(1.0),
+        "perm": case.mix.as_ref().map(|m| m.1.clone()),
+        "lr": case.lr,
+        "weight_decay": case.weight_decay,
+        "adam_steps": case.adam_steps,
+        "plant": case.plant,
+    });
+    std::fs::write(dir.join("case.json"), json.to_string()).unwrap();
+
+    let input = || ModelInput {
+        face: face.shallow_clone(),
+        parts: parts.each_ref().map(|t| t.shallow_clone()),
+    };
+    let mut out = BTreeMap::new();
+    let eval = tch::no_grad(|| model.forward(&input(), false));
+    if let Some(g) = &eval.global {
+        out.insert("eval.global".to_string(), g.shallow_clone());
+    }
+    if let Some(p) = &eval.local {
+        out.insert("eval.local".to_string(), p.shallow_clone());
+    }
+    out.insert(
+        "eval.fused".into(),
+        fuse(&eval.global, &eval.local, case.fusion, case.fusion_weight),
+    );
+
+    let mix = case.mix.as_ref().map(|(lambda, perm)| Mixup {
+        lambda: *lambda,
+        perm: Tensor::from_slice(perm),
+    });
+    let mut opt = Adam::new(&vs, case.lr, case.weight_decay);
+    for step in 0..case.adam_steps {
+        opt.zero_grad();
+        let loss = mgln_loss(&model, input(), &labels, mix.as_ref(), false).unwrap();
+        loss.total.backward();
+        if step == 0 {
+            out.insert("train.total".into(), loss.total.detach());
+            if let Some(l) = &loss.global {
+                out.insert("train.global".into(), l.detach());
+            }
+            if let Some(l) = &loss.local {
+                out.insert("train.local".into(), l.detach());
+            }
+            for (name, t) in vs.variables() {
+                if t.requires_grad() {
+                    out.insert(format!("grad.{name}"), t.grad().copy());
+                }
+            }
+        }
+        opt.step();
+    }
+    for (name, t) in vs.variables() {
+        out.insert(format!("adam.{name}"), t.detach().copy());
+    }
+    out
+}
+
+/// Runs the oracle on every case directory in one Python process (torch imports once).
+fn run_oracle(python: &Path, dirs: &[PathBuf]) {
+    let out = Command::new(python)
+        .arg(script())
+        .args(dirs)
+        .output()
+        .expect("start the oracle");
+    assert!(
+        out.status.success(),
+        "oracle failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Per tensor: max |a − b| / max |b| (absolute against 1e-6 for tensors that small).
+fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    let (a, b) = (values(a), values(b));
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6) as f64;
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs())) as f64;
+    diff / scale
+}
+
+/// `grad.ssm.features.<i>.bias`, `adam.ssm.features.<i>.bias` and `adam.ssm.bn.*.running_mean`.
+fn bias_before_batchnorm(name: &str) -> bool {
+    let n = name.split_once('.').map(|(_, n)| n).unwrap_or("");
+    (n.starts_with("ssm.features.") && n.ends_with(".bias"))
+        || (name.starts_with("adam.ssm.bn.") && n.ends_with(".running_mean"))
+}
+
+/// The largest gradient value of the whole network (the scale "rounding noise" is measured on).
+fn largest_gradient(named: &BTreeMap<String, Tensor>) -> f64 {
+    named
+        .iter()
+        .filter(|(n, _)| n.starts_with("grad."))
+        .flat_map(|(_, t)| values(t))
+        .fold(0f32, |m, x| m.max(x.abs())) as f64
+}
+
+/// A weight after the Adam steps: mean |rust − oracle| over the tensor, in units of the most the
+/// steps can move a weight (steps · lr). Not the maximum: where a gradient element is within
+/// rounding noise of zero its sign, and so the direction of its step, is arbitrary on either
+/// side, and that single element may differ by 2·lr. The optimiser itself is pinned exactly, on
+/// identical gradients, by `adam_equals_torch_optim_adam_on_the_same_gradients`.
+fn update_error(a: &Tensor, b: &Tensor, case: &Case) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    let (a, b) = (values(a), values(b));
+    let mean = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs() as f64)
+        .sum::<f64>()
+        / a.len().max(1) as f64;
+    mean / (case.adam_steps.max(1) as f64 * case.lr)
+}
+
+fn limit(name: &str) -> f64 {
+    if name.starts_with("adam.") && !name.contains(".running_") {
+        1e-2
+    } else if name.starts_with("grad.") || name.starts_with("adam.") {
+        1e-4
+    } else {
+        1e-5
+    }
+}
+
+/// A tensor over its limit: (name, error, limit).
+type OverLimit = (String, f64, f64);
+
+/// Compares one case; returns the tensors over their limit as (name, error, limit), and the
+/// worst error per group (eval, train, grad, adam) for the log.
+fn compare(
+    case: &Case,
+    ours: &BTreeMap<String, Tensor>,
+    dir: &Path,
+) -> (Vec<OverLimit>, BTreeMap<&'static str, f64>) {
+    let theirs: BTreeMap<String, Tensor> = Tensor::read_safetensors(dir.join("oracle.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let ours_names: Vec<&String> = ours.keys().collect();
+    let theirs_names: Vec<&String> = theirs.keys().collect();
+    assert_eq!(
+        ours_names, theirs_names,
+        "{}: the two sides name different tensors",
+        case.name
+    );
+    let mut bad = Vec::new();
+    let mut worst = BTreeMap::new();
+    for (name, a) in ours {
+        if case.model.ssm_batchnorm && bias_before_batchnorm(name) {
+            // A conv bias followed by batch norm has zero gradient in exact arithmetic (the
+            // normalisation subtracts it again): both sides' gradients must be rounding noise,
+            // 1e-6 of the largest gradient, and Adam turns that noise into ±lr steps whose sign
+            // means nothing. The running mean records the bias, so it inherits the same noise.
+            if name.starts_with("grad.") {
+                let scale = largest_gradient(&theirs);
+                for side in [a, &theirs[name]] {
+                    let m = values(side).iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+                    if m > 1e-6 * scale {
+                        bad.push((format!("{name} (not ≈ 0)"), m / scale, 1e-6));
+                    }
+                }
+            }
+            continue;
+        }
+        let e = if name.starts_with("adam.") && !name.contains(".running_") {
+            update_error(a, &theirs[name], case)
+        } else {
+            relative_error(a, &theirs[name])
+        };
+        let group = ["eval", "train", "grad", "adam"]
+            .into_iter()
+            .find(|g| name.starts_with(g))
+            .unwrap_or("other");
+        let w = worst.entry(group).or_insert(0.0f64);
+        *w = w.max(e);
+        // NaN counts as over.
+        if e.is_nan() || e > limit(name) {
+            bad.push((name.clone(), e, limit(name)));
+        }
+    }
+    (bad, worst)
+}
+
+fn run_cases(cases: &[Case]) -> Option<Vec<Vec<OverLimit>>> {
+    let Some(py) = python() else {
+        println!("skipped: oracle tests: no .venv/bin/python (run `make setup`)");
+        return None;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = cases.iter().map(|c| tmp.path().join(&c.name)).collect();
+    let ours: Vec<_> = cases
+        .iter()
+        .zip(&dirs)
+        .map(|(c, d)| project_side(c, d))
+        .collect();
+    run_oracle(&py, &dirs);
+    Some(
+        cases
+            .iter()
+            .zip(&ours)
+            .zip(&dirs)
+            .map(|((c, o), d)| {
+                let (bad, worst) = compare(c, o, d);
+                let worst: Vec<String> =
+                    worst.iter().map(|(g, e)| format!("{g} {e:.1e}")).collect();
+                println!(
+                    "oracle {:<26} worst relative error: {}",
+                    c.name,
+                    worst.join(", ")
+                );
+                bad
+            })
+            .collect(),
+    )
+}
+
+/// Every variant at small width equals the oracle: deform channel / dcn / none, each branch alone,
+/// one frame, SSM batch norm, ReLU heads, the softmax-average fusion, weight decay, no mixup.
+#[test]
+fn small_networks_equal_the_pytorch_oracle() {
+    let mut cases = Vec::new();
+    for deform in [Deform::Channel, Deform::Dcn, Deform::None] {
+        let mut c = small(&format!("deform-{deform:?}"));
+        c.model.deform = deform;
+        cases.push(c);
+    }
+    for branches in [Branches::Gfm, Branches::Pbm] {
+        let mut c = small(&format!("branches-{branches:?}"));
+        c.model.branches = branches;
+        cases.push(c);
+    }
+    let mut c = small("one-frame");
+    c.model.frames = 1;
+    cases.push(c);
+    let mut c = small("batchnorm-relu-heads");
+    c.model.ssm_batchnorm = true;
+    c.model.head_relu = true;
+    c.model.width = 0.125;
+    cases.push(c);
+    let mut c = small("softmax-average-decay");
+    c.fusion = Fusion::SoftmaxAverage;
+    c.fusion_weight = 0.7;
+    c.weight_decay = 1e-3;
+    c.model.deform = Deform::Dcn;
+    cases.push(c);
+    let mut c = small("no-mixup");
+    c.mix = None;
+    c.batch = 2;
+    cases.push(c);
+    let Some(results) = run_cases(&cases) else {
+        return;
+    };
+    for (c, bad) in cases.iter().zip(results) {
+        assert!(bad.is_empty(), "{}: over the limit: {bad:?}", c.name);
+    }
+}
+
+/// The comparison catches defects, each where it belongs: frames read in the wrong order change
+/// the PBM's scores; Adam without bias correction changes the weights after a step but no gradient;
+/// mixing the part crops changes the training loss but not the eval scores.
+#[test]
+fn the_oracle_comparison_catches_planted_defects() {
+    let plants = ["frames-reversed", "adam-no-bias-correction", "mixup-parts"];
+    let cases: Vec<Case> = plants
+        .iter()
+        .map(|p| {
+            let mut c = small(&format!("plant-{p}"));
+            c.plant = Some(p);
+            c
+        })
+        .collect();
+    let Some(results) = run_cases(&cases) else {
+        return;
+    };
+    let groups = |bad: &[OverLimit]| -> Vec<String> {
+        let mut g: Vec<String> = bad
+            .iter()
+            .map(|(n, _, _)| n.split('.').next().unwrap_or("").to_string())
+            .collect();
+        g.dedup();
+        g
+    };
+    let flagged: Vec<Vec<String>> = results.iter().map(|b| groups(b)).collect();
+    // frames-reversed: eval scores of the PBM (and everything downstream of it).
+    assert!(
+        results[0].iter().any(|(n, _, _)| n == "eval.local"),
+        "{:?}",
+        results[0]
+    );
+    assert!(!results[0].iter().any(|(n, _, _)| n == "eval.global"));
+    // adam-no-bias-correction: only the weights after the steps.
+    assert_eq!(flagged[1], vec!["adam".to_string()], "{:?}", results[1]);
+    // mixup-parts: the training loss and gradients, not the eval scores.
+    assert!(
+        !flagged[2].contains(&"eval".to_string()),
+        "{:?}",
+        results[2]
+    );
+    assert!(
+        flagged[2].contains(&"train".to_string()),
+        "{:?}",
+        results[2]
+    );
+    assert!(flagged[2].contains(&"grad".to_string()), "{:?}", results[2]);
+}
+
+/// The paper's network at full width (19,988,145 parameters at 7 classes), batch 2, 3 Adam steps,
+/// against the oracle. Runs in `make test-real` (and `make test`); about a minute on 2 cores.
+#[test]
+fn real_paper_width_equals_the_pytorch_oracle() {
+    let mut c = small("paper-width");
+    c.model = train::bench::paper_config(7, 1.0);
+    c.batch = 2;
+    c.mix = Some((0.6, vec![1, 0]));
+    c.lr = 1e-4;
+    let Some(results) = run_cases(&[c]) else {
+        return;
+    };
+    assert!(results[0].is_empty(), "over the limit: {:?}", results[0]);
+}
+
+/// [`Adam`] against `torch.optim.Adam` on identical gradients: parameters of several shapes,
+/// gradients of very different scales (zeros, 1e-9, 1e3), weight decay, 3 steps. Limit: 1e-6 of
+/// each tensor's largest value (the same formula in fp32 on both sides; the step's division and
+/// square root round differently in at most a few ulp).
+#[test]
+fn adam_equals_torch_optim_adam_on_the_same_gradients() {
+    let Some(py) = python() else {
+        println!("skipped: oracle tests: no .venv/bin/python (run `make setup`)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("adam");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (lr, wd, steps) = (1e-3, 1e-2, 3usize);
+    tch::manual_seed(11);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let shapes: [&[i64]; 4] = [&[7], &[3, 5], &[2, 3, 3, 3], &[64]];
+    let params: Vec<Tensor> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            vs.root().var(
+                &format!("p{i}"),
+                s,
+                nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 1.0,
+                },
+            )
+        })
+        .collect();
+    let mut named: Vec<(String, Tensor)> = params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("p{i}"), p.detach().copy()))
+        .collect();
+    let scales = [1.0, 1e-9, 1e3, 0.0];
+    let grads: Vec<Vec<Tensor>> = (0..steps)
+        .map(|_| {
+            params
+                .iter()
+                .zip(scales)
+                .map(|(p, s)| p.randn_like() * s)
+                .collect()
+        })
+        .collect();
+    for (k, gs) in grads.iter().enumerate() {
+        for (i, g) in gs.iter().enumerate() {
+            named.push((format!("p{i}.step{k}"), g.shallow_clone()));
+        }
+    }
+    Tensor::write_safetensors(&named, dir.join("adam.safetensors")).unwrap();
+    let json = serde_json::json!({"kind": "adam", "lr": lr, "weight_decay": wd, "adam_steps": steps,
+                                 "params": params.len()});
+    std::fs::write(dir.join("case.json"), json.to_string()).unwrap();
+    let mut opt = Adam::new(&vs, lr, wd);
+    let mut ours = BTreeMap::new();
+    for (k, gs) in grads.iter().enumerate() {
+        opt.zero_grad();
+        // d/dp Σ p·g = g exactly.
+        let loss = params
+            .iter()
+            .zip(gs)
+            .map(|(p, g)| (p * g).sum(Kind::Float))
+            .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+        loss.backward();
+        opt.step();
+        for (i, p) in params.iter().enumerate() {
+            ours.insert(format!("step{k}.p{i}"), p.detach().copy());
+        }
+    }
+    run_oracle(&py, std::slice::from_ref(&dir));
+    let theirs: BTreeMap<String, Tensor> = Tensor::read_safetensors(dir.join("oracle.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(ours.len(), theirs.len());
+    let mut worst = 0f64;
+    for (name, a) in &ours {
+        let e = relative_error(a, &theirs[name]);
+        worst = worst.max(e);
+        assert!(e <= 1e-6, "{name}: {e:e}");
+    }
+    println!(
+        "oracle adam: worst relative error {worst:.1e} over {} tensors",
+        ours.len()
+    );
+}
