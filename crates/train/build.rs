@@ -11,6 +11,9 @@
 //   initialisers), so the linker would drop the library and the binary would never see a GPU.
 //   Wrapping it in `--no-as-needed` keeps it. On a CPU-only host the library still loads (PyTorch's
 //   wheel ships it) and reports no device.
+// * `shim/torch_ext.cpp` (train only): the TF32 switches, autocast per device type and the fused
+//   Adam kernel, which tch 0.24 does not bind, compiled with torch-sys's flags against the headers
+//   beside that libtorch directory (`<lib>/../include`).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
@@ -24,7 +27,31 @@ fn main() {
              the binaries will need LD_LIBRARY_PATH to start"
         ),
     }
+    if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("train") {
+        build_shim();
+    }
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     println!("cargo:rustc-link-arg=-ltorch_cuda");
     println!("cargo:rustc-link-arg=-Wl,--as-needed");
+}
+
+fn build_shim() {
+    println!("cargo:rerun-if-changed=shim/torch_ext.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        panic!("torch-sys did not export DEP_TCH_LIBTORCH_LIB: cannot find libtorch's headers");
+    };
+    let include = std::path::Path::new(&lib).join("../include");
+    // The wheels of torch ≥ 2.7 use the C++11 ABI; torch-sys reads the same variable.
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .file("shim/torch_ext.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .warnings(false)
+        .compile("fer_torch_ext");
 }

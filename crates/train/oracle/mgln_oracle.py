@@ -175,7 +175,9 @@ class ConvOffset2D(nn.Module):
 
     def forward(self, x):
         b, c, h, w = x.shape
-        o = self.offsets(x).reshape(b, c, 2, h, w)
+        # autocast runs grid_sample in fp32; so does this sampling.
+        o = self.offsets(x).float().reshape(b, c, 2, h, w)
+        x = x.float()
         gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype),
                                 indexing="ij")
         px = on_grid_sampler_grid(o[:, :, 0] + gx, w).reshape(b * c, h, w)
@@ -195,7 +197,8 @@ class DeformConv(nn.Module):
 
     def forward(self, x):
         b, c, h, w = x.shape
-        off = self.offsets(x).reshape(b, 9, 2, h, w)
+        off = self.offsets(x).float().reshape(b, 9, 2, h, w)
+        x = x.float()
         gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype),
                                 indexing="ij")
         img = x.reshape(b * c, h, w)
@@ -323,12 +326,15 @@ def fuse(g, p, rule, w):
     return w * g.softmax(-1) + (1 - w) * p.softmax(-1)
 
 
-def losses(model, face, parts, labels, lam, perm, plant):
+def losses(model, face, parts, labels, lam, perm, plant, amp=False):
     if perm is not None:
         face = lam * face + (1 - lam) * face[perm]
         if plant == "mixup-parts":
             parts = [lam * x + (1 - lam) * x[perm] for x in parts]
-    g, p = model(face, parts)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        g, p = model(face, parts)
+    g = g.float() if g is not None else None
+    p = p.float() if p is not None else None
     lg = lp = None
     if g is not None:
         lg = F.cross_entropy(g, labels)
@@ -376,9 +382,12 @@ def run_case(case_dir):
     lam = case["lambda"]
     out = {}
 
+    amp = bool(case.get("amp"))
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         g, p = model(face, parts)
+    g = g.float() if g is not None else None
+    p = p.float() if p is not None else None
     if g is not None:
         out["eval.global"] = g
     if p is not None:
@@ -394,7 +403,7 @@ def run_case(case_dir):
     state = {}
     for step in range(case["adam_steps"]):
         model.zero_grad(set_to_none=True)
-        total, lg, lp = losses(model, face, parts, labels, lam, perm, plant)
+        total, lg, lp = losses(model, face, parts, labels, lam, perm, plant, amp)
         total.backward()
         if step == 0:
             out["train.total"] = total.detach()

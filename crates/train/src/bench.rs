@@ -75,6 +75,7 @@ pub fn time_steps(
     let vs = nn::VarStore::new(device);
     let model = Mgln::new(&vs.root(), mc)?;
     let mut opt = Adam::new(&vs, 1e-4, 0.0);
+    crate::torch_ext::set_tf32(precision.allows_tf32())?;
     let amp = precision == Precision::Bf16 && device.is_cuda();
     let mut times = Vec::with_capacity(steps);
     for s in 0..warm + steps {
@@ -90,7 +91,7 @@ pub fn time_steps(
         let loss = mgln_loss(&model, input, &y, (batch > 1).then_some(&mix), amp)?.total;
         opt.zero_grad();
         loss.backward();
-        opt.step();
+        opt.step()?;
         sync(device);
         if s >= warm {
             times.push(t0.elapsed().as_secs_f64() * 1000.0);

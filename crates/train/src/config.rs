@@ -78,6 +78,13 @@ pub enum Precision {
     Bf16,
 }
 
+impl Precision {
+    /// Whether TF32 tensor-core arithmetic is allowed under this precision (CUDA only).
+    pub fn allows_tf32(self) -> bool {
+        self != Precision::Fp32
+    }
+}
+
 /// Evaluation protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -182,8 +189,14 @@ pub struct TrainSection {
     pub flip: bool,
     /// Seed of the init, the sample order, mixup and augmentation (default 0).
     pub seed: u64,
-    /// `fp32` | `tf32` | `bf16` (default tf32; CPU runs use fp32 whatever is set).
+    /// `fp32` | `tf32` | `bf16` (default tf32; CPU runs use fp32 whatever is set). On CUDA, `fp32`
+    /// switches TF32 off for cuBLAS and cuDNN (libtorch's own default leaves it on for cuDNN
+    /// convolutions), `tf32` and `bf16` switch it on.
     pub precision: Precision,
+    /// Adam as libtorch's fused kernel over all parameters (default true, the kernel of
+    /// `torch.optim.Adam(fused=True)`), or a loop of tensor operations per parameter (false).
+    /// Both equal `torch.optim.Adam` within rounding; the checkpointed state is the same.
+    pub fused_adam: bool,
     /// channels_last memory format on CUDA (default true).
     pub channels_last: bool,
     /// `auto` (CUDA when available) | `cpu` | `cuda` | `cuda:N` (default auto).
@@ -222,6 +235,7 @@ impl Default for TrainSection {
             flip: true,
             seed: 0,
             precision: Precision::Tf32,
+            fused_adam: true,
             channels_last: true,
             device: "auto".into(),
             workers: 4,

@@ -48,6 +48,9 @@ pub enum TrainError {
     /// libtorch reported an error.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    /// A call into the project's libtorch shim (`shim/torch_ext.cpp`) threw.
+    #[error("libtorch {op}: {reason}")]
+    Libtorch { op: &'static str, reason: String },
     /// A weights file that does not fit the model.
     #[error("{file}: {reason}")]
     Weights { file: PathBuf, reason: String },

@@ -12,6 +12,7 @@ pub mod loader;
 pub mod model;
 pub mod predict;
 pub mod report;
+pub mod torch_ext;
 pub mod trainer;
 
 pub use config::ExperimentConfig;

@@ -171,8 +171,11 @@ impl ConvOffset2D {
     /// Resamples `x` at the per-channel offsets `o` ([b, 2c, h, w], x then y per channel).
     pub fn resample(x: &Tensor, o: &Tensor) -> Tensor {
         let (b, c, h, w) = x.size4().unwrap_or((0, 0, 0, 0));
-        let o = o.view([b, c, 2, h, w]);
-        let opts = (x.kind(), x.device());
+        // Positions in fp32 whatever the activations are: under bf16 autocast the offset conv
+        // gives bf16, which on a 16-pixel map would round every position to 1/8 pixel.
+        // grid_sample runs in fp32 under autocast anyway.
+        let o = o.to_kind(Kind::Float).view([b, c, 2, h, w]);
+        let opts = (Kind::Float, x.device());
         let ys = Tensor::arange(h, opts).view([1, 1, h, 1]);
         let xs = Tensor::arange(w, opts).view([1, 1, 1, w]);
         let norm = |v: Tensor, n: i64| {
@@ -253,8 +256,12 @@ impl DeformConv3x3 {
 impl Module for DeformConv3x3 {
     fn forward(&self, x: &Tensor) -> Tensor {
         let (b, c, h, w) = x.size4().unwrap_or((0, 0, 0, 0));
-        let off = x.apply(&self.offsets).view([b, 9, 2, h, w]);
-        let opts = (x.kind(), x.device());
+        // Positions in fp32 (see ConvOffset2D::resample).
+        let off = x
+            .apply(&self.offsets)
+            .to_kind(Kind::Float)
+            .view([b, 9, 2, h, w]);
+        let opts = (Kind::Float, x.device());
         let ys = Tensor::arange(h, opts).view([1, h, 1]);
         let xs = Tensor::arange(w, opts).view([1, 1, w]);
         let mut taps = Vec::with_capacity(9);

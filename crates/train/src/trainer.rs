@@ -299,7 +299,7 @@ impl Runner<'_> {
                 self.cfg.model.init
             )),
         }
-        let mut opt = Adam::new(&vs, t.lr, t.weight_decay);
+        let mut opt = Adam::new(&vs, t.lr, t.weight_decay).with_fused(t.fused_adam);
         let ckpt_tensors = fold_dir.join("checkpoint.safetensors");
         let ckpt_info = fold_dir.join("checkpoint.json");
         let mut history: Vec<EpochRecord> = Vec::new();
@@ -465,7 +465,7 @@ impl Runner<'_> {
             } = mgln_loss(model, input, &labels, mix.as_ref(), amp)?;
             opt.zero_grad();
             loss.backward();
-            opt.step();
+            opt.step()?;
             let n = batch.n as f64;
             sum_loss += loss.double_value(&[]) * n;
             sum_loss_global += loss_global.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
@@ -544,7 +544,9 @@ impl Runner<'_> {
                     continue;
                 }
                 let (input, _) = tf.apply(&batch, &self.layout, None);
-                let out = tch::autocast(amp, || model.forward(&input, false));
+                let out = crate::torch_ext::autocast_bf16(self.device, amp, || {
+                    model.forward(&input, false)
+                })?;
                 let pred: Vec<i64> = Vec::try_from(
                     &fuse(
                         &out.global,
@@ -588,7 +590,8 @@ pub struct StepLoss {
 
 /// Forward pass in training mode and the MGLN loss of one batch: the one definition the epoch
 /// loop runs and the PyTorch oracle test (`tests/train/oracle.rs`) pins. `amp` runs the forward
-/// pass under bf16 autocast; the losses are computed in fp32 either way.
+/// pass under bf16 autocast for the input's device type (CPU or CUDA; the trainer asks for it on
+/// CUDA only); the losses are computed in fp32 either way.
 ///
 /// Errors: a model with neither branch.
 pub fn mgln_loss(
@@ -605,7 +608,8 @@ pub fn mgln_loss(
         },
         None => input,
     };
-    let output = tch::autocast(amp, || model.forward(&input, true));
+    let output =
+        crate::torch_ext::autocast_bf16(input.face.device(), amp, || model.forward(&input, true))?;
     let ce = |s: &Tensor, y: &Tensor| s.to_kind(Kind::Float).cross_entropy_for_logits(y);
     let global = output.global.as_ref().map(|g| match mix {
         Some(m) => {
@@ -748,6 +752,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
+    crate::torch_ext::set_tf32(t.precision.allows_tf32())?;
     let cache_dir = cfg.resolve_cache()?;
     let cache = loader::open_cache(&cache_dir)?;
     let layout = Layout::from_cache(&cache, t.frames)?;

@@ -184,7 +184,7 @@ fn a_tiny_batch_overfits() {
             + out.local.as_ref().unwrap().cross_entropy_for_logits(&y);
         opt.zero_grad();
         loss.backward();
-        opt.step();
+        opt.step().unwrap();
         let pred = train::trainer::fuse(&out.global, &out.local, train::config::Fusion::Sum, 0.5)
             .argmax(1, false);
         acc = pred

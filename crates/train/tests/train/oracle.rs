@@ -50,6 +50,10 @@ struct Case {
     /// A defect the oracle plants in itself (see the oracle's docstring).
     plant: Option<&'static str>,
     seed: u64,
+    /// Adam as libtorch's fused kernel (the trainer's default) or the per-parameter loop.
+    fused_adam: bool,
+    /// bf16 autocast on the CPU, on both sides.
+    amp: bool,
 }
 
 fn small(name: &str) -> Case {
@@ -77,6 +81,8 @@ fn small(name: &str) -> Case {
         adam_steps: 3,
         plant: None,
         seed: 7,
+        fused_adam: true,
+        amp: false,
     }
 }
 
@@ -146,6 +152,7 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
         "weight_decay": case.weight_decay,
         "adam_steps": case.adam_steps,
         "plant": case.plant,
+        "amp": case.amp,
     });
     std::fs::write(dir.join("case.json"), json.to_string()).unwrap();
 
@@ -154,12 +161,15 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
         parts: parts.each_ref().map(|t| t.shallow_clone()),
     };
     let mut out = BTreeMap::new();
-    let eval = tch::no_grad(|| model.forward(&input(), false));
+    let eval = tch::no_grad(|| {
+        train::torch_ext::autocast_bf16(Device::Cpu, case.amp, || model.forward(&input(), false))
+    })
+    .unwrap();
     if let Some(g) = &eval.global {
-        out.insert("eval.global".to_string(), g.shallow_clone());
+        out.insert("eval.global".to_string(), g.to_kind(Kind::Float));
     }
     if let Some(p) = &eval.local {
-        out.insert("eval.local".to_string(), p.shallow_clone());
+        out.insert("eval.local".to_string(), p.to_kind(Kind::Float));
     }
     out.insert(
         "eval.fused".into(),
@@ -170,10 +180,10 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
         lambda: *lambda,
         perm: Tensor::from_slice(perm),
     });
-    let mut opt = Adam::new(&vs, case.lr, case.weight_decay);
+    let mut opt = Adam::new(&vs, case.lr, case.weight_decay).with_fused(case.fused_adam);
     for step in 0..case.adam_steps {
         opt.zero_grad();
-        let loss = mgln_loss(&model, input(), &labels, mix.as_ref(), false).unwrap();
+        let loss = mgln_loss(&model, input(), &labels, mix.as_ref(), case.amp).unwrap();
         loss.total.backward();
         if step == 0 {
             out.insert("train.total".into(), loss.total.detach());
@@ -189,7 +199,7 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
                 }
             }
         }
-        opt.step();
+        opt.step().unwrap();
     }
     for (name, t) in vs.variables() {
         out.insert(format!("adam.{name}"), t.detach().copy());
@@ -257,6 +267,39 @@ fn update_error(a: &Tensor, b: &Tensor, case: &Case) -> f64 {
     mean / (case.adam_steps.max(1) as f64 * case.lr)
 }
 
+/// bf16 autocast: ‖rust − oracle‖₂ / ‖oracle‖₂ per tensor. bf16 keeps 8 significant bits
+/// (ε = 7.8e-3) and the two sides round at different points where their computations differ (the
+/// sampling, the order of gradient sums), so single elements can differ by many bf16 ulp; the
+/// norm says whether the tensor as a whole agrees.
+fn l2_error(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    let (a, b) = (values(a), values(b));
+    let diff: f64 = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum();
+    let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (diff / norm.max(1e-24)).sqrt()
+}
+
+/// Limits of the bf16 autocast case (l2_error): scores and losses 2e-2, a few bf16 ε; each
+/// gradient tensor 0.25 (a tensor of 8 weights whose gradient is a sum of 36 products with
+/// cancellation reaches 0.1), the whole gradient vector 5e-2 (`BF16_GRADIENT`). fp32 on one side
+/// would still pass, which is why the
+/// shim's autocast is checked on its own (`the_shim_switches_cpu_autocast_and_tf32`).
+fn bf16_limit(name: &str) -> f64 {
+    if name.starts_with("grad.") {
+        0.25
+    } else {
+        2e-2
+    }
+}
+
+/// bf16 autocast: limit of ‖g_rust − g_oracle‖₂ / ‖g_oracle‖₂ over all gradients together (the
+/// direction of the update).
+const BF16_GRADIENT: f64 = 5e-2;
+
 fn limit(name: &str) -> f64 {
     if name.starts_with("adam.") && !name.contains(".running_") {
         1e-2
@@ -290,6 +333,20 @@ fn compare(
     );
     let mut bad = Vec::new();
     let mut worst = BTreeMap::new();
+    if case.amp {
+        let (mut diff, mut norm) = (0f64, 0f64);
+        for (name, a) in ours.iter().filter(|(n, _)| n.starts_with("grad.")) {
+            for (x, y) in values(a).iter().zip(values(&theirs[name])) {
+                diff += ((x - y) as f64).powi(2);
+                norm += (y as f64).powi(2);
+            }
+        }
+        let e = (diff / norm.max(1e-24)).sqrt();
+        worst.insert("whole gradient", e);
+        if e.is_nan() || e > BF16_GRADIENT {
+            bad.push(("whole gradient".into(), e, BF16_GRADIENT));
+        }
+    }
     for (name, a) in ours {
         if case.model.ssm_batchnorm && bias_before_batchnorm(name) {
             // A conv bias followed by batch norm has zero gradient in exact arithmetic (the
@@ -307,7 +364,15 @@ fn compare(
             }
             continue;
         }
-        let e = if name.starts_with("adam.") && !name.contains(".running_") {
+        if case.amp && name.starts_with("adam.") {
+            // The optimiser runs in fp32 on fp32 weights under autocast too (pinned by the fp32
+            // cases); after bf16 gradients, whose near-zero elements have arbitrary signs, the
+            // weights after 3 steps say nothing more.
+            continue;
+        }
+        let e = if case.amp {
+            l2_error(a, &theirs[name])
+        } else if name.starts_with("adam.") && !name.contains(".running_") {
             update_error(a, &theirs[name], case)
         } else {
             relative_error(a, &theirs[name])
@@ -319,8 +384,13 @@ fn compare(
         let w = worst.entry(group).or_insert(0.0f64);
         *w = w.max(e);
         // NaN counts as over.
-        if e.is_nan() || e > limit(name) {
-            bad.push((name.clone(), e, limit(name)));
+        let lim = if case.amp {
+            bf16_limit(name)
+        } else {
+            limit(name)
+        };
+        if e.is_nan() || e > lim {
+            bad.push((name.clone(), e, lim));
         }
     }
     (bad, worst)
@@ -360,7 +430,9 @@ fn run_cases(cases: &[Case]) -> Option<Vec<Vec<OverLimit>>> {
 }
 
 /// Every variant at small width equals the oracle: deform channel / dcn / none, each branch alone,
-/// one frame, SSM batch norm, ReLU heads, the softmax-average fusion, weight decay, no mixup.
+/// one frame, SSM batch norm, ReLU heads, the softmax-average fusion, weight decay, no mixup, the
+/// per-parameter Adam loop instead of the fused kernel, and bf16 autocast on the CPU (both sides
+/// under autocast).
 #[test]
 fn small_networks_equal_the_pytorch_oracle() {
     let mut cases = Vec::new();
@@ -391,6 +463,12 @@ fn small_networks_equal_the_pytorch_oracle() {
     let mut c = small("no-mixup");
     c.mix = None;
     c.batch = 2;
+    cases.push(c);
+    let mut c = small("adam-loop");
+    c.fused_adam = false;
+    cases.push(c);
+    let mut c = small("bf16-autocast");
+    c.amp = true;
     cases.push(c);
     let Some(results) = run_cases(&cases) else {
         return;
@@ -464,7 +542,8 @@ fn real_paper_width_equals_the_pytorch_oracle() {
     assert!(results[0].is_empty(), "over the limit: {:?}", results[0]);
 }
 
-/// [`Adam`] against `torch.optim.Adam` on identical gradients: parameters of several shapes,
+/// [`Adam`], the fused kernel and the loop, against `torch.optim.Adam` on identical gradients:
+/// parameters of several shapes,
 /// gradients of very different scales (zeros, 1e-9, 1e3), weight decay, 3 steps. Limit: 1e-6 of
 /// each tensor's largest value (the same formula in fp32 on both sides; the step's division and
 /// square root round differently in at most a few ulp).
@@ -519,20 +598,25 @@ fn adam_equals_torch_optim_adam_on_the_same_gradients() {
     let json = serde_json::json!({"kind": "adam", "lr": lr, "weight_decay": wd, "adam_steps": steps,
                                  "params": params.len()});
     std::fs::write(dir.join("case.json"), json.to_string()).unwrap();
-    let mut opt = Adam::new(&vs, lr, wd);
     let mut ours = BTreeMap::new();
-    for (k, gs) in grads.iter().enumerate() {
-        opt.zero_grad();
-        // d/dp Σ p·g = g exactly.
-        let loss = params
-            .iter()
-            .zip(gs)
-            .map(|(p, g)| (p * g).sum(Kind::Float))
-            .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
-        loss.backward();
-        opt.step();
-        for (i, p) in params.iter().enumerate() {
-            ours.insert(format!("step{k}.p{i}"), p.detach().copy());
+    for fused in [true, false] {
+        for (p, start) in params.iter().zip(&named) {
+            tch::no_grad(|| p.shallow_clone().copy_(&start.1));
+        }
+        let mut opt = Adam::new(&vs, lr, wd).with_fused(fused);
+        for (k, gs) in grads.iter().enumerate() {
+            opt.zero_grad();
+            // d/dp Σ p·g = g exactly.
+            let loss = params
+                .iter()
+                .zip(gs)
+                .map(|(p, g)| (p * g).sum(Kind::Float))
+                .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+            loss.backward();
+            opt.step().unwrap();
+            for (i, p) in params.iter().enumerate() {
+                ours.insert((fused, format!("step{k}.p{i}")), p.detach().copy());
+            }
         }
     }
     run_oracle(&py, std::slice::from_ref(&dir));
@@ -540,15 +624,55 @@ fn adam_equals_torch_optim_adam_on_the_same_gradients() {
         .unwrap()
         .into_iter()
         .collect();
-    assert_eq!(ours.len(), theirs.len());
+    assert_eq!(ours.len(), 2 * theirs.len());
     let mut worst = 0f64;
-    for (name, a) in &ours {
+    for ((fused, name), a) in &ours {
         let e = relative_error(a, &theirs[name]);
         worst = worst.max(e);
-        assert!(e <= 1e-6, "{name}: {e:e}");
+        assert!(e <= 1e-6, "fused {fused}: {name}: {e:e}");
     }
     println!(
-        "oracle adam: worst relative error {worst:.1e} over {} tensors",
+        "oracle adam (fused kernel and loop): worst relative error {worst:.1e} over {} tensors",
         ours.len()
     );
+}
+
+/// The shim's switches do what they say on this CPU: under `autocast_bf16` a convolution gives
+/// bf16 and autocast is off again afterwards (also after a panic inside); the TF32 switches read
+/// back as set (they are process-wide flags, readable without a GPU).
+#[test]
+fn the_shim_switches_cpu_autocast_and_tf32() {
+    use train::torch_ext::{autocast_bf16, autocast_enabled, set_tf32, tf32};
+    let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    let w = Tensor::randn([4, 3, 3, 3], (Kind::Float, Device::Cpu));
+    let conv = || x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+    assert_eq!(conv().kind(), Kind::Float);
+    let (inside, on) = autocast_bf16(Device::Cpu, true, || {
+        (conv().kind(), autocast_enabled(Device::Cpu))
+    })
+    .unwrap();
+    assert_eq!(inside, Kind::BFloat16);
+    assert!(on);
+    assert!(!autocast_enabled(Device::Cpu));
+    assert_eq!(conv().kind(), Kind::Float);
+    let caught = std::panic::catch_unwind(|| {
+        let _ = autocast_bf16(Device::Cpu, true, || panic!("inside autocast"));
+    });
+    assert!(caught.is_err());
+    assert!(
+        !autocast_enabled(Device::Cpu),
+        "autocast left on after a panic"
+    );
+    // Disabled: f runs as is.
+    assert_eq!(
+        autocast_bf16(Device::Cpu, false, conv).unwrap().kind(),
+        Kind::Float
+    );
+
+    let before = tf32().unwrap();
+    set_tf32(true).unwrap();
+    assert_eq!(tf32().unwrap(), (true, true));
+    set_tf32(false).unwrap();
+    assert_eq!(tf32().unwrap(), (false, false));
+    set_tf32(before.0).unwrap();
 }
