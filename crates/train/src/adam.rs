@@ -18,6 +18,10 @@ pub struct Adam {
     weight_decay: f64,
     step: i64,
     fused: bool,
+    /// The step number as a float32 scalar on each parameter device, for the fused kernel:
+    /// incremented there, so that no step uploads it from the host (an upload from pageable
+    /// memory waits for the device).
+    step_on_device: Vec<(tch::Device, Tensor)>,
     /// (name, variable, m, v), sorted by name.
     slots: Vec<(String, Tensor, Tensor, Tensor)>,
 }
@@ -47,6 +51,7 @@ impl Adam {
             weight_decay,
             step: 0,
             fused: true,
+            step_on_device: Vec::new(),
             slots,
         }
     }
@@ -117,6 +122,18 @@ impl Adam {
             }
         }
         for device in devices {
+            // Every device's copy advances each step, used or not.
+            let step = match self.step_on_device.iter_mut().find(|(d, _)| *d == device) {
+                Some((_, t)) => {
+                    let _ = t.g_add_scalar_(1.0);
+                    t.shallow_clone()
+                }
+                None => {
+                    let t = Tensor::from(self.step as f32).to_device(device);
+                    self.step_on_device.push((device, t.shallow_clone()));
+                    t
+                }
+            };
             let live: Vec<usize> = (0..self.slots.len())
                 .filter(|&i| grads[i].defined() && self.slots[i].1.device() == device)
                 .collect();
@@ -127,7 +144,6 @@ impl Adam {
             let live_grads: Vec<&Tensor> = live.iter().map(|&i| &grads[i]).collect();
             let exp_avgs: Vec<&Tensor> = live.iter().map(|&i| &self.slots[i].2).collect();
             let exp_avg_sqs: Vec<&Tensor> = live.iter().map(|&i| &self.slots[i].3).collect();
-            let step = Tensor::from(self.step as f32).to_device(device);
             tch::no_grad(|| {
                 crate::torch_ext::fused_adam(
                     &params,
@@ -167,6 +183,7 @@ impl Adam {
         self.step = find("adam.step")
             .ok_or_else(|| bad("no adam.step".into()))?
             .int64_value(&[]);
+        self.step_on_device.clear();
         tch::no_grad(|| -> Result<()> {
             for (n, _, m, v) in &mut self.slots {
                 for (kind, dst) in [("m", &mut *m), ("v", &mut *v)] {

@@ -74,6 +74,10 @@ pub fn time_steps(
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = Mgln::new(&vs.root(), mc)?;
+    // As the trainer on CUDA (channels_last defaults to true there).
+    if device.is_cuda() {
+        crate::model::to_channels_last(&vs);
+    }
     let mut opt = Adam::new(&vs, 1e-4, 0.0);
     crate::torch_ext::set_tf32(precision.allows_tf32())?;
     let amp = precision == Precision::Bf16 && device.is_cuda();
@@ -101,14 +105,23 @@ pub fn time_steps(
     Ok(times.get(times.len() / 2).copied().unwrap_or(f64::NAN))
 }
 
-/// Synthetic device-resident inputs of the paper's shapes.
+fn channels_last_on_cuda(x: Tensor) -> Tensor {
+    if x.device().is_cuda() {
+        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        x
+    }
+}
+
+/// Synthetic device-resident inputs of the paper's shapes (the face channels_last on CUDA, as
+/// the loader gives it).
 pub fn synthetic_input(mc: &ModelConfig, batch: i64, device: Device) -> (ModelInput, Tensor) {
     let opts = (Kind::Float, device);
     let t = mc.frames;
     let part = |(h, w): (i64, i64)| Tensor::randn([batch, t, 3, h, w], opts);
     (
         ModelInput {
-            face: Tensor::randn([batch, 3, mc.face.0, mc.face.1], opts),
+            face: channels_last_on_cuda(Tensor::randn([batch, 3, mc.face.0, mc.face.1], opts)),
             parts: [part(mc.parts[0]), part(mc.parts[1]), part(mc.parts[2])],
         },
         Tensor::randint(mc.classes, [batch], (Kind::Int64, device)),

@@ -291,6 +291,20 @@ pub struct DeviceTransform {
     pub channels_last: bool,
 }
 
+/// Host data onto `device` without waiting for it: on CUDA through page-locked memory (libtorch's
+/// caching host allocator recycles those blocks, so no step allocates new ones) and a
+/// non-blocking copy, ordered on the stream before the kernels that read it. A copy from pageable
+/// memory would synchronise the whole stream with the host at every step.
+pub fn upload(host: Tensor, device: Device) -> Tensor {
+    if device.is_cuda() {
+        let kind = host.kind();
+        host.pin_memory(device)
+            .to_device_(device, kind, true, false)
+    } else {
+        host
+    }
+}
+
 fn affine(x: &Tensor, aug: Option<&[Augment]>, repeat: i64, out: (i64, i64)) -> Tensor {
     let (n, _, h, w) = x.size4().unwrap_or((0, 1, 0, 0));
     match aug {
@@ -309,9 +323,7 @@ fn affine(x: &Tensor, aug: Option<&[Augment]>, repeat: i64, out: (i64, i64)) -> 
                     ]);
                 }
             }
-            let theta = Tensor::from_slice(&theta)
-                .view([n, 2, 3])
-                .to_device(x.device());
+            let theta = upload(Tensor::from_slice(&theta).view([n, 2, 3]), x.device());
             let grid = Tensor::affine_grid_generator(&theta, [n, 1, out.0, out.1], false);
             // bilinear, border padding, align_corners = false.
             x.grid_sampler(&grid, 0, 1, false)
@@ -322,14 +334,9 @@ fn affine(x: &Tensor, aug: Option<&[Augment]>, repeat: i64, out: (i64, i64)) -> 
 }
 
 fn normalise(x: &Tensor, channels_last: bool) -> Tensor {
-    let dev = x.device();
-    let mean = Tensor::from_slice(&MEAN.map(|v| v as f32))
-        .view([1, 3, 1, 1])
-        .to_device(dev);
-    let std = Tensor::from_slice(&STD.map(|v| v as f32))
-        .view([1, 3, 1, 1])
-        .to_device(dev);
-    let y = (x.expand([-1, 3, -1, -1], false) - mean) / std;
+    // Grey to 3 channels with per-channel scalars: nothing to upload per batch.
+    let channels: Vec<Tensor> = (0..3).map(|c| (x - MEAN[c]) / STD[c]).collect();
+    let y = Tensor::cat(&channels, 1);
     if channels_last {
         y.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
     } else {
@@ -349,15 +356,7 @@ impl DeviceTransform {
     ) -> (crate::model::ModelInput, Tensor) {
         let n = b.n as i64;
         let t = layout.frames() as i64;
-        let pinned = |v: &[u8]| {
-            let host = Tensor::from_slice(v);
-            if self.device.is_cuda() {
-                host.pin_memory(self.device)
-                    .to_device_(self.device, Kind::Uint8, true, false)
-            } else {
-                host
-            }
-        };
+        let pinned = |v: &[u8]| upload(Tensor::from_slice(v), self.device);
         let (fh, fw) = (layout.face.0 as i64, layout.face.1 as i64);
         let face = pinned(&b.face).view([n, 1, fh, fw]).to_kind(Kind::Float) / 255.0;
         let face = affine(&face, aug, 1, self.face_size);
@@ -374,7 +373,7 @@ impl DeviceTransform {
                 normalise(&x, false).view([n, t, 3, out.0, out.1])
             })
             .collect();
-        let labels = Tensor::from_slice(&b.labels).to_device(self.device);
+        let labels = upload(Tensor::from_slice(&b.labels), self.device);
         let [e, no, m]: [Tensor; 3] = match parts.try_into() {
             Ok(a) => a,
             Err(_) => unreachable!("three parts were built above"),

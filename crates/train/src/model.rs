@@ -131,7 +131,9 @@ impl Ssm {
             if let Some(bn) = bn.get(stream) {
                 x = x.apply_t(bn, train);
             }
-            x = x.relu();
+            // In place, as torchvision's VGG: neither the conv's nor batch norm's backward needs
+            // the tensor it overwrites, and it saves a full activation of memory traffic.
+            let _ = x.relu_();
             if VGG_POOL_AFTER.contains(i) {
                 x = x.max_pool2d_default(2);
             }
@@ -586,6 +588,26 @@ pub fn initialise(vs: &nn::VarStore, cfg: &ModelConfig, scheme: InitScheme, seed
             }
         }
     });
+}
+
+/// Gives every 4-d variable (the conv weights) the channels_last memory layout (NHWC strides, the
+/// same shape), so that cuDNN's NHWC kernels run on channels_last activations without converting
+/// the weights at every step. Gradients and Adam's moments created afterwards follow the layout.
+/// Call it before building the optimiser.
+pub fn to_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut t) in vs.variables() {
+            if t.dim() == 4 {
+                let nhwc = t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+                t.set_data(&nhwc);
+            }
+        }
+    });
+}
+
+/// Whether a 4-d tensor has the channels_last layout (channel stride 1).
+pub fn is_channels_last(t: &Tensor) -> bool {
+    t.dim() == 4 && t.stride().get(1) == Some(&1) && t.size()[1] > 1
 }
 
 /// A stable 64-bit key of a variable name (FNV-1a), so that each tensor has its own stream.

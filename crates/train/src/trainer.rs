@@ -299,6 +299,9 @@ impl Runner<'_> {
                 self.cfg.model.init
             )),
         }
+        if t.channels_last && self.device.is_cuda() {
+            crate::model::to_channels_last(&vs);
+        }
         let mut opt = Adam::new(&vs, t.lr, t.weight_decay).with_fused(t.fused_adam);
         let ckpt_tensors = fold_dir.join("checkpoint.safetensors");
         let ckpt_info = fold_dir.join("checkpoint.json");
@@ -421,8 +424,12 @@ impl Runner<'_> {
             train_cfg.skip_bad_records,
         );
         let start = std::time::Instant::now();
-        let (mut sum_loss, mut sum_loss_global, mut sum_loss_local, mut correct, mut seen) =
-            (0.0, 0.0, 0.0, 0i64, 0i64);
+        // Sums stay on the device and are read once, after the epoch: reading a value inside the
+        // loop would make the host wait for the device at every step.
+        let sum = || Tensor::zeros([], (Kind::Double, self.device));
+        let (sum_loss, sum_loss_global, sum_loss_local) = (sum(), sum(), sum());
+        let correct = Tensor::zeros([], (Kind::Int64, self.device));
+        let mut seen = 0i64;
         let mut skipped = 0usize;
         let fusion_weight = self.cfg.model.fusion_weight;
         let amp = train_cfg.precision == Precision::Bf16 && self.device.is_cuda();
@@ -452,7 +459,7 @@ impl Runner<'_> {
                 let l = rng.beta_symmetric(train_cfg.mixup_alpha);
                 let mut p: Vec<i64> = (0..batch.n as i64).collect();
                 rng.shuffle(&mut p);
-                (l, Some(Tensor::from_slice(&p).to_device(self.device)))
+                (l, Some(loader::upload(Tensor::from_slice(&p), self.device)))
             } else {
                 (1.0, None)
             };
@@ -467,9 +474,18 @@ impl Runner<'_> {
             loss.backward();
             opt.step()?;
             let n = batch.n as f64;
-            sum_loss += loss.double_value(&[]) * n;
-            sum_loss_global += loss_global.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
-            sum_loss_local += loss_local.map(|l| l.double_value(&[])).unwrap_or(0.0) * n;
+            let add = |acc: &Tensor, l: &Tensor| {
+                let _ = acc
+                    .shallow_clone()
+                    .g_add_(&(l.detach().to_kind(Kind::Double) * n));
+            };
+            add(&sum_loss, &loss);
+            if let Some(l) = &loss_global {
+                add(&sum_loss_global, l);
+            }
+            if let Some(l) = &loss_local {
+                add(&sum_loss_local, l);
+            }
             let pred = fuse(
                 &out.global,
                 &out.local,
@@ -482,7 +498,9 @@ impl Runner<'_> {
                 (Some(m), true) => labels.index_select(0, &m.perm),
                 _ => labels,
             };
-            correct += pred.eq_tensor(&target).sum(Kind::Int64).int64_value(&[]);
+            let _ = correct
+                .shallow_clone()
+                .g_add_(&pred.eq_tensor(&target).sum(Kind::Int64));
             seen += batch.n as i64;
             self.progress.batch_done(batch.n as u64);
             if stop_requested() {
@@ -499,6 +517,12 @@ impl Runner<'_> {
                 _ => 0,
             });
         }
+        let (sum_loss, sum_loss_global, sum_loss_local, correct) = (
+            sum_loss.double_value(&[]),
+            sum_loss_global.double_value(&[]),
+            sum_loss_local.double_value(&[]),
+            correct.int64_value(&[]),
+        );
         let secs = start.elapsed().as_secs_f64();
         let seen_f = (seen.max(1)) as f64;
         Ok(EpochRecord {

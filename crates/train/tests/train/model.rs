@@ -302,3 +302,52 @@ fn authors_init_has_the_documented_statistics() {
         "{convs} convs, {lstm} lstm tensors checked"
     );
 }
+
+/// channels_last weights (what the trainer uses on CUDA), checked on the CPU: the same scores and
+/// loss as the default layout within fp32 rounding, gradients and Adam's moments in the
+/// channels_last layout, and the fused Adam step runs on them and moves the weights as the loop does.
+#[test]
+fn channels_last_weights_give_the_same_step() {
+    use train::model::{initialise, is_channels_last, to_channels_last};
+    let c = cfg(Branches::Both, Deform::Channel);
+    let x = input(&c, 2);
+    let labels = Tensor::from_slice(&[1i64, 3]);
+    let run = |channels_last: bool, fused: bool| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = Mgln::new(&vs.root(), &c).unwrap();
+        initialise(&vs, &c, train::config::InitScheme::Authors, 5);
+        if channels_last {
+            to_channels_last(&vs);
+            let w = &vs.variables()["ssm.features.2.weight"];
+            assert!(is_channels_last(w), "{:?}", w.stride());
+        }
+        let mut opt = train::adam::Adam::new(&vs, 1e-3, 0.0).with_fused(fused);
+        let face = if channels_last {
+            x.face
+                .permute([0, 2, 3, 1])
+                .contiguous()
+                .permute([0, 3, 1, 2])
+        } else {
+            x.face.shallow_clone()
+        };
+        let inp = ModelInput {
+            face,
+            parts: x.parts.each_ref().map(|t| t.shallow_clone()),
+        };
+        let loss = train::trainer::mgln_loss(&m, inp, &labels, None, false).unwrap();
+        opt.zero_grad();
+        loss.total.backward();
+        let w = vs.variables()["ssm.features.2.weight"].shallow_clone();
+        assert_eq!(is_channels_last(&w.grad()), channels_last);
+        opt.step().unwrap();
+        let after = vs.variables()["gfm.block0.conv.weight"].detach().copy();
+        (loss.total.double_value(&[]), after)
+    };
+    let (l0, w0) = run(false, false);
+    for fused in [false, true] {
+        let (l1, w1) = run(true, fused);
+        assert!((l0 - l1).abs() <= 1e-5 * l0.abs().max(1.0), "{l0} vs {l1}");
+        let d = (&w0 - &w1).abs().max().double_value(&[]);
+        assert!(d <= 1e-6, "fused {fused}: weights differ by {d}");
+    }
+}
