@@ -108,7 +108,10 @@ pub fn fer2013_csv(data: &[u8]) {
 
     let csv_path = write_scratch("fer2013.csv", csv);
     let plus_path = plus.map(|p| write_scratch("fer2013new.csv", p));
-    if let Ok(inv) = prep::datasets::fer2013::inventory(&csv_path, plus_path.as_deref(), 3) {
+    let plus_rule = plus_path
+        .as_deref()
+        .map(|p| (p, prep::FerPlusMode::Majority));
+    if let Ok(inv) = prep::datasets::fer2013::inventory(&csv_path, plus_rule, 3) {
         assert_eq!(
             inv.seen,
             (inv.items.len() + inv.rejected.len()) as u64,

@@ -63,6 +63,7 @@ fn request(
         config: PrepConfig::default(),
         fold_list: folds,
         ferplus_labels: None,
+        ferplus_mode: prep::FerPlusMode::Majority,
         part: None,
         models: m.clone(),
         force_rehash: false,

@@ -32,6 +32,12 @@ pub struct BuildArgs {
     /// FER+ labels for --dataset ferplus [default: fer2013new.csv beside the csv].
     #[arg(long, value_name = "FILE")]
     pub ferplus_labels: Option<PathBuf>,
+    /// How FER+ votes become labels, FERPlus's rules: majority (its default: single votes dropped,
+    /// the top emotion needs more than half of the rest), or plurality (the unique largest count).
+    /// probability, crossentropy and multi_target train on the vote distribution, which caches
+    /// do not store yet, and are refused. [default: majority]
+    #[arg(long, value_enum, default_value_t = prep::FerPlusMode::Majority, value_name = "RULE")]
+    pub ferplus_mode: prep::FerPlusMode,
     /// Build part i of N (1-based) into a partial cache; combine parts with `prep cache merge`.
     /// The split is deterministic, so parts can run as a Slurm array or Kubernetes indexed job.
     #[arg(long, value_parser = parse_part, value_name = "i/N")]
@@ -138,6 +144,7 @@ pub fn run(mut a: BuildArgs) -> Result<()> {
         config,
         fold_list,
         ferplus_labels: a.ferplus_labels.clone(),
+        ferplus_mode: a.ferplus_mode,
         part: a.part,
         force_rehash: a.rehash,
         qa_samples: a.qa_samples,

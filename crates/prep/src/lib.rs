@@ -23,4 +23,5 @@ pub use build::{
     build, merge_parts, BuildOutcome, BuildRequest, DatasetKind, FailurePolicy, ModelFiles, Summary,
 };
 pub use config::{BoxMode, PrepConfig};
+pub use datasets::fer2013::FerPlusMode;
 pub use error::{PrepError, Result};

@@ -9,6 +9,9 @@ pub(super) struct KeyConfig<'a> {
     dataset: &'a str,
     config: &'a PrepConfig,
     box_mode: BoxMode,
+    /// FER+ caches only, so that every other key stays what it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ferplus_mode: Option<FerPlusMode>,
 }
 
 pub(super) fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> Vec<String> {
@@ -138,6 +141,7 @@ pub fn compute_key(req: &BuildRequest) -> Result<(CacheKey, PathBuf, Option<Path
             dataset: req.kind.name(),
             config: cfg,
             box_mode,
+            ferplus_mode: ferplus.as_ref().map(|_| req.ferplus_mode),
         },
         &models,
         &source,

@@ -7,6 +7,7 @@
 //! * `merge` — merging the parts of a `--part i/N` build.
 
 use crate::config::{BoxMode, PrepConfig};
+use crate::datasets::fer2013::FerPlusMode;
 use crate::datasets::{ckplus, fer2013, folders, oulu, walk};
 use crate::folds::{normalise_oulu, FoldList};
 use crate::inventory::{sort_failures, Inventory, STAGE_EXCLUDE};
@@ -123,6 +124,9 @@ pub struct BuildRequest {
     pub fold_list: Option<PathBuf>,
     /// FER+ `fer2013new.csv` (default: beside the csv).
     pub ferplus_labels: Option<PathBuf>,
+    /// How FER+ votes become labels (default `majority`, FERPlus's default); part of the key of
+    /// FER+ caches only.
+    pub ferplus_mode: FerPlusMode,
     /// Build only part `i` of `n` (1-based).
     pub part: Option<(usize, usize)>,
     /// Model files.
@@ -239,6 +243,17 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
                 format!("{i}/{n}: expected i/N with 1 ≤ i ≤ N"),
             ));
         }
+    }
+    if req.kind == DatasetKind::Ferplus && req.ferplus_mode.soft_targets() {
+        return Err(PrepError::parse(
+            Path::new("--ferplus-mode"),
+            0,
+            format!(
+                "{}: this FERPlus mode trains against the vote distribution, which caches do not \
+                 store yet; use majority (FERPlus's default) or plurality",
+                req.ferplus_mode.name()
+            ),
+        ));
     }
     progress.stage("fingerprint", 0);
     let (key, root, ferplus) = compute_key(req)?;

@@ -9,7 +9,7 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
     let slots = cfg.slots();
     let mut inv = match req.kind {
         DatasetKind::Fer2013 | DatasetKind::Ferplus => {
-            fer2013::inventory(&req.source, ferplus, slots)?
+            fer2013::inventory(&req.source, ferplus.map(|f| (f, req.ferplus_mode)), slots)?
         }
         DatasetKind::Fer2013Folders => fer2013::inventory_folders(root, slots)?,
         DatasetKind::Ckplus => ckplus::inventory(

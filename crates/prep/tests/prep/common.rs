@@ -55,6 +55,7 @@ pub fn request(
         config: PrepConfig::default(),
         fold_list: None,
         ferplus_labels: None,
+        ferplus_mode: prep::FerPlusMode::Majority,
         part: None,
         models,
         force_rehash: false,

@@ -347,3 +347,92 @@ fn batched_detection_processing_equals_one_by_one() {
         assert!(ok >= 4 && failed >= 1, "{mode:?}: {ok} ok, {failed} failed");
     }
 }
+
+/// `--dataset ferplus` end to end on known-answer rows: majority (the default) and plurality keep
+/// the rows and labels their rules give, the rule is part of the cache key (two caches), the
+/// other rows are counted as excluded (`ferplus_no_majority`), and the modes that need the vote
+/// distribution are refused before anything is read.
+#[test]
+fn ferplus_rules_pick_rows_labels_and_cache_key() {
+    let Some(models) = models("ferplus_rules_pick_rows_labels_and_cache_key") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let caches = tempfile::tempdir().unwrap();
+    let face48 = frame(48, 48, 48, 0, 0, false)
+        .data()
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    // (votes, label under majority, label under plurality); None = excluded.
+    let rows: [([u32; 10], Option<u16>, Option<u16>); 5] = [
+        ([0, 9, 1, 0, 0, 0, 0, 0, 0, 0], Some(1), Some(1)),
+        ([4, 0, 0, 1, 3, 2, 0, 0, 0, 0], None, Some(0)),
+        ([6, 0, 1, 1, 0, 0, 0, 0, 2, 0], Some(0), Some(0)),
+        ([5, 5, 0, 0, 0, 0, 0, 0, 0, 0], None, None),
+        ([0, 2, 0, 0, 0, 0, 0, 0, 0, 8], None, None),
+    ];
+    let mut csv = String::from("emotion,pixels,Usage\n");
+    let mut plus = String::from(
+        "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n",
+    );
+    for (i, (votes, _, _)) in rows.iter().enumerate() {
+        csv.push_str(&format!("3,{face48},Training\n"));
+        let v: Vec<String> = votes.iter().map(|x| x.to_string()).collect();
+        plus.push_str(&format!("Training,fer{i:07}.png,{}\n", v.join(",")));
+    }
+    let path = dir.path().join("fer2013.csv");
+    std::fs::write(&path, csv).unwrap();
+    std::fs::write(dir.path().join("fer2013new.csv"), plus).unwrap();
+    let mut dirs = Vec::new();
+    for (mode, pick) in [
+        (prep::FerPlusMode::Majority, 1usize),
+        (prep::FerPlusMode::Plurality, 2),
+    ] {
+        let mut req = request(DatasetKind::Ferplus, &path, caches.path(), models.clone());
+        req.ferplus_mode = mode;
+        let out = prep::build(&req, &prep::build::NoProgress).unwrap();
+        let want: BTreeMap<String, u16> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let label = if pick == 1 { r.1 } else { r.2 };
+                label.map(|l| (format!("ferplus/r{i:06}"), l))
+            })
+            .collect();
+        let cache = Cache::open(&out.dir).unwrap();
+        let got: BTreeMap<String, u16> = cache
+            .iter()
+            .map(|r| {
+                let m = r.unwrap().meta;
+                (m.sample_id, m.label)
+            })
+            .collect();
+        assert_eq!(got, want, "{mode:?}");
+        let s = &out.summary;
+        assert!(s.adds_up(), "{s:?}");
+        assert_eq!(
+            s.excluded
+                .get(reason::FERPLUS_NO_MAJORITY)
+                .copied()
+                .unwrap_or(0),
+            (rows.len() - want.len()) as u64,
+            "{mode:?}: {s:?}"
+        );
+        dirs.push(out.dir);
+    }
+    assert_ne!(dirs[0], dirs[1], "the rule must be part of the cache key");
+    for mode in [
+        prep::FerPlusMode::Probability,
+        prep::FerPlusMode::Crossentropy,
+        prep::FerPlusMode::MultiTarget,
+    ] {
+        let mut req = request(DatasetKind::Ferplus, &path, caches.path(), models.clone());
+        req.ferplus_mode = mode;
+        let e = prep::build(&req, &prep::build::NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(mode.name()) && e.contains("distribution"), "{e}");
+    }
+}

@@ -96,3 +96,59 @@ fn real_fer2013_sample_by_usage() {
         );
     }
 }
+
+/// FER+ under each FERPlus rule, with the real `fer2013new.csv` (35,887 rows) paired with a
+/// generated fer2013.csv of as many rows (the counts depend only on the votes and Usage). The
+/// majority and plurality counts are the ones measured with FERPlus's own code and with the old
+/// rule (issue 19); the other three come from a separate Python transcription of FERPlus's
+/// `_process_data`.
+#[test]
+fn real_ferplus_rules_give_the_known_split_counts() {
+    use prep::FerPlusMode::*;
+    let Some(shared) = shared("real_ferplus") else {
+        return;
+    };
+    let labels = shared.join("data/ferplus/fer2013new.csv");
+    let text = std::fs::read_to_string(&labels).unwrap();
+    let usages: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(usages.len(), 35_887);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("fer2013.csv");
+    {
+        use std::io::Write;
+        let pixels = vec!["0"; 48 * 48].join(" ");
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        writeln!(w, "emotion,pixels,Usage").unwrap();
+        for u in &usages {
+            writeln!(w, "0,{pixels},{u}").unwrap();
+        }
+    }
+    let expected = [
+        (Majority, [25_060, 3_199, 3_153]),
+        (Plurality, [26_940, 3_396, 3_376]),
+        (Probability, [27_956, 3_505, 3_505]),
+        (Crossentropy, [27_956, 3_505, 3_505]),
+        (MultiTarget, [27_671, 3_472, 3_472]),
+    ];
+    for (mode, want) in expected {
+        let inv = prep::datasets::fer2013::inventory(&csv, Some((&labels, mode)), 1).unwrap();
+        let count = |s: Split| inv.items.iter().filter(|i| i.split == s).count();
+        let got = [
+            count(Split::Train),
+            count(Split::Validation),
+            count(Split::Test),
+        ];
+        assert_eq!(got, want, "{mode:?}");
+        // Every other row is excluded with the reason, none rejected.
+        assert_eq!(inv.items.len() + inv.rejected.len(), 35_887, "{mode:?}");
+        assert!(inv
+            .rejected
+            .iter()
+            .all(|r| r.reason == "ferplus_no_majority" && r.detail.contains(mode.name())));
+        println!("ferplus {:<12} {got:?}", mode.name());
+    }
+}
