@@ -6,6 +6,26 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use train::ExperimentConfig;
 
+/// A small network of 5 classes (width 1/16, 32² faces, 2-layer LSTMs of 16): seconds on a CPU.
+pub fn small_model(
+    branches: train::config::Branches,
+    deform: train::config::Deform,
+) -> train::model::ModelConfig {
+    train::model::ModelConfig {
+        classes: 5,
+        frames: 3,
+        branches,
+        deform,
+        width: 0.0625,
+        face: (FACE.0 as i64, FACE.1 as i64),
+        parts: PARTS.map(|(h, w)| (h as i64, w as i64)),
+        lstm_side: 4,
+        lstm_layers: 2,
+        head_relu: false,
+        ssm_batchnorm: false,
+    }
+}
+
 /// Plane sizes of the synthetic caches: small, but ≥ 8 px (the SSM's stride).
 pub const FACE: (usize, usize) = (32, 32);
 pub const PARTS: [(usize, usize); 3] = [(16, 32), (16, 16), (16, 16)];

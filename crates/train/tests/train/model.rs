@@ -1,22 +1,7 @@
+use crate::common::small_model as cfg;
 use tch::{nn, Device, Kind, Tensor};
 use train::config::{Branches, Deform};
 use train::model::{ConvOffset2D, Mgln, ModelConfig, ModelInput};
-
-fn cfg(branches: Branches, deform: Deform) -> ModelConfig {
-    ModelConfig {
-        classes: 5,
-        frames: 3,
-        branches,
-        deform,
-        width: 0.0625,
-        face: (32, 32),
-        parts: [(16, 32), (16, 16), (16, 16)],
-        lstm_side: 4,
-        lstm_layers: 2,
-        head_relu: false,
-        ssm_batchnorm: false,
-    }
-}
 
 fn input(c: &ModelConfig, b: i64) -> ModelInput {
     let o = (Kind::Float, Device::Cpu);
@@ -347,7 +332,17 @@ fn channels_last_weights_give_the_same_step() {
     for fused in [false, true] {
         let (l1, w1) = run(true, fused);
         assert!((l0 - l1).abs() <= 1e-5 * l0.abs().max(1.0), "{l0} vs {l1}");
-        let d = (&w0 - &w1).abs().max().double_value(&[]);
-        assert!(d <= 1e-6, "fused {fused}: weights differ by {d}");
+        // The NHWC kernels sum in another order, and Adam's first step, lr·g/|g|, turns a
+        // gradient element within rounding of zero into ±lr either way (seen: 1.4e-6 = 1.4e-3 lr
+        // on one element). So: on average within 1 % of lr, and no element beyond 2·lr.
+        let diff = (&w0 - &w1).abs();
+        let (mean, max) = (
+            diff.mean(Kind::Double).double_value(&[]),
+            diff.max().double_value(&[]),
+        );
+        assert!(
+            mean <= 1e-5 && max <= 2e-3,
+            "fused {fused}: mean {mean}, max {max}"
+        );
     }
 }

@@ -59,19 +59,7 @@ struct Case {
 fn small(name: &str) -> Case {
     Case {
         name: name.into(),
-        model: ModelConfig {
-            classes: 5,
-            frames: 3,
-            branches: Branches::Both,
-            deform: Deform::Channel,
-            width: 0.0625,
-            face: (32, 32),
-            parts: [(16, 32), (16, 16), (16, 16)],
-            lstm_side: 4,
-            lstm_layers: 2,
-            head_relu: false,
-            ssm_batchnorm: false,
-        },
+        model: crate::common::small_model(Branches::Both, Deform::Channel),
         fusion: Fusion::Sum,
         fusion_weight: 0.5,
         batch: 3,
@@ -350,15 +338,17 @@ fn compare(
     for (name, a) in ours {
         if case.model.ssm_batchnorm && bias_before_batchnorm(name) {
             // A conv bias followed by batch norm has zero gradient in exact arithmetic (the
-            // normalisation subtracts it again): both sides' gradients must be rounding noise,
-            // 1e-6 of the largest gradient, and Adam turns that noise into ±lr steps whose sign
-            // means nothing. The running mean records the bias, so it inherits the same noise.
+            // normalisation subtracts it again): both sides' gradients must be rounding noise —
+            // a sum of b·h·w = 3·32·32 cancelling terms leaves about ε·√3072 ≈ 7e-6 of their
+            // size; limit 1e-4 of the largest gradient (measured up to 1.1e-6) — and Adam turns
+            // that noise into ±lr steps whose sign means nothing. The running mean records the
+            // bias, so it inherits the same noise.
             if name.starts_with("grad.") {
                 let scale = largest_gradient(&theirs);
                 for side in [a, &theirs[name]] {
                     let m = values(side).iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
-                    if m > 1e-6 * scale {
-                        bad.push((format!("{name} (not ≈ 0)"), m / scale, 1e-6));
+                    if m > 1e-4 * scale {
+                        bad.push((format!("{name} (not ≈ 0)"), m / scale, 1e-4));
                     }
                 }
             }
