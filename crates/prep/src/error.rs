@@ -35,6 +35,9 @@ pub enum PrepError {
         /// The counts, for the summary table.
         summary: Box<crate::build::Summary>,
     },
+    /// A record `prep export` cannot write (no such plane, a file that cannot be written).
+    #[error("{record}: {reason}")]
+    Export { record: String, reason: String },
     /// Model loading or face processing that cannot go on (a missing model file).
     #[error(transparent)]
     Face(#[from] face::FaceError),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod datasets;
 pub mod draw;
 mod error;
+pub mod export;
 pub mod folds;
 pub mod inventory;
 pub mod pipeline;

@@ -12,6 +12,7 @@ mod cmd_build;
 mod cmd_cache;
 mod cmd_demo;
 mod cmd_detect;
+mod cmd_export;
 mod cmd_synth;
 mod progress;
 
@@ -43,6 +44,10 @@ enum Command {
     MakeFrames(cmd_bench::MakeFramesArgs),
     /// Build a small cache from the embedded public-domain face (a cache hit when unchanged).
     DemoCache(cmd_demo::DemoCacheArgs),
+    /// Write a cache's crops as PNG files in torchvision's ImageFolder layout,
+    /// <out>/<split>/<class>/<id>.png. Example:
+    /// prep export data/cache/jaffe-e56c64fccabc93a0 --out data/export/jaffe-face
+    Export(cmd_export::ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +79,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::BenchFace(a) => cmd_bench::run(a).context("prep bench-face"),
         Command::MakeFrames(a) => cmd_bench::make_frames(a).context("prep make-frames"),
         Command::DemoCache(a) => cmd_demo::run(a).context("prep demo-cache"),
+        Command::Export(a) => cmd_export::run(a).context("prep export"),
     }
 }
 
