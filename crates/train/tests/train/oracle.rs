@@ -98,16 +98,31 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
     initialise(&vs, c, InitScheme::Authors, case.seed);
     // Move the offset convs and running statistics off their starting values, so that the
     // deformable sampling really samples off the grid and eval mode uses non-trivial statistics.
+    // Every draw comes from the case's seed (not libtorch's process-wide generator, which the
+    // other tests running in parallel advance), so a case is the same numbers on every run.
+    let mut stream = 0u64;
+    let mut draw = |shape: &[i64], uniform: bool| {
+        stream += 1;
+        let mut rng = shard::KeyedRng::new(&[case.seed, 0x0_0ac1e, stream]);
+        let n = shape.iter().product::<i64>().max(0) as usize;
+        let v: Vec<f32> = (0..n)
+            .map(|_| if uniform { rng.uniform() } else { rng.normal() } as f32)
+            .collect();
+        Tensor::from_slice(&v).view(shape)
+    };
     tch::no_grad(|| {
-        for (name, mut t) in vs.variables() {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut t) in vars {
+            let shape = t.size();
             if name.contains(".offsets.") {
                 // Offsets of about half a pixel per unit of feature, whatever the width.
-                let fan_in = t.size().iter().skip(1).product::<i64>().max(1);
-                let _ = t.g_add_(&(t.randn_like() * (0.5 / (fan_in as f64).sqrt())));
+                let fan_in = shape.iter().skip(1).product::<i64>().max(1);
+                let _ = t.g_add_(&(draw(&shape, false) * (0.5 / (fan_in as f64).sqrt())));
             } else if name.ends_with("running_mean") {
-                let _ = t.g_add_(&(t.randn_like() * 0.1));
+                let _ = t.g_add_(&(draw(&shape, false) * 0.1));
             } else if name.ends_with("running_var") {
-                let _ = t.g_mul_(&(t.rand_like() + 0.5));
+                let _ = t.g_mul_(&(draw(&shape, true) + 0.5));
             }
         }
     });
@@ -115,10 +130,14 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
 
     let o = (Kind::Float, Device::Cpu);
     let b = case.batch;
-    let part = |(h, w): (i64, i64)| Tensor::randn([b, c.frames, 3, h, w], o);
-    let face = Tensor::randn([b, 3, c.face.0, c.face.1], o);
-    let parts = [part(c.parts[0]), part(c.parts[1]), part(c.parts[2])];
-    let labels = Tensor::randint(c.classes, [b], (Kind::Int64, Device::Cpu));
+    let face = draw(&[b, 3, c.face.0, c.face.1], false).to_kind(o.0);
+    let parts = c
+        .parts
+        .map(|(h, w)| draw(&[b, c.frames, 3, h, w], false).to_kind(o.0));
+    let labels = (draw(&[b], true) * c.classes as f64)
+        .floor()
+        .clamp(0.0, (c.classes - 1) as f64)
+        .to_kind(Kind::Int64);
     Tensor::write_safetensors(
         &[
             ("face", &face),
