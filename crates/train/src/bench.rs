@@ -107,7 +107,7 @@ pub fn time_steps(
 
 fn channels_last_on_cuda(x: Tensor) -> Tensor {
     if x.device().is_cuda() {
-        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+        crate::model::channels_last(&x)
     } else {
         x
     }

@@ -338,7 +338,7 @@ fn normalise(x: &Tensor, channels_last: bool) -> Tensor {
     let channels: Vec<Tensor> = (0..3).map(|c| (x - MEAN[c]) / STD[c]).collect();
     let y = Tensor::cat(&channels, 1);
     if channels_last {
-        y.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+        crate::model::channels_last(&y)
     } else {
         y.contiguous()
     }

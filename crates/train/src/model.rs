@@ -598,11 +598,17 @@ pub fn to_channels_last(vs: &nn::VarStore) {
     tch::no_grad(|| {
         for (_, mut t) in vs.variables() {
             if t.dim() == 4 {
-                let nhwc = t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-                t.set_data(&nhwc);
+                t.set_data(&channels_last(&t));
             }
         }
     });
+}
+
+/// A copy of a 4-d tensor in the channels_last layout: the same shape and values, NHWC strides
+/// (tch has no memory-format argument, so the layout is made by permuting, copying and
+/// permuting back).
+pub fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// Whether a 4-d tensor has the channels_last layout (channel stride 1).

@@ -308,10 +308,7 @@ fn channels_last_weights_give_the_same_step() {
         }
         let mut opt = train::adam::Adam::new(&vs, 1e-3, 0.0).with_fused(fused);
         let face = if channels_last {
-            x.face
-                .permute([0, 2, 3, 1])
-                .contiguous()
-                .permute([0, 3, 1, 2])
+            train::model::channels_last(&x.face)
         } else {
             x.face.shallow_clone()
         };
