@@ -53,22 +53,32 @@ const char *fer_tf32(bool *cublas, bool *cudnn) {
   }
 }
 
-// Enters (enabled = true) or leaves bf16 autocast for a device type (0 CPU, 1 CUDA), as
-// `torch.autocast(device, dtype=torch.bfloat16)` does: on leaving the outermost region the
-// cast-weight cache is cleared. Returns the previous enabled state in *was.
-const char *fer_autocast_bf16(int device, bool enabled, bool *was) {
+// Enters a bf16 autocast region for a device type (0 CPU, 1 CUDA), as
+// `torch.autocast(device, dtype=torch.bfloat16)` does. The previous state (enabled flag and
+// dtype) goes to *was_enabled / *was_dtype, for fer_autocast_leave.
+const char *fer_autocast_enter(int device, bool *was_enabled, int *was_dtype) {
   try {
     auto t = device_type(device);
-    *was = at::autocast::is_autocast_enabled(t);
-    if (enabled) {
-      at::autocast::set_autocast_dtype(t, at::kBFloat16);
-      at::autocast::set_autocast_enabled(t, true);
-      at::autocast::increment_nesting();
-    } else {
-      at::autocast::set_autocast_enabled(t, false);
-      if (at::autocast::decrement_nesting() == 0) {
-        at::autocast::clear_cache();
-      }
+    *was_enabled = at::autocast::is_autocast_enabled(t);
+    *was_dtype = static_cast<int>(at::autocast::get_autocast_dtype(t));
+    at::autocast::set_autocast_dtype(t, at::kBFloat16);
+    at::autocast::set_autocast_enabled(t, true);
+    at::autocast::increment_nesting();
+    return nullptr;
+  } catch (const std::exception &e) {
+    return fail(e);
+  }
+}
+
+// Leaves a region entered by fer_autocast_enter, restoring the state it saved (so regions nest);
+// on leaving the outermost region the cast-weight cache is cleared.
+const char *fer_autocast_leave(int device, bool was_enabled, int was_dtype) {
+  try {
+    auto t = device_type(device);
+    at::autocast::set_autocast_enabled(t, was_enabled);
+    at::autocast::set_autocast_dtype(t, static_cast<at::ScalarType>(was_dtype));
+    if (at::autocast::decrement_nesting() == 0) {
+      at::autocast::clear_cache();
     }
     return nullptr;
   } catch (const std::exception &e) {

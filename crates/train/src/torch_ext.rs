@@ -10,7 +10,12 @@ use torch_sys::C_tensor;
 extern "C" {
     fn fer_set_tf32(allow: bool) -> *const c_char;
     fn fer_tf32(cublas: *mut bool, cudnn: *mut bool) -> *const c_char;
-    fn fer_autocast_bf16(device: c_int, enabled: bool, was: *mut bool) -> *const c_char;
+    fn fer_autocast_enter(
+        device: c_int,
+        was_enabled: *mut bool,
+        was_dtype: *mut c_int,
+    ) -> *const c_char;
+    fn fer_autocast_leave(device: c_int, was_enabled: bool, was_dtype: c_int) -> *const c_char;
     fn fer_autocast_enabled(device: c_int) -> bool;
     #[allow(clippy::too_many_arguments)]
     fn fer_fused_adam(
@@ -77,27 +82,27 @@ pub fn autocast_enabled(device: Device) -> bool {
 
 /// Runs `f` under bf16 autocast for `device`'s type (CPU or CUDA), as
 /// `with torch.autocast(device, dtype=torch.bfloat16)`; with `enabled = false` just runs `f`.
-/// Autocast is left off afterwards, also when `f` panics.
+/// The previous autocast state (on or off, and its dtype) is restored afterwards, also when `f`
+/// panics, so regions nest.
 ///
 /// Errors: libtorch refuses to switch.
 pub fn autocast_bf16<T>(device: Device, enabled: bool, f: impl FnOnce() -> T) -> Result<T> {
     if !enabled {
         return Ok(f());
     }
-    struct Leave(c_int);
+    struct Leave(c_int, bool, c_int);
     impl Drop for Leave {
         fn drop(&mut self) {
-            let mut was = false;
-            // SAFETY: `was` is valid; errors on leaving are ignored (nothing left to undo).
-            let _ = unsafe { fer_autocast_bf16(self.0, false, &mut was) };
+            // SAFETY: plain values; an error on leaving is ignored (nothing left to undo).
+            let _ = unsafe { fer_autocast_leave(self.0, self.1, self.2) };
         }
     }
     let code = device_code(device);
-    let mut was = false;
-    // SAFETY: `was` is valid for the call.
-    let entered = unsafe { fer_autocast_bf16(code, true, &mut was) };
+    let (mut was_enabled, mut was_dtype) = (false, 0);
+    // SAFETY: both pointers are valid for the call.
+    let entered = unsafe { fer_autocast_enter(code, &mut was_enabled, &mut was_dtype) };
     check(entered, "enter autocast")?;
-    let _leave = Leave(code);
+    let _leave = Leave(code, was_enabled, was_dtype);
     Ok(f())
 }
 

@@ -672,6 +672,15 @@ fn the_shim_switches_cpu_autocast_and_tf32() {
         !autocast_enabled(Device::Cpu),
         "autocast left on after a panic"
     );
+    // Regions nest: leaving the inner one leaves the outer one on.
+    let (outer_after_inner, inner) = autocast_bf16(Device::Cpu, true, || {
+        let inner = autocast_bf16(Device::Cpu, true, || conv().kind()).unwrap();
+        (autocast_enabled(Device::Cpu), inner)
+    })
+    .unwrap();
+    assert!(outer_after_inner);
+    assert_eq!(inner, Kind::BFloat16);
+    assert!(!autocast_enabled(Device::Cpu));
     // Disabled: f runs as is.
     assert_eq!(
         autocast_bf16(Device::Cpu, false, conv).unwrap().kind(),
