@@ -14,7 +14,8 @@
 //! that small). Limits, with the worst seen over repeated runs (random inputs) in brackets:
 //! scores, probabilities and losses 1e-5 [4e-7], gradients 1e-4 [4e-6].
 //! Weights after 3 Adam steps are compared as mean |rust − oracle| in units of the most the steps
-//! can move a weight (3·lr), limit 1e-2 [small widths 1e-5, paper width 1.1e-3]: Adam moves a
+//! can move a weight (3·lr), limit 1e-2 over the whole network and 0.5 per tensor [small widths
+//! 1e-5 per tensor, 3.2e-3 in the batch-norm case; paper width 1.1e-3]: Adam moves a
 //! weight by ≈ lr·sign(g) whatever |g| is, so an element whose gradient is within rounding noise
 //! of zero steps in an arbitrary direction on either side, and the paper-width network, with
 //! millions of such elements, carries that into the next steps' gradients. The optimiser alone is
@@ -307,9 +308,15 @@ fn bf16_limit(name: &str) -> f64 {
 /// direction of the update).
 const BF16_GRADIENT: f64 = 5e-2;
 
+/// Limit of the update error over all weights together (`adam.all-weights`).
+const ADAM_ALL_WEIGHTS: f64 = 1e-2;
+
 fn limit(name: &str) -> f64 {
     if name.starts_with("adam.") && !name.contains(".running_") {
-        1e-2
+        // Per tensor: a tensor of 8 biases with one arbitrary-sign element is already 0.08 off,
+        // and which elements those are depends on the host's kernels (AVX2 or AVX-512 sum in
+        // other orders). The whole network is held to ADAM_ALL_WEIGHTS.
+        0.5
     } else if name.starts_with("grad.") || name.starts_with("adam.") {
         1e-4
     } else {
@@ -352,6 +359,24 @@ fn compare(
         worst.insert("whole gradient", e);
         if e.is_nan() || e > BF16_GRADIENT {
             bad.push(("whole gradient".into(), e, BF16_GRADIENT));
+        }
+    }
+    if !case.amp {
+        let (mut diff, mut count) = (0f64, 0usize);
+        for (name, a) in ours.iter().filter(|(n, _)| {
+            n.starts_with("adam.")
+                && !n.contains(".running_")
+                && !(case.model.ssm_batchnorm && bias_before_batchnorm(n))
+        }) {
+            for (x, y) in values(a).iter().zip(values(&theirs[name])) {
+                diff += (x - y).abs() as f64;
+                count += 1;
+            }
+        }
+        let e = diff / count.max(1) as f64 / (case.adam_steps.max(1) as f64 * case.lr);
+        worst.insert("adam all weights", e);
+        if e.is_nan() || e > ADAM_ALL_WEIGHTS {
+            bad.push(("adam.all-weights".into(), e, ADAM_ALL_WEIGHTS));
         }
     }
     for (name, a) in ours {
