@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-time, idempotent set-up of what the project needs beyond Rust:
 #   1. the model files from Debian packages (dlib landmarks, OpenCV cascades);
-#   2. libtorch 2.11.0 for tch 0.24, from PyTorch's wheel, in a project-local .venv.
+#   2. libtorch 2.11.0 for tch 0.24, from PyTorch's wheel, in a project-local .venv;
+#   3. the Python packages tests use as oracles (tensorboard, pyarrow, ...), in the same .venv;
+#   4. a TrueType font for figure text, and Debian's chromium, headless, for the HTML report test.
 # Safe to re-run: each step checks first and says what it skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,5 +50,32 @@ else
   .venv/bin/pip install --quiet "torch==$TORCH_VERSION"
   .venv/bin/python -c 'import torch; print("setup: torch", torch.__version__, "at", torch.__file__)'
   touch "$STAMP"
+fi
+# 3. Test oracles in .venv -------------------------------------------------------------------
+# tensorboard: its event reader checks the event files `train run` writes; numpy, pyarrow,
+# zstandard, xxhash, blake3: what python/fer_shard (the Python cache reader) needs.
+PY_TEST_PKGS=(tensorboard numpy pyarrow zstandard xxhash blake3)
+STAMP_PY=.venv/.test-packages-1
+if [[ -f $STAMP_PY ]]; then
+  say "test packages present in .venv (${PY_TEST_PKGS[*]}) - skipped"
+else
+  say "installing test packages into .venv: ${PY_TEST_PKGS[*]}"
+  .venv/bin/pip install --quiet "${PY_TEST_PKGS[@]}"
+  touch "$STAMP_PY"
+fi
+
+# 4. A TrueType font for the figures' text, and headless Chromium for the HTML report test -------
+FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+if command -v chromium >/dev/null && [[ -f $FONT ]]; then
+  say "chromium and $FONT present - skipped"
+else
+  say "installing Debian packages fonts-dejavu-core chromium (figure text; the HTML report test)"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+  if ! { $SUDO apt-get install -y fonts-dejavu-core chromium >/dev/null 2>&1 ||
+         { $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y fonts-dejavu-core chromium >/dev/null 2>&1; }; }; then
+    say "WARNING: could not install fonts-dejavu-core chromium: runs will warn 'figures not written'"
+    say "         and the HTML report test will say skipped"
+  fi
 fi
 say "done"

@@ -51,6 +51,9 @@ pub enum TrainError {
     /// A call into the project's libtorch shim (`shim/torch_ext.cpp`) threw.
     #[error("libtorch {op}: {reason}")]
     Libtorch { op: &'static str, reason: String },
+    /// A figure that cannot be drawn (no font, a plotting error).
+    #[error("figure {what}: {reason}")]
+    Figure { what: String, reason: String },
     /// A weights file that does not fit the model.
     #[error("{file}: {reason}")]
     Weights { file: PathBuf, reason: String },

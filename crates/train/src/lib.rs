@@ -8,10 +8,12 @@ pub mod adam;
 pub mod bench;
 pub mod config;
 mod error;
+pub mod figures;
 pub mod loader;
 pub mod model;
 pub mod predict;
 pub mod report;
+pub mod tensorboard;
 pub mod torch_ext;
 pub mod trainer;
 

@@ -1,9 +1,8 @@
-//! Run outputs: `metrics.jsonl`, per fold `confusion.csv` / `confusion.png` / `curves.png`,
+//! Run outputs: `metrics.jsonl`, per fold `confusion.csv` (figures: [`crate::figures`]),
 //! `summary.md` + `summary.json`, and `train report`'s comparison of several runs.
 
 use crate::config::{ExperimentConfig, Selection};
 use crate::{Result, TrainError};
-use image::{Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -134,91 +133,6 @@ impl Confusion {
         shard::atomic_write(path, s.as_bytes())?;
         Ok(())
     }
-}
-
-fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| TrainError::io(path, std::io::Error::other(e.to_string())))?;
-    shard::atomic_write(path, &png)?;
-    Ok(())
-}
-
-/// A heat map of the row-normalised confusion matrix (rows = true class, columns = predicted, in
-/// class order; white = 100 %, black = 0; a green frame marks the diagonal).
-pub fn confusion_png(c: &Confusion, path: &Path) -> Result<()> {
-    let n = c.counts.len().max(1) as u32;
-    let cell = 32u32;
-    let mut img = RgbImage::from_pixel(n * cell + 2, n * cell + 2, Rgb([40, 40, 60]));
-    for (i, row) in c.counts.iter().enumerate() {
-        let total: u64 = row.iter().sum::<u64>().max(1);
-        for (j, v) in row.iter().enumerate() {
-            let g = (255.0 * *v as f64 / total as f64).round() as u8;
-            for y in 0..cell - 2 {
-                for x in 0..cell - 2 {
-                    let edge = i == j && (x == 0 || y == 0 || x == cell - 3 || y == cell - 3);
-                    let px = if edge {
-                        Rgb([0, 200, 0])
-                    } else {
-                        Rgb([g, g, g])
-                    };
-                    img.put_pixel(1 + j as u32 * cell + x, 1 + i as u32 * cell + y, px);
-                }
-            }
-        }
-    }
-    save_png(&img, path)
-}
-
-/// Training curves: loss (red, scaled to its maximum), training accuracy (blue) and test accuracy
-/// (green), epochs on the x axis, 0–1 on the y axis.
-pub fn curves_png(history: &[EpochRecord], path: &Path) -> Result<()> {
-    let (w, h, m) = (480u32, 240u32, 10u32);
-    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
-    for x in m..w - m {
-        img.put_pixel(x, h - m, Rgb([0, 0, 0]));
-    }
-    for y in m..h - m {
-        img.put_pixel(m, y, Rgb([0, 0, 0]));
-    }
-    let n = history.len().max(2) as f64;
-    let max_loss = history.iter().map(|r| r.loss).fold(1e-9, f64::max);
-    let to_px = |i: usize, v: f64| {
-        let x = m as f64 + (w - 2 * m) as f64 * i as f64 / (n - 1.0);
-        let y = (h - m) as f64 - (h - 2 * m) as f64 * v.clamp(0.0, 1.0);
-        (x, y)
-    };
-    let mut line = |vals: Vec<Option<f64>>, c: [u8; 3]| {
-        let pts: Vec<(f64, f64)> = vals
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.map(|v| to_px(i, v)))
-            .collect();
-        for p in pts.windows(2) {
-            let steps = ((p[1].0 - p[0].0).abs().max((p[1].1 - p[0].1).abs()) as usize).max(1);
-            for s in 0..=steps {
-                let t = s as f64 / steps as f64;
-                let x = p[0].0 + (p[1].0 - p[0].0) * t;
-                let y = p[0].1 + (p[1].1 - p[0].1) * t;
-                if x >= 0.0 && y >= 0.0 && (x as u32) < w && (y as u32) < h {
-                    img.put_pixel(x as u32, y as u32, Rgb(c));
-                }
-            }
-        }
-    };
-    line(
-        history.iter().map(|r| Some(r.loss / max_loss)).collect(),
-        [220, 0, 0],
-    );
-    line(
-        history.iter().map(|r| Some(r.train_accuracy)).collect(),
-        [0, 0, 220],
-    );
-    line(
-        history.iter().map(|r| r.test_accuracy).collect(),
-        [0, 160, 0],
-    );
-    save_png(&img, path)
 }
 
 /// The reported result of a fold from its history.
@@ -401,8 +315,10 @@ pub fn write_summary(
         md.push_str(&format!("| {c} | {:.1} % |\n", 100.0 * r));
     }
     md.push_str(
-        "\nPictures per fold: `fold-*/confusion.png` (rows true, columns predicted, white = 100 %), \
-         `fold-*/curves.png` (red loss, blue training accuracy, green test accuracy).\n",
+        "\nFigures per fold (PNG and SVG): `fold-*/confusion.png` (rows true class, columns \
+         predicted, counts and row percentages at the reported epoch), `fold-*/curves.png` (losses, \
+         accuracies and learning rate per epoch, the reported epoch dashed). TensorBoard: \
+         `tensorboard --logdir <this directory>`.\n",
     );
     shard::atomic_write(&run.join("summary.md"), md.as_bytes())?;
     let s = RunSummary {

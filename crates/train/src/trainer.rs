@@ -347,24 +347,73 @@ impl Runner<'_> {
                 if !plan.validation.is_empty() {
                     rec.validation_accuracy = Some(self.evaluate(&model, &tf, &plan.validation)?.0);
                 }
-                if last {
-                    conf.write_csv(&fold_dir.join("confusion.csv"), &self.classes)?;
-                    report::confusion_png(&conf, &fold_dir.join("confusion.png"))?;
-                }
                 rec.confusion = Some(conf.counts.clone());
             }
             history.push(rec.clone());
             self.save_checkpoint(&vs, &opt, &ckpt_tensors, &ckpt_info, epoch, &history)?;
             self.progress.epoch_end(&rec);
             report::write_metrics(&self.dir)?;
+            crate::tensorboard::write_fold_events(&fold_dir, self.started_unix(), &history)?;
         }
         let result = report::fold_result(&plan.name, &history, self.cfg.train.selection);
-        report::curves_png(&history, &fold_dir.join("curves.png"))?;
+        self.write_fold_outputs(&fold_dir, &result, &history)?;
         shard::atomic_write(
             &result_path,
             &serde_json::to_vec_pretty(&result).unwrap_or_default(),
         )?;
         Ok(result)
+    }
+
+    /// The reported epoch's `confusion.csv` and the fold's figures (`confusion.{png,svg}`,
+    /// `curves.{png,svg}`). A figure that cannot be drawn (no font on this host) is reported as a
+    /// warning, not a failed fold: the numbers are all in the CSV and JSON files.
+    fn write_fold_outputs(
+        &self,
+        fold_dir: &Path,
+        result: &FoldResult,
+        history: &[EpochRecord],
+    ) -> Result<()> {
+        let conf = Confusion {
+            counts: result.confusion.clone(),
+        };
+        let title = format!(
+            "{} · {}, epoch {} ({}) · test accuracy {:.1} %",
+            self.cfg.name,
+            result.fold,
+            result.epoch,
+            result.selection,
+            100.0 * result.accuracy
+        );
+        if !conf.counts.is_empty() {
+            conf.write_csv(&fold_dir.join("confusion.csv"), &self.classes)?;
+        }
+        let figures = (|| {
+            if !conf.counts.is_empty() {
+                crate::figures::write_confusion(fold_dir, &conf, &self.classes, &title)?;
+            }
+            crate::figures::write_curves(
+                fold_dir,
+                history,
+                result.epoch,
+                &format!("{} · {} · training curves", self.cfg.name, result.fold),
+            )
+        })();
+        if let Err(e) = figures {
+            self.progress.note(&format!(
+                "WARNING: {}: figures not written: {e}",
+                fold_dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// When the run started (`run.json`), the TensorBoard events' time origin.
+    fn started_unix(&self) -> f64 {
+        std::fs::read(self.dir.join("run.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["started_unix"].as_f64())
+            .unwrap_or_else(|| unix_now() as f64)
     }
 
     fn save_checkpoint(
@@ -954,7 +1003,15 @@ impl Runner<'_> {
         let r = self.run_fold(plan);
         // run_fold wrote result.json for the shortened schedule; an interrupted run has none.
         let _ = std::fs::remove_file(fold_dir.join("result.json"));
-        let _ = std::fs::remove_file(fold_dir.join("curves.png"));
+        for f in [
+            "curves.png",
+            "curves.svg",
+            "confusion.png",
+            "confusion.svg",
+            "confusion.csv",
+        ] {
+            let _ = std::fs::remove_file(fold_dir.join(f));
+        }
         r.map(|_| ())
     }
 }

@@ -199,3 +199,9 @@ pub fn opts(name: &str) -> train::trainer::RunOptions<'static> {
         stop_after_epochs: None,
     }
 }
+
+/// The `.venv` Python of the workspace, when `make setup` has installed it.
+pub fn python() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    p.exists().then_some(p)
+}

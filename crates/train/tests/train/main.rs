@@ -4,5 +4,6 @@
 mod common;
 mod model;
 mod oracle;
+mod outputs;
 mod runs;
 mod trust;

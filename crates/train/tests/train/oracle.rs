@@ -26,6 +26,7 @@
 //! `on_grid_sampler_grid` in the oracle). Before that was matched, the offset conv's gradient at
 //! paper width differed by 8.5e-3.
 
+use crate::common::python;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,12 +74,6 @@ fn small(name: &str) -> Case {
         fused_adam: true,
         amp: false,
     }
-}
-
-/// The `.venv` Python of the workspace, when `make setup` has installed it.
-fn python() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    p.exists().then_some(p)
 }
 
 fn script() -> PathBuf {
