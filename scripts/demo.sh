@@ -29,9 +29,12 @@ $TRAIN env | sed 's/^/   /'
 mkdir -p runs
 RUN=$(date -u +%Y%m%d-%H%M%S)
 $TRAIN run --config manifests/experiments/demo.toml --run-name "$RUN"
+$TRAIN report "runs/demo/$RUN" --html "runs/demo/$RUN/report.html" > /dev/null
 
 echo
 echo "demo finished in $(( $(date +%s) - start )) s. Pictures:"
 echo "  runs/demo/astronaut.overlay.png, runs/demo/astronaut.crops.png   detection, landmarks, crops"
 echo "  $CACHE/demo-ckplus-*/qa/sheet-01.png                           QA sheet of the synthetic CK+ cache"
-echo "  runs/demo/$RUN/fold-fold0/confusion.png, curves.png           training results"
+echo "  runs/demo/$RUN/report.html                                     the run as one HTML page (any browser)"
+echo "  runs/demo/$RUN/fold-fold0/confusion.png, curves.png (and .svg)   figures per fold"
+echo "  tensorboard --logdir runs/demo                                   curves in TensorBoard (.venv/bin/tensorboard)"

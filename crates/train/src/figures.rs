@@ -242,18 +242,20 @@ pub fn draw_confusion<DB: DrawingBackend>(
                 .map_err(&e)?;
             root.draw(&Text::new(pct, (cx, cy + 10), style.clone()))
                 .map_err(&e)?;
-            if i as i32 == j {
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [
-                            (SegmentValue::Exact(j), SegmentValue::Exact(y)),
-                            (SegmentValue::Exact(j + 1), SegmentValue::Exact(y + 1)),
-                        ],
-                        ShapeStyle::from(&RGBColor(0, 150, 60)).stroke_width(2),
-                    )))
-                    .map_err(&e)?;
-            }
         }
+    }
+    // The diagonal's frames last, so that no neighbouring cell paints over them.
+    for i in 0..c.counts.len() as i32 {
+        let y = n - 1 - i;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(i + 1), SegmentValue::Exact(y + 1)),
+                ],
+                ShapeStyle::from(&RGBColor(0, 150, 60)).stroke_width(2),
+            )))
+            .map_err(&e)?;
     }
     Ok(())
 }

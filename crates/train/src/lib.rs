@@ -6,9 +6,11 @@
 
 pub mod adam;
 pub mod bench;
+pub mod compare;
 pub mod config;
 mod error;
 pub mod figures;
+pub mod html;
 pub mod loader;
 pub mod model;
 pub mod predict;

@@ -22,7 +22,11 @@ enum Command {
     /// Run an experiment (all folds of its protocol), or resume an interrupted run.
     /// Example: train run --config manifests/experiments/demo.toml
     Run(RunArgs),
-    /// Compare finished runs in one table (an ablation study), printed and written as CSV.
+    /// Report one run or compare several (an ablation study): every setting that differs, fold
+    /// ids, epochs run vs planned (unfinished runs included, marked), per-fold accuracies, a paired
+    /// comparison with the first run, per-class recall. Printed as Markdown; also written as CSV,
+    /// Markdown or a self-contained HTML page with figures.
+    /// Example: train report runs/demo/a runs/demo/b --html compare.html
     Report(ReportArgs),
     /// Training-step throughput per precision and batch size: synthetic device-resident inputs,
     /// and streaming from a cache when --cache is given.
@@ -65,12 +69,21 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct ReportArgs {
-    /// Run directories (runs/<experiment>/<run>).
+    /// Run directories (runs/<experiment>/<run>); the first is the baseline of the paired
+    /// comparison.
     #[arg(required = true, value_name = "RUN")]
     runs: Vec<PathBuf>,
-    /// Where the CSV goes [default: print only].
+    /// Write the runs table (one row per run) as CSV to FILE, and the per-fold table (one row
+    /// per run and fold) beside it as <FILE stem>.folds.csv [default: not written].
+    #[arg(long, visible_alias = "out", value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Write the Markdown report to FILE [default: printed only].
     #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+    /// Write one self-contained HTML page (tables, confusion matrices and curves as inline SVG;
+    /// no network, no script) to FILE [default: not written]. Open it in any browser.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -233,20 +246,44 @@ fn run(a: RunArgs) -> Result<()> {
 }
 
 fn report(a: ReportArgs) -> Result<()> {
-    let rows = train::report::read_runs(&a.runs)?;
-    let mut df = train::report::comparison(&rows)?;
-    std::env::set_var("POLARS_FMT_MAX_COLS", "20");
-    std::env::set_var("POLARS_TABLE_WIDTH", "250");
-    std::env::set_var("POLARS_FMT_STR_LEN", "40");
-    println!("{df}");
-    if let Some(out) = a.out {
-        let mut f =
-            std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+    let c = train::compare::compare(&a.runs).context("reading the runs")?;
+    let md = c.markdown();
+    println!("{md}");
+    if let Some(out) = &a.csv {
         use polars::prelude::SerWriter;
-        polars::prelude::CsvWriter::new(&mut f)
-            .finish(&mut df)
+        let folds_out = out.with_file_name(format!(
+            "{}.folds.csv",
+            out.file_stem().unwrap_or_default().to_string_lossy()
+        ));
+        for (path, mut df) in [
+            (out.clone(), c.runs_table()?),
+            (folds_out, c.folds_table()?),
+        ] {
+            let mut buf = Vec::new();
+            polars::prelude::CsvWriter::new(&mut buf)
+                .finish(&mut df)
+                .with_context(|| format!("writing {}", path.display()))?;
+            shard::atomic_write(&path, &buf)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("written: {}", path.display());
+        }
+    }
+    if let Some(out) = &a.markdown {
+        shard::atomic_write(out, md.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
         println!("written: {}", out.display());
+    }
+    if let Some(out) = &a.html {
+        let page = train::html::html(&c).context("drawing the HTML report")?;
+        shard::atomic_write(out, page.as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "written: {} (open it in a browser: file://{})",
+            out.display(),
+            std::fs::canonicalize(out)
+                .unwrap_or_else(|_| out.clone())
+                .display()
+        );
     }
     Ok(())
 }

@@ -928,6 +928,8 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         "tool": format!("train {}", env!("CARGO_PKG_VERSION")),
         "layout": {"face": layout.face, "parts": layout.parts, "frames": layout.use_slots},
         "classes": classes,
+        "folds_planned": plans.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+        "epochs_planned": t.epochs,
         "precision_effective": if device.is_cuda() { format!("{:?}", t.precision) } else { "Fp32 (CPU)".to_string() },
         "pretrained": cfg.model.pretrained.as_ref().map(|p| p.display().to_string()),
         "init": cfg.model.init,

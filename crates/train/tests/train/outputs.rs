@@ -193,3 +193,215 @@ fn svg_texts(path: &std::path::Path) -> Vec<String> {
         })
         .collect()
 }
+
+#[test]
+fn report_lists_differing_settings_folds_epochs_and_the_paired_comparison() {
+    let (_, a, b) = finished_runs();
+    let c = train::compare::compare(&[a.clone(), b.clone()]).unwrap();
+    // Exactly what the ablation changed (and the experiment's name).
+    assert_eq!(
+        c.differing.keys().collect::<Vec<_>>(),
+        ["model.branches", "name"],
+        "{:?}",
+        c.differing
+    );
+    let md = c.markdown();
+    for want in [
+        "| `model.branches` | \"both\" | \"gfm\" |",
+        "| 1 | tiny/both | finished | 2 of 2 |",
+        "fold0: 4/4".replace("fold0: ", "").as_str(),
+        "## Paired comparison with #1",
+    ] {
+        assert!(md.contains(want), "markdown lacks {want}:\n{md}");
+    }
+    // The fold table holds each run's accuracy and the difference, from result.json.
+    for fold in ["fold0", "fold1"] {
+        let acc = |run: &std::path::Path| {
+            let v: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(run.join(format!("fold-{fold}/result.json"))).unwrap(),
+            )
+            .unwrap();
+            v["accuracy"].as_f64().unwrap()
+        };
+        let (x, y) = (acc(a), acc(b));
+        let row = format!(
+            "| {fold} | {:.2} | {:.2} | {:+.2} |",
+            100.0 * x,
+            100.0 * y,
+            100.0 * (y - x)
+        );
+        assert!(md.contains(&row), "markdown lacks {row}:\n{md}");
+    }
+    let p = &c.paired[0];
+    assert_eq!(p.folds.len(), 2);
+    let d: Vec<f64> = p.folds.iter().map(|f| f.2 - f.1).collect();
+    assert!((p.mean_difference - (d[0] + d[1]) / 2.0).abs() < 1e-12);
+    assert!(p.p_permutation >= 0.5, "two folds cannot give p < 0.5");
+    assert_eq!(p.better + p.worse + p.equal, 2);
+
+    // The binary writes the same tables as CSV (runs, and per fold beside it) and Markdown.
+    let out = tempfile::tempdir().unwrap();
+    let csv = out.path().join("ablation.csv");
+    let printed = stdout_of_success(
+        std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+            .arg("report")
+            .args([a, b])
+            .arg("--csv")
+            .arg(&csv)
+            .arg("--markdown")
+            .arg(out.path().join("ablation.md")),
+    );
+    assert!(printed.contains("## Settings that differ"), "{printed}");
+    let runs_csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(runs_csv.lines().count(), 3, "{runs_csv}");
+    assert!(runs_csv.lines().next().unwrap().contains("model.branches"));
+    let folds_csv = std::fs::read_to_string(out.path().join("ablation.folds.csv")).unwrap();
+    assert_eq!(folds_csv.lines().count(), 5, "{folds_csv}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("ablation.md")).unwrap(),
+        md
+    );
+}
+
+#[test]
+fn report_marks_unfinished_runs_with_epochs_run_and_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = synthetic_cache(dir.path(), 3, 6, 2, 4);
+    let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 4);
+    cfg.folds = Some(vec![0, 1]);
+    let mut o = opts("cut");
+    o.stop_after_epochs = Some(2);
+    let run = run_experiment(&cfg, o).unwrap().dir;
+    let c = train::compare::compare(std::slice::from_ref(&run)).unwrap();
+    let r = &c.runs[0];
+    assert!(!r.finished());
+    assert_eq!(
+        r.status(),
+        "unfinished: 0 of 2 folds, fold0 at epoch 2 of 4"
+    );
+    assert_eq!(
+        r.folds
+            .iter()
+            .map(|f| (f.fold.as_str(), f.epochs_run))
+            .collect::<Vec<_>>(),
+        [("fold0", 2), ("fold1", 0)]
+    );
+    let md = c.markdown();
+    assert!(md.contains("| fold0 | unfinished (2/4) |"), "{md}");
+    assert!(md.contains("| fold1 | unfinished (0/4) |"), "{md}");
+    // The HTML page is written for unfinished runs too.
+    let page = train::html::html(&c).unwrap();
+    assert!(page.contains("unfinished: 2 of 4 epochs"));
+}
+
+#[test]
+fn html_report_renders_in_chromium_with_the_summary_numbers() {
+    let (_, a, b) = finished_runs();
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        println!("skipped: HTML report test: no chromium (run `make setup`)");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let page = out.path().join("report.html");
+    stdout_of_success(
+        std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+            .arg("report")
+            .args([a, b])
+            .arg("--html")
+            .arg(&page),
+    );
+    let text = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: no scripts, nothing fetched (the only URL is the SVG namespace name).
+    for banned in ["<script", " src=", "href=", "url(", "@import"] {
+        assert!(!text.contains(banned), "the page has {banned}");
+    }
+    let browser = |extra: &[&str]| {
+        let profile = tempfile::tempdir().unwrap();
+        let o = std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // The DOM after Chromium parsed the page.
+    let dom = browser(&["--dump-dom"]);
+    let value = |field: &str, run: usize, fold: Option<&str>| -> f64 {
+        let mut key = format!("data-field=\"{field}\" data-run=\"{run}\"");
+        if let Some(f) = fold {
+            key.push_str(&format!(" data-fold=\"{f}\""));
+        }
+        let at = dom.find(&key).unwrap_or_else(|| panic!("DOM lacks {key}"));
+        let rest = &dom[at..];
+        let v = &rest[rest.find("data-value=\"").unwrap() + 12..];
+        v[..v.find('"').unwrap()].parse().unwrap()
+    };
+    for (n, run) in [(1, a), (2, b)] {
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+        assert!((value("mean", n, None) - s["mean"].as_f64().unwrap()).abs() < 1e-12);
+        assert!((value("std", n, None) - s["std"].as_f64().unwrap()).abs() < 1e-12);
+        assert!((value("oracle_mean", n, None) - s["oracle_mean"].as_f64().unwrap()).abs() < 1e-12);
+        for f in s["folds"].as_array().unwrap() {
+            let fold = f["fold"].as_str().unwrap();
+            let got = value("accuracy", n, Some(fold));
+            assert!(
+                (got - f["accuracy"].as_f64().unwrap()).abs() < 1e-12,
+                "{fold}"
+            );
+        }
+        for (class, r) in s["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(s["recall"].as_array().unwrap())
+        {
+            let got = value("recall", n, class.as_str());
+            match r.as_f64() {
+                Some(r) => assert!((got - r).abs() < 1e-12, "{class}"),
+                None => assert!(got.is_nan()),
+            }
+        }
+    }
+    // Rendered: the screenshot is not blank (tables, text and the inline SVG figures).
+    let shot = out.path().join("shot.png");
+    browser(&[
+        "--window-size=1400,2400",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    let img = image::open(&shot).unwrap().to_rgb8();
+    let dark = img
+        .pixels()
+        .filter(|p| p.0.iter().all(|c| *c < 100))
+        .count();
+    let blue = img
+        .pixels()
+        .filter(|p| p.0[2] > 90 && p.0[0] < 40 && p.0[1] < 80)
+        .count();
+    assert!(dark > 2_000, "{dark} dark pixels: blank page?");
+    assert!(
+        blue > 500,
+        "{blue} confusion-cell pixels: figures not drawn?"
+    );
+}

@@ -43,11 +43,9 @@ fn kfold_run_learns_and_writes_every_output() {
     cfg.name = "tiny-gfm".into();
     cfg.train.epochs = 2;
     let b = run_experiment(&cfg, opts("b")).unwrap();
-    let rows = train::report::read_runs(&[out.dir.clone(), b.dir.clone()]).unwrap();
-    let df = train::report::comparison(&rows).unwrap();
-    assert_eq!(df.height(), 2);
-    let s = format!("{df}");
-    assert!(s.contains("gfm") && s.contains("both"), "{s}");
+    let c = train::compare::compare(&[out.dir.clone(), b.dir.clone()]).unwrap();
+    assert_eq!(c.runs_table().unwrap().height(), 2);
+    assert_eq!(c.differing["model.branches"], ["\"both\"", "\"gfm\""]);
 }
 
 #[test]
