@@ -563,6 +563,14 @@ fn seed_meta(i: usize) -> (shard::SampleMeta, Vec<u8>, Vec<u8>) {
             shard::PlaneInfo::new("face", 4, 6),
             shard::PlaneInfo::new("mouth", 2, 3),
         ],
+        ext: shard::MetaExt {
+            frames: vec![shard::FrameInfo {
+                face_box: Some([1, 2, 40, 41]),
+                detector: "haar".into(),
+                flags: 0,
+            }],
+            votes: Vec::new(),
+        },
     };
     let face: Vec<u8> = (0..24).map(|v| (v * 7 + i) as u8).collect();
     let mouth: Vec<u8> = (0..6).map(|v| (v * 11 + i) as u8).collect();

@@ -134,6 +134,7 @@ pub fn run(a: DemoCacheArgs) -> Result<()> {
             detector: pipeline.detector().name().to_string(),
             flags: flags::REPEATED_FRAME | if c.padded { flags::PADDED } else { 0 },
             planes,
+            ext: shard::MetaExt::default(),
         };
         w.push(&EncodedRecord::encode(meta, &data, 3)?)?;
     }

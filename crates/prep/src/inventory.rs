@@ -108,6 +108,9 @@ pub struct InputItem {
     pub dataset_landmarks: Option<Vec<Vec<[f32; 2]>>>,
     /// The name used in failure rows (a file path or `file.csv:row`).
     pub input: String,
+    /// Annotator vote counts stored with the sample (FER+: FERPlus's 10 columns); empty when the
+    /// dataset has none.
+    pub votes: Vec<u16>,
 }
 
 /// A parsed dataset.

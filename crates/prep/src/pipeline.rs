@@ -239,6 +239,19 @@ impl Processor<'_> {
             detector,
             flags: flags_all,
             planes,
+            ext: shard::MetaExt {
+                frames: results
+                    .iter()
+                    .map(|r| shard::FrameInfo {
+                        face_box: r
+                            .face_box
+                            .map(|b| [b.left, b.top, b.right, b.bottom].map(clamp_i32)),
+                        detector: r.detector.clone(),
+                        flags: record_flags(r),
+                    })
+                    .collect(),
+                votes: item.votes.clone(),
+            },
         };
         let record = EncodedRecord::encode(meta, &data, self.config.zstd_level)
             .map_err(|e| self.fail(item, "encode", "encode_error", e.to_string()))?;
@@ -254,6 +267,11 @@ impl Processor<'_> {
         };
         Ok(Processed { record, qa })
     }
+}
+
+/// A box coordinate as stored (dlib's rectangles are `long`; images are far smaller than i32).
+fn clamp_i32(v: i64) -> i32 {
+    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 /// The record flags of one slot's result.

@@ -169,6 +169,7 @@ mod tests {
             }],
             dataset_landmarks: None,
             input: id.into(),
+            votes: Vec::new(),
         }
     }
 

@@ -156,6 +156,7 @@ mod tests {
                 frames: Vec::new(),
                 dataset_landmarks: None,
                 input: f.to_string(),
+                votes: Vec::new(),
             });
         }
         inv

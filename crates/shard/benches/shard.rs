@@ -50,6 +50,7 @@ fn sample(i: u64) -> (SampleMeta, Vec<Vec<u8>>) {
         detector: "haar_frontalface_default".into(),
         flags: 0,
         planes: infos,
+        ext: shard::MetaExt::default(),
     };
     (meta, planes)
 }

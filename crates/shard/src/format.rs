@@ -6,7 +6,7 @@ use xxhash_rust::xxh3::xxh3_64;
 /// Format major understood and written by this crate.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Format minor written by this crate.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 /// Schema id of [`crate::SampleMeta`] records.
 pub const SCHEMA_SAMPLE_META: u32 = 1;
 

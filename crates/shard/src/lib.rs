@@ -39,11 +39,11 @@ pub use format::{FormatVersion, FORMAT_MAJOR, FORMAT_MINOR, SCHEMA_SAMPLE_META};
 pub use fsutil::{atomic_write, fsync_dir, line_at};
 pub use key::{hash_file, CacheKey, SourceFile, SourceFingerprint, SourceFingerprinter};
 pub use manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};
-pub use meta::{flags, PlaneInfo, SampleMeta, Split};
+pub use meta::{flags, FrameInfo, MetaExt, PlaneInfo, SampleMeta, Split};
 pub use reader::{Cache, CacheIter, Record, RecordReader, ShardReader, VerifyReport};
 pub use record::EncodedRecord;
 pub use rng::KeyedRng;
-pub use tables::{FailureRow, SampleRow};
+pub use tables::{FailureRow, LandmarkRow, SampleRow};
 pub use writer::{CacheWriter, CacheWriterOptions, ShardWriter};
 
 /// The directory name of a cache: `<name>-<first 16 hex digits of the key>`.

@@ -92,6 +92,40 @@ pub mod flags {
     pub const KNOWN: u32 = 0x1f;
 }
 
+/// What was found on one frame slot (format 1.1, FORMAT.md section 5.1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrameInfo {
+    /// The face box the landmark predictor ran on, (left, top, right, bottom) inclusive integer
+    /// source-image pixels as dlib rectangles are; `None` when the dataset's own landmarks were
+    /// used (no box).
+    pub face_box: Option<[i32; 4]>,
+    /// What found the face on this slot (`haar_frontalface_default`, `tracked`, `whole_frame`,
+    /// `dataset_landmarks`, …).
+    pub detector: String,
+    /// The [`flags`] bits of this slot alone ([`SampleMeta::flags`] is their union).
+    pub flags: u32,
+}
+
+/// Metadata appended in format 1.1 after [`SampleMeta`]'s twelve fields, inside the same
+/// `meta_len` region, so that 1.0 readers (which ignore the rest of the region) still read 1.1
+/// records. Records written by 1.0 have none: it reads as empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetaExt {
+    /// Per frame slot, the face box, detector and flags (empty in 1.0 records).
+    pub frames: Vec<FrameInfo>,
+    /// Annotator vote counts when the dataset has them (FER+: 10 counts in FERPlus's column
+    /// order neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown,
+    /// not-a-face); empty otherwise.
+    pub votes: Vec<u16>,
+}
+
+impl MetaExt {
+    /// True when nothing is set (what a 1.0 record reads as).
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.votes.is_empty()
+    }
+}
+
 /// Everything known about one sample, stored postcard-encoded at the start of its record.
 ///
 /// Field order is part of the format (FORMAT.md section 5): append new fields only with a minor
@@ -122,6 +156,10 @@ pub struct SampleMeta {
     pub flags: u32,
     /// The planes that follow the metadata, in order.
     pub planes: Vec<PlaneInfo>,
+    /// Fields appended in format 1.1 (encoded after the twelve above; not part of the serde
+    /// derive, so that the first twelve keep their 1.0 encoding).
+    #[serde(skip)]
+    pub ext: MetaExt,
 }
 
 impl SampleMeta {

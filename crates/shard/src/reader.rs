@@ -270,6 +270,7 @@ impl Record {
                 detector: String::new(),
                 flags: 0,
                 planes: Vec::new(),
+                ext: crate::MetaExt::default(),
             },
             payload: Vec::new(),
             planes_start: 0,

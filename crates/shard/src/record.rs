@@ -49,7 +49,9 @@ impl EncodedRecord {
         if meta.flags & !crate::flags::KNOWN != 0 {
             return Err(fail(format!("unknown flag bits {:#x}", meta.flags)));
         }
-        let meta_bytes = postcard::to_stdvec(&meta).map_err(|e| fail(e.to_string()))?;
+        let mut meta_bytes = postcard::to_stdvec(&meta).map_err(|e| fail(e.to_string()))?;
+        // Format 1.1: the appended fields follow in the same region (FORMAT.md section 5.1).
+        meta_bytes.extend(postcard::to_stdvec(&meta.ext).map_err(|e| fail(e.to_string()))?);
         let total = 4 + meta_bytes.len() + meta.planes_len();
         let payload_len = u32::try_from(total)
             .map_err(|_| fail(format!("payload of {total} bytes exceeds 4 GiB")))?;
@@ -115,8 +117,14 @@ pub(crate) fn decode_payload(payload: &[u8]) -> std::result::Result<(SampleMeta,
         .checked_add(meta_len)
         .filter(|&e| e <= payload.len())
         .ok_or_else(|| format!("metadata length {meta_len} exceeds the payload"))?;
-    let meta: SampleMeta = postcard::from_bytes(&payload[4..meta_end])
+    let (mut meta, rest): (SampleMeta, &[u8]) = postcard::take_from_bytes(&payload[4..meta_end])
         .map_err(|e| format!("metadata does not decode: {e}"))?;
+    if !rest.is_empty() {
+        // Fields appended in 1.1; bytes after them are later minors' and are ignored.
+        let (ext, _later): (crate::MetaExt, &[u8]) = postcard::take_from_bytes(rest)
+            .map_err(|e| format!("appended metadata (format 1.1) does not decode: {e}"))?;
+        meta.ext = ext;
+    }
     let planes = meta.planes_len();
     if meta_end + planes != payload.len() {
         return Err(format!(

@@ -86,6 +86,95 @@ pub fn write_samples(path: &Path, rows: &[SampleRow]) -> Result<()> {
     write_parquet(path, df)
 }
 
+/// One row of `landmarks.parquet`: one frame slot of one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LandmarkRow {
+    /// Global record number (as in `samples.parquet`).
+    pub global_index: u64,
+    /// Sample id.
+    pub sample_id: String,
+    /// Frame slot, from 0.
+    pub slot: u16,
+    /// Frame number within the sequence.
+    pub frame_index: Option<u32>,
+    /// The input the slot came from (`SampleMeta::source`).
+    pub source: String,
+    /// The landmarks (68 for dlib's model), source pixels, dlib's convention.
+    pub points: Vec<[f32; 2]>,
+    /// The face box (left, top, right, bottom), inclusive; `None` without one.
+    pub face_box: Option<[i32; 4]>,
+    /// What found the face.
+    pub detector: String,
+    /// Flag bits of this slot.
+    pub flags: u32,
+}
+
+/// Writes `landmarks.parquet` atomically: `global_index` u64, `sample_id` str, `slot` u16,
+/// `frame_index` u32, `source` str, `x_0 … x_{n−1}` and `y_0 … y_{n−1}` f32 (n = the most points
+/// of any row, 68; null where a row has fewer), `box_left`, `box_top`, `box_right`,
+/// `box_bottom` i32 (null without a box), `detector` str, `flags` u32.
+pub fn write_landmarks(path: &Path, rows: &[LandmarkRow]) -> Result<()> {
+    let n = rows.iter().map(|r| r.points.len()).max().unwrap_or(68);
+    let mut cols: Vec<Column> = vec![
+        Column::new(
+            "global_index".into(),
+            rows.iter().map(|r| r.global_index).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "sample_id".into(),
+            rows.iter()
+                .map(|r| r.sample_id.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "slot".into(),
+            rows.iter().map(|r| r.slot).collect::<Vec<u16>>(),
+        ),
+        Column::new(
+            "frame_index".into(),
+            rows.iter()
+                .map(|r| r.frame_index)
+                .collect::<Vec<Option<u32>>>(),
+        ),
+        Column::new(
+            "source".into(),
+            rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(),
+        ),
+    ];
+    for axis in 0..2 {
+        for k in 0..n {
+            let name = format!("{}_{k}", ["x", "y"][axis]);
+            cols.push(Column::new(
+                name.into(),
+                rows.iter()
+                    .map(|r| r.points.get(k).map(|p| p[axis]))
+                    .collect::<Vec<Option<f32>>>(),
+            ));
+        }
+    }
+    for (i, name) in ["box_left", "box_top", "box_right", "box_bottom"]
+        .into_iter()
+        .enumerate()
+    {
+        cols.push(Column::new(
+            name.into(),
+            rows.iter()
+                .map(|r| r.face_box.map(|b| b[i]))
+                .collect::<Vec<Option<i32>>>(),
+        ));
+    }
+    cols.push(Column::new(
+        "detector".into(),
+        rows.iter().map(|r| r.detector.as_str()).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "flags".into(),
+        rows.iter().map(|r| r.flags).collect::<Vec<u32>>(),
+    ));
+    let df = DataFrame::new(rows.len(), cols).map_err(|e| table_err(path, e))?;
+    write_parquet(path, df)
+}
+
 /// Writes `failures.parquet` atomically.
 pub fn write_failures(path: &Path, rows: &[FailureRow]) -> Result<()> {
     let df = df!(

@@ -140,6 +140,7 @@ pub struct CacheWriter {
     current: Option<ShardWriter>,
     shards: Vec<ShardEntry>,
     rows: Vec<SampleRow>,
+    landmarks: Vec<crate::tables::LandmarkRow>,
     failures: Vec<FailureRow>,
     counts: Counts,
 }
@@ -170,6 +171,7 @@ impl CacheWriter {
             current: None,
             shards: Vec::new(),
             rows: Vec::new(),
+            landmarks: Vec::new(),
             failures: Vec::new(),
             counts: Counts::default(),
         })
@@ -209,6 +211,21 @@ impl CacheWriter {
         let index = w.append(rec)?;
         let full = w.bytes() >= self.opts.target_shard_bytes;
         let global = self.rows.len() as u64;
+        for (slot, points) in meta.landmarks.iter().enumerate() {
+            let frame = meta.ext.frames.get(slot);
+            self.landmarks.push(crate::tables::LandmarkRow {
+                global_index: global,
+                sample_id: meta.sample_id.clone(),
+                slot: slot as u16,
+                frame_index: meta.frame_indices.get(slot).copied(),
+                source: meta.source.get(slot).cloned().unwrap_or_default(),
+                points: points.clone(),
+                face_box: frame.and_then(|f| f.face_box),
+                // 1.0 records (merged from older parts) have only the sample's detector and flags.
+                detector: frame.map_or_else(|| meta.detector.clone(), |f| f.detector.clone()),
+                flags: frame.map_or(meta.flags, |f| f.flags),
+            });
+        }
         self.rows.push(SampleRow {
             global_index: global,
             sample_id: meta.sample_id.clone(),
@@ -264,11 +281,12 @@ impl CacheWriter {
         Ok(())
     }
 
-    /// Closes the last shard, writes `samples.parquet`, `failures.parquet` and finally
+    /// Closes the last shard, writes `samples.parquet`, `landmarks.parquet`, `failures.parquet` and finally
     /// `manifest.json`. `extra` is stored in the manifest as writer-specific notes.
     pub fn finish(mut self, extra: serde_json::Value) -> Result<Manifest> {
         self.close_shard()?;
         crate::tables::write_samples(&self.dir.join("samples.parquet"), &self.rows)?;
+        crate::tables::write_landmarks(&self.dir.join("landmarks.parquet"), &self.landmarks)?;
         crate::tables::write_failures(&self.dir.join("failures.parquet"), &self.failures)?;
         let created_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -354,6 +372,7 @@ fn remove_stale(dir: &Path) -> Result<()> {
             || (!has_manifest
                 && ((name.starts_with("shard-") && name.ends_with(".fsh"))
                     || name == "samples.parquet"
+                    || name == "landmarks.parquet"
                     || name == "failures.parquet"
                     || name == crate::BUILD_FAILED_FILE));
         if stale {

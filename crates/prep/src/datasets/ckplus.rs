@@ -178,6 +178,7 @@ pub fn inventory(root: &Path, opts: CkPlusOptions<'_>) -> Result<Inventory> {
                 frames: sources,
                 dataset_landmarks: landmarks,
                 input: rel,
+                votes: Vec::new(),
             });
         }
     }

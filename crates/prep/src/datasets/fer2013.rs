@@ -453,8 +453,9 @@ fn target_of(votes: &[u32; 10], label: usize) -> FerPlusTarget {
     }
 }
 
-/// FER+ labels by data row: `Ok(label)`, `Err((reason, detail))` for excluded or bad rows.
-type FerPlusLabels = Vec<std::result::Result<u16, (&'static str, String)>>;
+/// FER+ labels by data row: `Ok((label, the 10 vote counts))`, `Err((reason, detail))` for
+/// excluded or bad rows.
+type FerPlusLabels = Vec<std::result::Result<(u16, Vec<u16>), (&'static str, String)>>;
 
 fn read_ferplus(path: &Path, mode: FerPlusMode) -> Result<FerPlusLabels> {
     let (names, lines) = csv_lines(path)?;
@@ -486,7 +487,14 @@ fn read_ferplus(path: &Path, mode: FerPlusMode) -> Result<FerPlusLabels> {
         });
         out.push(match parsed {
             Ok(votes) => ferplus_target(&votes, mode)
-                .map(|t| t.label)
+                .map(|t| {
+                    // Stored as u16: FER+ has 10 annotators per image.
+                    let stored = votes
+                        .iter()
+                        .map(|&v| v.min(u16::MAX as u32) as u16)
+                        .collect();
+                    (t.label, stored)
+                })
                 .map_err(|why| {
                     (
                         reason::FERPLUS_NO_MAJORITY,
@@ -531,6 +539,7 @@ pub fn inventory(
     let mut row = 0usize;
     for (line, text) in lines {
         let input = format!("{file}:{line}");
+        let mut votes = Vec::new();
         let parsed = text
             .map_err(|d| RowError {
                 line,
@@ -551,7 +560,10 @@ pub fn inventory(
         let label = match &plus {
             None => r.emotion as u16,
             Some(p) => match p.get(this_row) {
-                Some(Ok(l)) => *l,
+                Some(Ok((l, v))) => {
+                    votes = v.clone();
+                    *l
+                }
                 Some(Err((why, detail))) => {
                     if *why == reason::FERPLUS_NO_MAJORITY {
                         inv.exclude(input, why, detail.clone());
@@ -587,6 +599,7 @@ pub fn inventory(
             frames: vec![frame; frames],
             dataset_landmarks: None,
             input,
+            votes,
         });
     }
     if row == 0 {
@@ -668,6 +681,7 @@ pub fn inventory_folders(root: &Path, frames: usize) -> Result<Inventory> {
                     frames: vec![frame; frames],
                     dataset_landmarks: None,
                     input: rel,
+                    votes: Vec::new(),
                 });
             }
         }

@@ -108,6 +108,7 @@ pub fn inventory(
                         frames: vec![frame; slots],
                         dataset_landmarks: None,
                         input: rel,
+                        votes: Vec::new(),
                     });
                 }
             }
@@ -143,6 +144,7 @@ pub fn inventory(
             frames: sources,
             dataset_landmarks: None,
             input,
+            votes: Vec::new(),
         });
     }
     if style == NameStyle::CkPlus {
@@ -209,6 +211,7 @@ pub fn inventory_jaffe(root: &Path, slots: usize) -> Result<Inventory> {
             frames: vec![frame; slots],
             dataset_landmarks: None,
             input: rel,
+            votes: Vec::new(),
         });
     }
     if inv.items.is_empty() && inv.rejected.is_empty() {

@@ -111,6 +111,7 @@ pub fn inventory(
                 frames: sources,
                 dataset_landmarks: None,
                 input: rel,
+                votes: Vec::new(),
             });
         }
     }

@@ -52,6 +52,7 @@ fn small_cache(dir: &Path) -> PathBuf {
                 PlaneInfo::new("face", 16, 12),
                 PlaneInfo::new("eyes/0", 8, 16),
             ],
+            ext: shard::MetaExt::default(),
         };
         w.push(&EncodedRecord::encode(meta, &[&face, &eyes], 1).unwrap())
             .unwrap();

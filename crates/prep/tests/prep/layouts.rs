@@ -52,7 +52,31 @@ fn ckplus_tree_every_sequence_is_accounted_for() {
             "{}: eye at y {eye_y}",
             m.sample_id
         );
+        // Per slot (format 1.1): detected on the first frame, tracked after; each with the box
+        // the predictor ran on, which holds the landmarks' centre.
+        let f = &m.ext.frames;
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].flags & shard::flags::TRACKED, 0);
+        assert_eq!(f[0].detector, m.detector);
+        assert_eq!(
+            (f[1].detector.as_str(), f[2].detector.as_str()),
+            ("tracked", "tracked")
+        );
+        for (k, fi) in f.iter().enumerate() {
+            let [l, t, r, b] = fi.face_box.unwrap();
+            let n = m.landmarks[k].len() as f32;
+            let cx = m.landmarks[k].iter().map(|p| p[0]).sum::<f32>() / n;
+            let cy = m.landmarks[k].iter().map(|p| p[1]).sum::<f32>() / n;
+            assert!((l as f32..=r as f32).contains(&cx) && (t as f32..=b as f32).contains(&cy));
+        }
     }
+    // landmarks.parquet: one row per sample and slot.
+    let lm = shard::tables::read_table(&out.dir.join("landmarks.parquet")).unwrap();
+    assert_eq!(lm.height(), 4 * 3);
+    assert_eq!(
+        lm.column("detector").unwrap().str().unwrap().get(1),
+        Some("tracked")
+    );
     let want: BTreeMap<String, String> = [
         ("S005/001", "disgust"),
         ("S005/002", "happy"),
@@ -402,14 +426,22 @@ fn ferplus_rules_pick_rows_labels_and_cache_key() {
             })
             .collect();
         let cache = Cache::open(&out.dir).unwrap();
+        let mut votes = BTreeMap::new();
         let got: BTreeMap<String, u16> = cache
             .iter()
             .map(|r| {
                 let m = r.unwrap().meta;
+                votes.insert(m.sample_id.clone(), m.ext.votes.clone());
                 (m.sample_id, m.label)
             })
             .collect();
         assert_eq!(got, want, "{mode:?}");
+        // Every kept sample stores its row's 10 vote counts (format 1.1).
+        for (id, v) in &votes {
+            let row: usize = id.trim_start_matches("ferplus/r").parse().unwrap();
+            let want: Vec<u16> = rows[row].0.iter().map(|&x| x as u16).collect();
+            assert_eq!(v, &want, "{id}");
+        }
         let s = &out.summary;
         assert!(s.adds_up(), "{s:?}");
         assert_eq!(

@@ -57,6 +57,18 @@ pub fn sample(i: u32) -> (SampleMeta, Vec<Vec<u8>>) {
         detector: "haar_frontalface_default".into(),
         flags: shard::flags::TRACKED,
         planes: planes_info,
+        ext: shard::MetaExt {
+            frames: vec![shard::FrameInfo {
+                face_box: Some([3, 4, 60 + i as i32, 61 + i as i32]),
+                detector: "haar_frontalface_default".into(),
+                flags: shard::flags::TRACKED,
+            }],
+            votes: if i.is_multiple_of(2) {
+                vec![0, 7, 1, 0, 0, 0, 2, 0, 0, 0]
+            } else {
+                Vec::new()
+            },
+        },
     };
     (meta, planes)
 }

@@ -1,8 +1,9 @@
-//! Compatibility pin: `tests/golden/v1.fsh` is a shard written by format 1.0. This test reads it
-//! with a reader written from FORMAT.md alone (not the crate's), checks the crate's reader still
-//! decodes it to the known samples, and checks that today's writer produces the same header and the
-//! same decompressed payloads. A format change therefore fails here until the version is bumped
-//! and the golden file regenerated (`SHARD_BLESS=1 cargo test -p shard golden`).
+//! Compatibility pins. `tests/golden/v1_1.fsh` is a shard written by format 1.1: this test reads
+//! it with a reader written from FORMAT.md alone (not the crate's), checks the crate's reader
+//! decodes it to the known samples, and checks that today's writer produces the same header and
+//! the same decompressed payloads. A format change therefore fails here until the version is
+//! bumped and the golden file regenerated (`SHARD_BLESS=1 cargo test -p shard golden`).
+//! `tests/golden/v1.fsh`, written by format 1.0 (no appended metadata), must still be read.
 
 use crate::common::*;
 use std::path::PathBuf;
@@ -10,6 +11,10 @@ use std::path::PathBuf;
 const N: u32 = 4;
 
 fn golden_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1_1.fsh")
+}
+
+fn golden_v1_0_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1.fsh")
 }
 
@@ -54,7 +59,7 @@ fn spec_reader(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
 }
 
 #[test]
-fn golden_v1_shard_is_still_read_and_written_the_same() {
+fn golden_v1_1_shard_is_still_read_and_written_the_same() {
     let dir = tempfile::tempdir().unwrap();
     write_cache(dir.path(), N, 1 << 20);
     let fresh = std::fs::read(dir.path().join("shard-00000.fsh")).unwrap();
@@ -64,6 +69,7 @@ fn golden_v1_shard_is_still_read_and_written_the_same() {
     }
     let golden =
         std::fs::read(golden_path()).expect("golden shard missing; SHARD_BLESS=1 writes it");
+    assert_eq!(u16::from_le_bytes([golden[10], golden[11]]), 1, "minor");
     let (gh, gp) = spec_reader(&golden);
     let (fh, fp) = spec_reader(&fresh);
     assert_eq!(gh, fh, "header bytes changed: bump the format version");
@@ -76,6 +82,26 @@ fn golden_v1_shard_is_still_read_and_written_the_same() {
         let rec = r.read(i as u64).unwrap();
         let (m, p) = sample(i);
         assert_eq!(rec.meta, m);
+        let planes: Vec<Vec<u8>> = rec.planes().map(|(_, d)| d.to_vec()).collect();
+        assert_eq!(planes, p);
+    }
+}
+
+/// Format 1.0 shards (written before the per-slot boxes and votes were appended) read with empty
+/// appended fields and everything else as written.
+#[test]
+fn golden_v1_0_shard_reads_with_empty_appended_metadata() {
+    let bytes = std::fs::read(golden_v1_0_path()).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 0, "minor");
+    let (_, payloads) = spec_reader(&bytes);
+    assert_eq!(payloads.len(), N as usize);
+    let r = shard::ShardReader::open(&golden_v1_0_path()).unwrap();
+    for i in 0..N {
+        let rec = r.read(i as u64).unwrap();
+        let (mut m, p) = sample(i);
+        m.ext = shard::MetaExt::default();
+        assert_eq!(rec.meta, m);
+        assert!(rec.meta.ext.is_empty());
         let planes: Vec<Vec<u8>> = rec.planes().map(|(_, d)| d.to_vec()).collect();
         assert_eq!(planes, p);
     }

@@ -29,6 +29,10 @@ prop_compose! {
         flags in 0u32..=shard::flags::KNOWN,
         shapes in proptest::collection::vec((0u16..40, 0u16..40), 0..6),
         seed in any::<u8>(),
+        frames in proptest::collection::vec(
+            (proptest::option::of(proptest::array::uniform4(-10_000i32..10_000)), "[a-z_]{0,12}",
+             0u32..=shard::flags::KNOWN), 0..4),
+        votes in proptest::collection::vec(any::<u16>(), 0..11),
     ) -> (SampleMeta, Vec<Vec<u8>>) {
         let planes: Vec<PlaneInfo> = shapes.iter().enumerate()
             .map(|(k, (h, w))| PlaneInfo::new(format!("p{k}"), *h, *w)).collect();
@@ -36,7 +40,13 @@ prop_compose! {
             .map(|(k, p)| (0..p.len()).map(|j| (j as u8).wrapping_mul(seed).wrapping_add(k as u8)).collect())
             .collect();
         (SampleMeta { sample_id, dataset, subject, sequence, source, frame_indices, label, split,
-            landmarks, detector, flags, planes }, data)
+            landmarks, detector, flags, planes,
+            ext: shard::MetaExt {
+                frames: frames.into_iter()
+                    .map(|(face_box, detector, flags)| shard::FrameInfo { face_box, detector, flags })
+                    .collect(),
+                votes,
+            } }, data)
     }
 }
 
@@ -129,6 +139,90 @@ fn counts_and_tables_match_records() {
     );
     let failures = shard::tables::read_failures(&dir.path().join("failures.parquet")).unwrap();
     assert!(failures.is_empty());
+}
+
+#[test]
+fn landmarks_table_has_one_row_per_slot_with_points_box_detector_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    write_cache(dir.path(), 6, 1000);
+    let df = shard::tables::read_table(&dir.path().join("landmarks.parquet")).unwrap();
+    // sample() has one landmark slot per record.
+    assert_eq!(df.height(), 6);
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(names.len(), 5 + 2 * 68 + 4 + 2);
+    assert_eq!(
+        names[..5],
+        ["global_index", "sample_id", "slot", "frame_index", "source"]
+    );
+    assert_eq!(names[5], "x_0");
+    assert_eq!(names[5 + 67], "x_67");
+    assert_eq!(names[5 + 68], "y_0");
+    assert_eq!(
+        names[5 + 2 * 68..],
+        [
+            "box_left",
+            "box_top",
+            "box_right",
+            "box_bottom",
+            "detector",
+            "flags"
+        ]
+    );
+    for i in 0..6u32 {
+        let (m, _) = sample(i);
+        let row = i as usize;
+        let f32_at = |c: &str| df.column(c).unwrap().f32().unwrap().get(row).unwrap();
+        let i32_at = |c: &str| df.column(c).unwrap().i32().unwrap().get(row).unwrap();
+        for k in [0usize, 33, 67] {
+            assert_eq!(f32_at(&format!("x_{k}")), m.landmarks[0][k][0]);
+            assert_eq!(f32_at(&format!("y_{k}")), m.landmarks[0][k][1]);
+        }
+        let b = m.ext.frames[0].face_box.unwrap();
+        assert_eq!(
+            [
+                i32_at("box_left"),
+                i32_at("box_top"),
+                i32_at("box_right"),
+                i32_at("box_bottom")
+            ],
+            b
+        );
+        let s = df
+            .column("sample_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(row)
+            .unwrap()
+            .to_string();
+        assert_eq!(s, m.sample_id);
+        let det = df
+            .column("detector")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(row)
+            .unwrap()
+            .to_string();
+        assert_eq!(det, m.ext.frames[0].detector);
+        assert_eq!(
+            df.column("flags").unwrap().u32().unwrap().get(row).unwrap(),
+            shard::flags::TRACKED
+        );
+        assert_eq!(
+            df.column("frame_index")
+                .unwrap()
+                .u32()
+                .unwrap()
+                .get(row)
+                .unwrap(),
+            m.frame_indices[0]
+        );
+    }
 }
 
 #[test]

@@ -107,6 +107,7 @@ pub fn synthetic_cache(
                 detector: "synthetic".into(),
                 flags: 0,
                 planes,
+                ext: shard::MetaExt::default(),
             };
             let refs: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
             w.push(&EncodedRecord::encode(meta, &refs, 1).unwrap())
