@@ -53,14 +53,17 @@ else
 fi
 # 3. Test oracles in .venv -------------------------------------------------------------------
 # tensorboard: its event reader checks the event files `train run` writes; numpy, pyarrow,
-# zstandard, xxhash, blake3: what python/fer_shard (the Python cache reader) needs.
-PY_TEST_PKGS=(tensorboard numpy pyarrow zstandard xxhash blake3)
-STAMP_PY=.venv/.test-packages-1
+# zstandard, xxhash, blake3: what python/fer_shard (the Python cache reader) needs; wheel: so that
+# `pip install ./python` builds without fetching anything. Then python/fer_shard itself, editable
+# (import fer_shard in the .venv follows the source tree).
+PY_TEST_PKGS=(tensorboard numpy pyarrow zstandard xxhash blake3 wheel)
+STAMP_PY=.venv/.test-packages-2
 if [[ -f $STAMP_PY ]]; then
-  say "test packages present in .venv (${PY_TEST_PKGS[*]}) - skipped"
+  say "test packages and fer_shard present in .venv (${PY_TEST_PKGS[*]}) - skipped"
 else
-  say "installing test packages into .venv: ${PY_TEST_PKGS[*]}"
+  say "installing test packages into .venv: ${PY_TEST_PKGS[*]}, and python/fer_shard (editable)"
   .venv/bin/pip install --quiet "${PY_TEST_PKGS[@]}"
+  .venv/bin/pip install --quiet --no-deps --no-build-isolation -e ./python
   touch "$STAMP_PY"
 fi
 

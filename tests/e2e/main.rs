@@ -6,6 +6,7 @@
 
 mod fuzz_replay;
 mod gpu_check;
+mod python_reader;
 mod same_crops;
 
 use prep::synth::{generate, BaseFace, SynthOptions};
