@@ -439,7 +439,11 @@ impl Comparison {
     /// The report as Markdown: runs, differing settings, per-fold accuracies (with differences
     /// from the baseline), the paired comparison and per-class recall.
     pub fn markdown(&self) -> String {
-        let mut s = String::from("# Run comparison\n\n## Runs\n\n");
+        let mut s = String::from(if self.runs.len() == 1 {
+            "# Run report\n\n## Run\n\n"
+        } else {
+            "# Run comparison\n\n## Runs\n\n"
+        });
         s.push_str(
             "| # | run | status | folds finished | accuracy (mean ± std, %) | oracle mean (%) | \
              epochs run / planned | cache key | git revision | device |\n\
@@ -475,7 +479,21 @@ impl Comparison {
                 md_escape(&r.device()),
             ));
         }
-        s.push_str("\n## Settings that differ\n\n");
+        if self.runs.len() == 1 {
+            s.push_str("\n## Settings\n\n| setting | value |\n|---|---|\n");
+            for (k, v) in &self.runs[0].settings {
+                s.push_str(&format!("| `{k}` | {} |\n", md_escape(v)));
+            }
+        } else {
+            s.push_str(&self.settings_markdown());
+        }
+        s.push_str(&self.rest_markdown());
+        s
+    }
+
+    /// The settings part of a comparison: those that differ as a table, the others on one line.
+    fn settings_markdown(&self) -> String {
+        let mut s = String::from("\n## Settings that differ\n\n");
         if self.differing.is_empty() {
             s.push_str("None: the runs have identical configurations.\n");
         } else {
@@ -494,6 +512,21 @@ impl Comparison {
                 s.push('\n');
             }
         }
+        let common: Vec<String> = self.runs[0]
+            .settings
+            .iter()
+            .filter(|(k, _)| !self.differing.contains_key(*k))
+            .map(|(k, v)| format!("`{k}` = {}", md_escape(v)))
+            .collect();
+        if !common.is_empty() {
+            s.push_str(&format!("\nThe same in all runs: {}.\n", common.join(", ")));
+        }
+        s
+    }
+
+    /// Everything after the settings.
+    fn rest_markdown(&self) -> String {
+        let mut s = String::new();
         let keys: BTreeSet<String> = self.runs.iter().map(|r| r.cache_key()).collect();
         if keys.len() > 1 {
             s.push_str(

@@ -405,3 +405,18 @@ fn html_report_renders_in_chromium_with_the_summary_numbers() {
         "{blue} confusion-cell pixels: figures not drawn?"
     );
 }
+
+#[test]
+fn report_of_one_run_lists_every_setting() {
+    let (_, a, _) = finished_runs();
+    let c = train::compare::compare(std::slice::from_ref(a)).unwrap();
+    let md = c.markdown();
+    for want in [
+        "# Run report",
+        "| `train.lr` | 0.002 |",
+        "| `train.seed` | 0 |",
+        "| `train.epochs` | 4 |",
+    ] {
+        assert!(md.contains(want), "lacks {want}:\n{md}");
+    }
+}
