@@ -2,6 +2,7 @@
 
 use crate::progress::Bars;
 use anyhow::{Context, Result};
+use clap::builder::TypedValueParser as _;
 use clap::Args;
 use prep::{BuildOutcome, BuildRequest, DatasetKind, ModelFiles, PrepConfig, Summary};
 use std::path::PathBuf;
@@ -32,11 +33,16 @@ pub struct BuildArgs {
     /// FER+ labels for --dataset ferplus [default: fer2013new.csv beside the csv].
     #[arg(long, value_name = "FILE")]
     pub ferplus_labels: Option<PathBuf>,
-    /// How FER+ votes become labels, FERPlus's rules: majority (its default: single votes dropped,
-    /// the top emotion needs more than half of the rest), or plurality (the unique largest count).
-    /// probability, crossentropy and multi_target train on the vote distribution, which caches
-    /// do not store yet, and are refused. [default: majority]
-    #[arg(long, value_enum, default_value_t = prep::FerPlusMode::Majority, value_name = "RULE")]
+    /// Which FER+ rows are kept and what `train` trains them against, FERPlus's modes: majority
+    /// (its default: single votes dropped, the top emotion needs more than half of the rest; one
+    /// label), probability (the top 1–3 emotions up to 75 % of the votes; train draws a label
+    /// from them every epoch), crossentropy (the same rows, trained against that distribution),
+    /// multi_target (every emotion with ≥ 30 % of the votes; any of them counts as right),
+    /// plurality (the unique largest count; one label). Every cache stores all 10 vote counts.
+    #[arg(long, default_value = "majority", value_name = "RULE",
+          value_parser = clap::builder::PossibleValuesParser::new(
+              ["majority", "probability", "crossentropy", "multi_target", "plurality"])
+              .try_map(|s| s.parse::<prep::FerPlusMode>()))]
     pub ferplus_mode: prep::FerPlusMode,
     /// Build part i of N (1-based) into a partial cache; combine parts with `prep cache merge`.
     /// The split is deterministic, so parts can run as a Slurm array or Kubernetes indexed job.

@@ -24,5 +24,5 @@ pub use build::{
     build, merge_parts, BuildOutcome, BuildRequest, DatasetKind, FailurePolicy, ModelFiles, Summary,
 };
 pub use config::{BoxMode, PrepConfig};
-pub use datasets::fer2013::FerPlusMode;
 pub use error::{PrepError, Result};
+pub use shard::votes::FerPlusMode;

@@ -31,6 +31,7 @@ mod reader;
 mod record;
 pub mod rng;
 pub mod tables;
+pub mod votes;
 mod writer;
 
 pub use catalog::{list_caches, resolve_cache, CacheState, ListedCache, BUILD_FAILED_FILE};

@@ -7,7 +7,6 @@
 //! * `merge` — merging the parts of a `--part i/N` build.
 
 use crate::config::{BoxMode, PrepConfig};
-use crate::datasets::fer2013::FerPlusMode;
 use crate::datasets::{ckplus, fer2013, folders, oulu, walk};
 use crate::folds::{normalise_oulu, FoldList};
 use crate::inventory::{sort_failures, Inventory, STAGE_EXCLUDE};
@@ -16,6 +15,7 @@ use crate::qa;
 use crate::splits::{apply_fold_list, subject_kfold, FoldCoverage};
 use crate::{PrepError, Result};
 use serde::{Deserialize, Serialize};
+use shard::votes::FerPlusMode;
 use shard::{CacheKey, CacheWriter, CacheWriterOptions, FailureRow, Manifest, SourceFingerprinter};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -243,17 +243,6 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
                 format!("{i}/{n}: expected i/N with 1 ≤ i ≤ N"),
             ));
         }
-    }
-    if req.kind == DatasetKind::Ferplus && req.ferplus_mode.soft_targets() {
-        return Err(PrepError::parse(
-            Path::new("--ferplus-mode"),
-            0,
-            format!(
-                "{}: this FERPlus mode trains against the vote distribution, which caches do not \
-                 store yet; use majority (FERPlus's default) or plurality",
-                req.ferplus_mode.name()
-            ),
-        ));
     }
     progress.stage("fingerprint", 0);
     let (key, root, ferplus) = compute_key(req)?;

@@ -454,7 +454,8 @@ fn ferplus_rules_pick_rows_labels_and_cache_key() {
         );
         dirs.push(out.dir);
     }
-    assert_ne!(dirs[0], dirs[1], "the rule must be part of the cache key");
+    // The soft modes build too (their rows, labels = the distribution's first maximum, as the
+    // unit tests pin), each with its own key.
     for mode in [
         prep::FerPlusMode::Probability,
         prep::FerPlusMode::Crossentropy,
@@ -462,9 +463,30 @@ fn ferplus_rules_pick_rows_labels_and_cache_key() {
     ] {
         let mut req = request(DatasetKind::Ferplus, &path, caches.path(), models.clone());
         req.ferplus_mode = mode;
-        let e = prep::build(&req, &prep::build::NoProgress)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains(mode.name()) && e.contains("distribution"), "{e}");
+        let out = prep::build(&req, &prep::build::NoProgress).unwrap();
+        let want: BTreeMap<String, u16> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                shard::votes::ferplus_target(&r.0, mode)
+                    .ok()
+                    .map(|t| (format!("ferplus/r{i:06}"), t.label))
+            })
+            .collect();
+        let got: BTreeMap<String, u16> = Cache::open(&out.dir)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let m = r.unwrap().meta;
+                assert_eq!(m.ext.votes.len(), 10);
+                (m.sample_id, m.label)
+            })
+            .collect();
+        assert_eq!(got, want, "{mode:?}");
+        let key = &out.manifest.key_ingredients["config"]["ferplus_mode"];
+        assert_eq!(key, mode.name(), "the rule is in the key ingredients");
+        dirs.push(out.dir);
     }
+    let distinct: std::collections::BTreeSet<_> = dirs.iter().collect();
+    assert_eq!(distinct.len(), 5, "the rule must be part of the cache key");
 }
