@@ -441,6 +441,7 @@ fn mgln_memorises_sixteen_training_samples_on_any_cpu() {
         classes,
         device: tch::Device::Cpu,
         progress: &train::trainer::Quiet,
+        targets: None,
     };
     let plan = train::trainer::FoldPlan {
         name: "memorise".into(),

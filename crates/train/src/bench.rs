@@ -92,7 +92,7 @@ pub fn time_steps(
             lambda: 0.7,
             perm: Tensor::arange(batch, (Kind::Int64, device)).flip([0]),
         };
-        let loss = mgln_loss(&model, input, &y, (batch > 1).then_some(&mix), amp)?.total;
+        let loss = mgln_loss(&model, input, &y, None, (batch > 1).then_some(&mix), amp)?.total;
         opt.zero_grad();
         loss.backward();
         opt.step()?;

@@ -104,9 +104,11 @@ pub struct SampleInfo {
     pub subject: String,
     /// Split.
     pub split: Split,
+    /// Annotator vote counts (FER+; format 1.1), empty when the record has none.
+    pub votes: Vec<u16>,
 }
 
-/// Reads every sample's label, subject and split from the records' metadata.
+/// Reads every sample's label, subject, split and votes from the records' metadata.
 pub fn sample_infos(cache: &Cache) -> Result<Vec<SampleInfo>> {
     let indices: Vec<u64> = (0..cache.len()).collect();
     cache
@@ -115,6 +117,7 @@ pub fn sample_infos(cache: &Cache) -> Result<Vec<SampleInfo>> {
             label: r.meta.label as i64,
             subject: r.meta.subject.clone(),
             split: r.meta.split,
+            votes: r.meta.ext.votes.clone(),
         })
         .into_iter()
         .enumerate()

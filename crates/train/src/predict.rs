@@ -180,6 +180,7 @@ impl Predictor {
             classes: classes.clone(),
             device,
             progress: &crate::trainer::Quiet,
+            targets: None,
         };
         let mc = runner.model_config();
         let transform = runner.transform(&mc);

@@ -40,8 +40,26 @@ pub fn synthetic_cache(
     folds: u16,
     per_subject: usize,
 ) -> PathBuf {
+    synthetic_cache_with_votes(dir, classes, subjects, folds, per_subject, None)
+}
+
+/// [`synthetic_cache`] whose records carry FER+-style votes (10 counts: 6 for the label, 3 for
+/// the next class, 1 for the one after; `classes` must be 8) and whose key ingredients name the
+/// FERPlus `mode` it was built under, as `prep build --dataset ferplus` writes them.
+pub fn synthetic_cache_with_votes(
+    dir: &Path,
+    classes: usize,
+    subjects: usize,
+    folds: u16,
+    per_subject: usize,
+    mode: Option<&str>,
+) -> PathBuf {
+    let mut config = serde_json::json!({"synthetic": [classes, subjects, folds, per_subject]});
+    if let Some(m) = mode {
+        config["ferplus_mode"] = serde_json::json!(m);
+    }
     let key = CacheKey::compute(
-        &serde_json::json!({"synthetic": [classes, subjects, folds, per_subject]}),
+        &config,
         &BTreeMap::new(),
         &SourceFingerprint {
             files: 0,
@@ -107,7 +125,19 @@ pub fn synthetic_cache(
                 detector: "synthetic".into(),
                 flags: 0,
                 planes,
-                ext: shard::MetaExt::default(),
+                ext: shard::MetaExt {
+                    frames: Vec::new(),
+                    votes: match mode {
+                        Some(_) => {
+                            let mut v = vec![0u16; 10];
+                            v[label] = 6;
+                            v[(label + 1) % classes] = 3;
+                            v[(label + 2) % classes] = 1;
+                            v
+                        }
+                        None => Vec::new(),
+                    },
+                },
             };
             let refs: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
             w.push(&EncodedRecord::encode(meta, &refs, 1).unwrap())

@@ -6,4 +6,5 @@ mod model;
 mod oracle;
 mod outputs;
 mod runs;
+mod targets;
 mod trust;

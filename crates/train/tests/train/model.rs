@@ -316,7 +316,7 @@ fn channels_last_weights_give_the_same_step() {
             face,
             parts: x.parts.each_ref().map(|t| t.shallow_clone()),
         };
-        let loss = train::trainer::mgln_loss(&m, inp, &labels, None, false).unwrap();
+        let loss = train::trainer::mgln_loss(&m, inp, &labels, None, None, false).unwrap();
         opt.zero_grad();
         loss.total.backward();
         let w = vs.variables()["ssm.features.2.weight"].shallow_clone();

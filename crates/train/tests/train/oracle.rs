@@ -186,7 +186,7 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
     let mut opt = Adam::new(&vs, case.lr, case.weight_decay).with_fused(case.fused_adam);
     for step in 0..case.adam_steps {
         opt.zero_grad();
-        let loss = mgln_loss(&model, input(), &labels, mix.as_ref(), case.amp).unwrap();
+        let loss = mgln_loss(&model, input(), &labels, None, mix.as_ref(), case.amp).unwrap();
         loss.total.backward();
         if step == 0 {
             out.insert("train.total".into(), loss.total.detach());
