@@ -53,6 +53,19 @@ pub struct BuildArgs {
     /// Without it or --subjects, folds are image-level [default: none].
     #[arg(long, value_name = "REGEX", conflicts_with = "subjects")]
     pub subject_regex: Option<String>,
+    /// Duplicate inputs (same decoded pixels): report (list them in duplicates.parquet and the
+    /// summary, drop nothing), drop-from-train (drop training-side copies of inputs in another
+    /// split or fold), drop-conflicting (drop duplicate groups with different labels)
+    /// [default: the config's, report].
+    #[arg(long, value_name = "MODE",
+          value_parser = clap::builder::PossibleValuesParser::new(
+              ["report", "drop-from-train", "drop-conflicting"])
+              .try_map(|s| s.parse::<prep::dedup::DedupMode>()))]
+    pub dedup: Option<prep::dedup::DedupMode>,
+    /// Also report near duplicates: peak frames whose 64-bit difference hashes differ in at most
+    /// BITS bits, 0–7 [default: the config's, none].
+    #[arg(long, value_name = "BITS")]
+    pub near_duplicates: Option<u32>,
     /// Class folders: a csv of `file,subject` rows (file = path under the dataset root, or the bare
     /// file name) [default: none].
     #[arg(long, value_name = "FILE")]
@@ -125,6 +138,12 @@ pub fn run(mut a: BuildArgs) -> Result<()> {
     };
     if let Some(re) = &a.subject_regex {
         config.subject_regex = Some(re.clone());
+    }
+    if let Some(m) = a.dedup {
+        config.dedup = m;
+    }
+    if let Some(b) = a.near_duplicates {
+        config.near_duplicate_bits = Some(b);
     }
     let fold_list = match a.folds.as_deref() {
         Some("none") => None,
@@ -267,6 +286,25 @@ pub fn print_summary(s: &Summary, classes: &[String]) {
         "check: cached+excl+failed",
         if s.adds_up() { "= seen" } else { "MISMATCH" }
     );
+    let d = &s.duplicates;
+    println!(
+        "  {:<28} {:>8}   ({} within a split, {} across splits, {} with different labels; \
+         duplicates.parquet)",
+        "duplicates: exact pairs",
+        d.exact_pairs,
+        d.exact_within_split,
+        d.exact_across_splits,
+        d.exact_conflicting
+    );
+    if d.near_pairs > 0 {
+        println!("  {:<28} {:>8}", "duplicates: near pairs", d.near_pairs);
+    }
+    if d.dropped > 0 {
+        println!(
+            "  {:<28} {:>8}   (see excluded)",
+            "duplicates: dropped", d.dropped
+        );
+    }
     if let Some(f) = &s.folds {
         println!(
             "  fold list: {} listed, {} placed by subject, {} missing from the data{}",

@@ -60,6 +60,20 @@ pub struct PrepConfig {
     /// built before the option existed keep their keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_regex: Option<String>,
+    /// Duplicate inputs (the same decoded pixels; near ones with `near_duplicate_bits`): `report`
+    /// (default: listed in duplicates.parquet and the summary, nothing dropped, so published
+    /// protocols stay reproducible), `drop-from-train` or `drop-conflicting` (see
+    /// [`crate::dedup::DedupMode`]). Left out of the key when `report`.
+    #[serde(skip_serializing_if = "is_report")]
+    pub dedup: crate::dedup::DedupMode,
+    /// Also find near duplicates: inputs whose peak frames' 64-bit difference hashes differ in at
+    /// most this many bits, 0–7 (default none). Left out of the key when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near_duplicate_bits: Option<u32>,
+}
+
+fn is_report(m: &crate::dedup::DedupMode) -> bool {
+    *m == crate::dedup::DedupMode::Report
 }
 
 impl Default for PrepConfig {
@@ -82,6 +96,8 @@ impl Default for PrepConfig {
             seed: 0,
             zstd_level: 3,
             subject_regex: None,
+            dedup: crate::dedup::DedupMode::Report,
+            near_duplicate_bits: None,
         }
     }
 }
@@ -126,6 +142,9 @@ impl PrepConfig {
         }
         if self.folds < 2 {
             return Err("folds must be at least 2".into());
+        }
+        if self.near_duplicate_bits.is_some_and(|b| b > 7) {
+            return Err("near_duplicate_bits must lie in 0..=7".into());
         }
         if !(1..=19).contains(&self.zstd_level) {
             return Err("zstd_level must lie in 1..=19".into());

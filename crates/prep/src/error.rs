@@ -35,6 +35,12 @@ pub enum PrepError {
         /// The counts, for the summary table.
         summary: Box<crate::build::Summary>,
     },
+    /// A table prep writes (duplicates.parquet) that cannot be built or written.
+    #[error("{path}: {reason}")]
+    Table {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     /// A record `prep export` cannot write (no such plane, a file that cannot be written).
     #[error("{record}: {reason}")]
     Export { record: String, reason: String },

@@ -55,6 +55,10 @@ pub mod reason {
     pub const FERPLUS_NO_MAJORITY: &str = "ferplus_no_majority";
     /// Excluded: a file that is not an image (README, thumbs.db) in an image folder.
     pub const NOT_AN_IMAGE: &str = "not_an_image";
+    /// Excluded (`dedup = "drop-from-train"`): a training-side copy of an input in another split.
+    pub const DUPLICATE_ACROSS_SPLITS: &str = "duplicate_across_splits";
+    /// Excluded (`dedup = "drop-conflicting"`): a member of a duplicate group with different labels.
+    pub const CONFLICTING_DUPLICATE: &str = "conflicting_duplicate";
 }
 
 /// One frame of an input.

@@ -9,6 +9,7 @@
 pub mod build;
 pub mod config;
 pub mod datasets;
+pub mod dedup;
 pub mod draw;
 mod error;
 pub mod export;

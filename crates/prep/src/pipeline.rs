@@ -62,24 +62,8 @@ impl Processor<'_> {
     }
 
     fn decode(&self, item: &InputItem, src: &FrameSource) -> Result<GrayImage, FailureRow> {
-        match src {
-            FrameSource::Pixels {
-                width,
-                height,
-                pixels,
-                ..
-            } => GrayImage::new(*width, *height, pixels.to_vec())
-                .map_err(|e| self.fail(item, "decode", reason::DECODE_ERROR, e.to_string())),
-            FrameSource::File { path, .. } => {
-                let full = self.root.join(path);
-                let bytes = std::fs::read(&full).map_err(|e| {
-                    self.fail(item, "read", reason::UNREADABLE, format!("{path}: {e}"))
-                })?;
-                GrayImage::decode(&bytes, GrayConversion::PilLuma).map_err(|e| {
-                    self.fail(item, "decode", reason::DECODE_ERROR, format!("{path}: {e}"))
-                })
-            }
-        }
+        decode_source(self.root, src)
+            .map_err(|(stage, why, detail)| self.fail(item, stage, why, detail))
     }
 
     /// The recipe of this configuration and box mode (what the manifest records).
@@ -272,6 +256,42 @@ impl Processor<'_> {
 /// A box coordinate as stored (dlib's rectangles are `long`; images are far smaller than i32).
 fn clamp_i32(v: i64) -> i32 {
     v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// Decodes one frame source (files relative to `root`) as every stage reads it: grey by PIL's
+/// luma rule. Errors: (stage, reason code, detail).
+pub fn decode_source(
+    root: &Path,
+    src: &FrameSource,
+) -> Result<GrayImage, (&'static str, &'static str, String)> {
+    match src {
+        FrameSource::Pixels {
+            width,
+            height,
+            pixels,
+            ..
+        } => GrayImage::new(*width, *height, pixels.to_vec())
+            .map_err(|e| ("decode", reason::DECODE_ERROR, e.to_string())),
+        FrameSource::File { path, .. } => {
+            let bytes = std::fs::read(root.join(path))
+                .map_err(|e| ("read", reason::UNREADABLE, format!("{path}: {e}")))?;
+            GrayImage::decode(&bytes, GrayConversion::PilLuma)
+                .map_err(|e| ("decode", reason::DECODE_ERROR, format!("{path}: {e}")))
+        }
+    }
+}
+
+/// The duplicate fingerprints of an input ([`crate::dedup::fingerprint`] of its distinct
+/// decoded frames); `None` when a frame does not decode (the build reports that input's failure).
+pub fn input_fingerprint(root: &Path, item: &InputItem) -> Option<crate::dedup::Fingerprint> {
+    let mut distinct = Vec::new();
+    for slot in 0..item.frames.len() {
+        if slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]) {
+            continue;
+        }
+        distinct.push((slot, decode_source(root, &item.frames[slot]).ok()?));
+    }
+    crate::dedup::fingerprint(&distinct)
 }
 
 /// The record flags of one slot's result.

@@ -268,6 +268,37 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
     progress.stage("parse", 0);
     let mut inv = inventory(req, &root, ferplus.as_deref())?;
     progress.done();
+    // Duplicates over the whole inventory (every part of a split build finds the same ones and
+    // drops the same inputs), before any face processing.
+    progress.stage("duplicates", inv.items.len() as u64);
+    let fingerprints: Vec<_> = {
+        use rayon::prelude::*;
+        inv.items
+            .par_iter()
+            .map(|it| {
+                let f = crate::pipeline::input_fingerprint(&inv.root, it);
+                progress.advance(1);
+                f
+            })
+            .collect()
+    };
+    let pairs = crate::dedup::find_pairs(&fingerprints, req.config.near_duplicate_bits);
+    let dedup = crate::dedup::plan(&inv.items, pairs, req.config.dedup);
+    progress.done();
+    let all_items = inv.items.clone();
+    if !dedup.drops.is_empty() {
+        let items = std::mem::take(&mut inv.items);
+        for (k, it) in items.into_iter().enumerate() {
+            match dedup.drops.get(&k) {
+                Some((why, detail)) => {
+                    // Not a new input: `exclude` counts one, so take it back from `seen`.
+                    inv.exclude(it.input.clone(), why, detail.clone());
+                    inv.seen -= 1;
+                }
+                None => inv.items.push(it),
+            }
+        }
+    }
     if let Some((i, n)) = req.part {
         inv.keep_part(i, n);
     }
@@ -295,8 +326,15 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
     )?;
     let mut summary = Summary {
         seen: inv.seen,
+        duplicates: dedup.counts.clone(),
         ..Default::default()
     };
+    crate::dedup::write_table(
+        &dir.join("duplicates.parquet"),
+        &all_items,
+        &dedup,
+        &inv.class_names,
+    )?;
     let mut failures = inv.rejected.clone();
     let mut qa_samples: Vec<QaSample> = Vec::new();
     let class_names = inv.class_names.clone();

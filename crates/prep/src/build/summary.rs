@@ -17,6 +17,9 @@ pub struct Summary {
     pub split_class: BTreeMap<String, BTreeMap<String, u64>>,
     /// Coverage of the authors' fold list, when one was used.
     pub folds: Option<FoldCoverage>,
+    /// Duplicate inputs found (and dropped, by the dedup mode); `duplicates.parquet` lists them.
+    #[serde(default)]
+    pub duplicates: crate::dedup::DuplicateCounts,
 }
 
 impl Summary {

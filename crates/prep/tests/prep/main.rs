@@ -5,6 +5,7 @@
 mod bad_input;
 mod common;
 mod crash;
+mod duplicates;
 mod export;
 mod layouts;
 mod parts;

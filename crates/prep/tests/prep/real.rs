@@ -95,6 +95,13 @@ fn real_fer2013_sample_by_usage() {
             "{s}: {by_split:?}"
         );
     }
+    // Identical pixel strings, counted independently in Python (pairs of rows with equal `pixels`:
+    // 24, 21 with the same Usage, 3 across, none with different emotions).
+    let d = &out.summary.duplicates;
+    assert_eq!(
+        (d.exact_pairs, d.exact_within_split, d.exact_across_splits, d.exact_conflicting),
+        (24, 21, 3, 0)
+    );
 }
 
 /// FER+ under each FERPlus rule, with the real `fer2013new.csv` (35,887 rows) paired with a

@@ -1,0 +1,454 @@
+//! Duplicate inputs: exact (the same decoded pixels) and, on request, near (a perceptual hash
+//! within a Hamming distance), within and across splits, for every dataset. FER2013 as
+//! distributed holds pixel-identical images in Training and the test splits, some with different
+//! labels; a protocol number is only comparable when everyone handles them the same way, so the
+//! default only reports them (`dedup = "report"`), and dropping is a named, keyed choice.
+//!
+//! Fingerprints are taken from the decoded frames before any face processing: `exact` is blake3
+//! over every distinct frame of the input (slot, width, height, pixels), so sequences compare as
+//! wholes; `dhash` is the 64-bit difference hash of the last (peak) frame (box-averaged to 9×8,
+//! one bit per horizontal neighbour pair).
+
+use crate::inventory::{reason, InputItem};
+use face::GrayImage;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a build does with duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DedupMode {
+    /// Keep everything; list the duplicates (the published protocols' data as distributed).
+    #[default]
+    Report,
+    /// Drop duplicates that sit on the training side of an evaluation: training samples with a
+    /// copy in validation or test (fixed splits), or, for folds, the copies outside the fold of a
+    /// group's first sample (by sample id).
+    DropFromTrain,
+    /// Drop every member of a duplicate group whose members carry different labels.
+    DropConflicting,
+}
+
+impl DedupMode {
+    /// The config / CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DedupMode::Report => "report",
+            DedupMode::DropFromTrain => "drop-from-train",
+            DedupMode::DropConflicting => "drop-conflicting",
+        }
+    }
+}
+
+impl std::str::FromStr for DedupMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            DedupMode::Report,
+            DedupMode::DropFromTrain,
+            DedupMode::DropConflicting,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| {
+            format!("unknown dedup mode {s:?} (report, drop-from-train or drop-conflicting)")
+        })
+    }
+}
+
+/// The fingerprints of one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// blake3 of every distinct decoded frame (slot, width, height, pixels).
+    pub exact: [u8; 32],
+    /// Difference hash of the last frame.
+    pub dhash: u64,
+}
+
+/// The fingerprints of an input's distinct decoded frames (`(first slot, frame)`, in slot order).
+pub fn fingerprint(distinct: &[(usize, GrayImage)]) -> Option<Fingerprint> {
+    let last = &distinct.last()?.1;
+    let mut h = blake3::Hasher::new();
+    for (slot, img) in distinct {
+        h.update(&(*slot as u64).to_le_bytes());
+        h.update(&(img.width() as u64).to_le_bytes());
+        h.update(&(img.height() as u64).to_le_bytes());
+        h.update(img.data());
+    }
+    Some(Fingerprint {
+        exact: *h.finalize().as_bytes(),
+        dhash: dhash(last),
+    })
+}
+
+/// 64-bit difference hash: the image box-averaged to 9 columns × 8 rows; bit (8·row + col) is set
+/// when cell (row, col) is brighter than cell (row, col + 1).
+pub fn dhash(img: &GrayImage) -> u64 {
+    let (w, h) = (img.width(), img.height());
+    let data = img.data();
+    let mut cells = [[0f64; 9]; 8];
+    for (r, row) in cells.iter_mut().enumerate() {
+        let (y0, y1) = (r * h / 8, ((r + 1) * h / 8).max(r * h / 8 + 1).min(h));
+        for (c, cell) in row.iter_mut().enumerate() {
+            let (x0, x1) = (c * w / 9, ((c + 1) * w / 9).max(c * w / 9 + 1).min(w));
+            let mut sum = 0u64;
+            let mut n = 0u64;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    sum += data[y * w + x] as u64;
+                    n += 1;
+                }
+            }
+            *cell = if n == 0 { 0.0 } else { sum as f64 / n as f64 };
+        }
+    }
+    let mut bits = 0u64;
+    for (r, row) in cells.iter().enumerate() {
+        for c in 0..8 {
+            if row[c] > row[c + 1] {
+                bits |= 1 << (8 * r + c);
+            }
+        }
+    }
+    bits
+}
+
+/// Two inputs that are the same image (or sequence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicatePair {
+    /// `exact` or `near`.
+    pub kind: &'static str,
+    /// Hamming distance of the dHashes (0 for exact pairs).
+    pub distance: u32,
+    /// Item indices, a < b.
+    pub a: usize,
+    /// See `a`.
+    pub b: usize,
+}
+
+/// Every exact pair, and with `near = Some(t)` every other pair whose dHashes differ in at most
+/// `t` bits (t ≤ 7: candidates share at least one of the hash's 8 bytes, which finds them all
+/// without comparing every pair).
+pub fn find_pairs(fps: &[Option<Fingerprint>], near: Option<u32>) -> Vec<DuplicatePair> {
+    let mut pairs = Vec::new();
+    let mut by_exact: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
+    for (i, f) in fps.iter().enumerate() {
+        if let Some(f) = f {
+            by_exact.entry(f.exact).or_default().push(i);
+        }
+    }
+    for members in by_exact.values() {
+        for (k, &a) in members.iter().enumerate() {
+            for &b in &members[k + 1..] {
+                pairs.push(DuplicatePair {
+                    kind: "exact",
+                    distance: 0,
+                    a,
+                    b,
+                });
+            }
+        }
+    }
+    if let Some(t) = near {
+        // Pigeonhole: two 64-bit hashes within t ≤ 7 bits agree on at least one of 8 bytes.
+        let mut seen = std::collections::HashSet::new();
+        for band in 0..8 {
+            let mut buckets: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
+            for (i, f) in fps.iter().enumerate() {
+                if let Some(f) = f {
+                    buckets
+                        .entry((f.dhash >> (8 * band)) as u8)
+                        .or_default()
+                        .push(i);
+                }
+            }
+            for members in buckets.values() {
+                for (k, &a) in members.iter().enumerate() {
+                    for &b in &members[k + 1..] {
+                        let (fa, fb) = match (&fps[a], &fps[b]) {
+                            (Some(x), Some(y)) => (x, y),
+                            _ => continue,
+                        };
+                        if fa.exact == fb.exact {
+                            continue;
+                        }
+                        let d = (fa.dhash ^ fb.dhash).count_ones();
+                        if d <= t && seen.insert((a, b)) {
+                            pairs.push(DuplicatePair {
+                                kind: "near",
+                                distance: d,
+                                a,
+                                b,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    pairs.sort_by_key(|p| (p.a, p.b));
+    pairs
+}
+
+/// Duplicate counts of a build (in the summary, the manifest and the final table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateCounts {
+    /// Exact pairs in all.
+    pub exact_pairs: u64,
+    /// Exact pairs whose two members are in the same split (or fold).
+    pub exact_within_split: u64,
+    /// Exact pairs across splits (or folds): the leaks a protocol number can contain.
+    pub exact_across_splits: u64,
+    /// Exact pairs whose members carry different labels.
+    pub exact_conflicting: u64,
+    /// Near pairs (with `near_duplicate_bits` set).
+    pub near_pairs: u64,
+    /// Inputs dropped by the dedup mode.
+    pub dropped: u64,
+}
+
+/// What the build does: the pairs, the inputs to drop (item index → reason code and detail) and
+/// the counts.
+#[derive(Debug, Clone, Default)]
+pub struct DedupPlan {
+    /// Every pair found.
+    pub pairs: Vec<DuplicatePair>,
+    /// Inputs to leave out, as exclusions.
+    pub drops: BTreeMap<usize, (&'static str, String)>,
+    /// Counts.
+    pub counts: DuplicateCounts,
+}
+
+/// Groups `pairs` (union-find) and decides what `mode` drops.
+pub fn plan(items: &[InputItem], pairs: Vec<DuplicatePair>, mode: DedupMode) -> DedupPlan {
+    let mut parent: Vec<usize> = (0..items.len()).collect();
+    fn root(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    let mut counts = DuplicateCounts::default();
+    for p in &pairs {
+        let (ra, rb) = (root(&mut parent, p.a), root(&mut parent, p.b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+        let (a, b) = (&items[p.a], &items[p.b]);
+        if p.kind == "exact" {
+            counts.exact_pairs += 1;
+            if a.split == b.split {
+                counts.exact_within_split += 1;
+            } else {
+                counts.exact_across_splits += 1;
+            }
+            if a.label != b.label {
+                counts.exact_conflicting += 1;
+            }
+        } else {
+            counts.near_pairs += 1;
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for p in &pairs {
+        for i in [p.a, p.b] {
+            let r = root(&mut parent, i);
+            let g = groups.entry(r).or_default();
+            if !g.contains(&i) {
+                g.push(i);
+            }
+        }
+    }
+    let mut drops = BTreeMap::new();
+    for members in groups.values_mut() {
+        members.sort_unstable();
+        let first = &items[members[0]];
+        let ids = |skip: usize| {
+            members
+                .iter()
+                .filter(|&&m| m != skip)
+                .map(|&m| items[m].sample_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match mode {
+            DedupMode::Report => {}
+            DedupMode::DropFromTrain => {
+                let fixed = members.iter().all(|&m| items[m].split.fold().is_none());
+                for &m in members.iter() {
+                    let it = &items[m];
+                    let drop = if fixed {
+                        it.split == shard::Split::Train
+                            && members
+                                .iter()
+                                .any(|&o| items[o].split != shard::Split::Train)
+                    } else {
+                        it.split != first.split
+                    };
+                    if drop {
+                        drops.insert(
+                            m,
+                            (
+                                reason::DUPLICATE_ACROSS_SPLITS,
+                                format!(
+                                    "{} duplicates {} (dedup = drop-from-train)",
+                                    it.sample_id,
+                                    ids(m)
+                                ),
+                            ),
+                        );
+                    }
+                }
+            }
+            DedupMode::DropConflicting => {
+                if members.iter().any(|&m| items[m].label != first.label) {
+                    for &m in members.iter() {
+                        drops.insert(
+                            m,
+                            (
+                                reason::CONFLICTING_DUPLICATE,
+                                format!(
+                                    "{} duplicates {} under another label (dedup = drop-conflicting)",
+                                    items[m].sample_id,
+                                    ids(m)
+                                ),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    counts.dropped = drops.len() as u64;
+    DedupPlan {
+        pairs,
+        drops,
+        counts,
+    }
+}
+
+/// Writes `duplicates.parquet`: one row per pair — `kind` (exact, near), `distance` (dHash bits),
+/// `sample_a`, `input_a`, `split_a`, `label_a` and the same for b, `dropped_a`, `dropped_b`.
+///
+/// Errors: the file cannot be written.
+pub fn write_table(
+    path: &std::path::Path,
+    items: &[InputItem],
+    plan: &DedupPlan,
+    class_names: &[String],
+) -> crate::Result<()> {
+    use polars::prelude::*;
+    let col_s = |name: &str, f: &dyn Fn(&DuplicatePair) -> String| {
+        Column::new(
+            name.into(),
+            plan.pairs.iter().map(f).collect::<Vec<String>>(),
+        )
+    };
+    let class = |i: usize| {
+        class_names
+            .get(items[i].label as usize)
+            .cloned()
+            .unwrap_or_else(|| items[i].label.to_string())
+    };
+    let cols = vec![
+        col_s("kind", &|p| p.kind.to_string()),
+        Column::new(
+            "distance".into(),
+            plan.pairs.iter().map(|p| p.distance).collect::<Vec<u32>>(),
+        ),
+        col_s("sample_a", &|p| items[p.a].sample_id.clone()),
+        col_s("input_a", &|p| items[p.a].input.clone()),
+        col_s("split_a", &|p| items[p.a].split.to_string()),
+        col_s("label_a", &|p| class(p.a)),
+        col_s("sample_b", &|p| items[p.b].sample_id.clone()),
+        col_s("input_b", &|p| items[p.b].input.clone()),
+        col_s("split_b", &|p| items[p.b].split.to_string()),
+        col_s("label_b", &|p| class(p.b)),
+        Column::new(
+            "dropped_a".into(),
+            plan.pairs
+                .iter()
+                .map(|p| plan.drops.contains_key(&p.a))
+                .collect::<Vec<bool>>(),
+        ),
+        Column::new(
+            "dropped_b".into(),
+            plan.pairs
+                .iter()
+                .map(|p| plan.drops.contains_key(&p.b))
+                .collect::<Vec<bool>>(),
+        ),
+    ];
+    let mut df = DataFrame::new(plan.pairs.len(), cols).map_err(|e| crate::PrepError::Table {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut buf = Vec::new();
+    ParquetWriter::new(&mut buf)
+        .finish(&mut df)
+        .map_err(|e| crate::PrepError::Table {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    shard::atomic_write(path, &buf)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dhash_known_answers() {
+        // A left-to-right ramp: every cell darker than its right neighbour: no bit set.
+        let ramp: Vec<u8> = (0..8).flat_map(|_| (0..9u8).map(|x| x * 20)).collect();
+        assert_eq!(dhash(&GrayImage::new(9, 8, ramp).unwrap()), 0);
+        // Right-to-left: every bit set.
+        let ramp: Vec<u8> = (0..8)
+            .flat_map(|_| (0..9u8).map(|x| 200 - x * 20))
+            .collect();
+        assert_eq!(dhash(&GrayImage::new(9, 8, ramp).unwrap()), u64::MAX);
+        // Only row 2, column 4 brighter than its neighbour: bit 20.
+        let mut v = vec![0u8; 72];
+        v[2 * 9 + 4] = 255;
+        assert_eq!(dhash(&GrayImage::new(9, 8, v).unwrap()), 1 << 20);
+    }
+
+    #[test]
+    fn near_pairs_found_by_bands_equal_the_brute_force() {
+        let mut rng = shard::KeyedRng::new(&[11]);
+        let mut fps: Vec<Option<Fingerprint>> = Vec::new();
+        for i in 0..300u64 {
+            let base = rng.next_u64();
+            // Groups of three: the base hash and two variants 1–9 bits away.
+            for k in 0..3u64 {
+                let mut h = base;
+                for _ in 0..(k * (1 + i % 4)) {
+                    h ^= 1 << rng.below(64);
+                }
+                fps.push(Some(Fingerprint {
+                    exact: *blake3::hash(&(3 * i + k).to_le_bytes()).as_bytes(),
+                    dhash: h,
+                }));
+            }
+        }
+        fps.push(None);
+        for t in [0, 3, 7] {
+            let got = find_pairs(&fps, Some(t));
+            let mut want = Vec::new();
+            for a in 0..fps.len() {
+                for b in a + 1..fps.len() {
+                    if let (Some(x), Some(y)) = (&fps[a], &fps[b]) {
+                        let d = (x.dhash ^ y.dhash).count_ones();
+                        if d <= t {
+                            want.push((a, b, d));
+                        }
+                    }
+                }
+            }
+            let got: Vec<_> = got.iter().map(|p| (p.a, p.b, p.distance)).collect();
+            assert_eq!(got, want, "threshold {t}");
+        }
+    }
+}
