@@ -126,6 +126,17 @@ pub fn merge_parts(
             let _ = p;
         }
     }
+    // Each part lists the duplicates of the whole inventory; the first part's list is the cache's.
+    if let Some(c) = caches.first() {
+        let from = c.dir().join("duplicates.parquet");
+        if from.exists() {
+            let bytes = std::fs::read(&from).map_err(|e| PrepError::Io {
+                path: from.clone(),
+                cause: e,
+            })?;
+            shard::atomic_write(&dir.join("duplicates.parquet"), &bytes)?;
+        }
+    }
     shard::atomic_write(&dir.join("prep-config.toml"), config.to_toml().as_bytes())?;
     let mut extra = m0.extra.clone();
     if let Some(o) = extra.as_object_mut() {

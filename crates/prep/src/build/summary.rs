@@ -113,6 +113,10 @@ impl Summary {
         if self.folds.is_none() {
             self.folds.clone_from(&other.folds);
         }
+        // Every part finds the duplicates of the whole inventory: the same counts, not a share.
+        if self.duplicates == crate::dedup::DuplicateCounts::default() {
+            self.duplicates.clone_from(&other.duplicates);
+        }
     }
 }
 

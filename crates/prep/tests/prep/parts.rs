@@ -11,15 +11,32 @@ fn part_builds_merge_into_the_single_build() {
     };
     let raw = tempfile::tempdir().unwrap();
     ckplus_tree(raw.path());
+    // A copied sequence: each part must find the duplicate (its copies fall in other parts) and
+    // drop the same one.
+    let img = raw.path().join("cohn-kanade-images");
+    std::fs::create_dir_all(img.join("S012/001")).unwrap();
+    for f in 1..=5u32 {
+        std::fs::copy(
+            img.join(format!("S005/001/S005_001_{f:08}.png")),
+            img.join(format!("S012/001/S012_001_{f:08}.png")),
+        )
+        .unwrap();
+    }
+    write(
+        &raw.path()
+            .join("Emotion/S012/001/S012_001_00000005_emotion.txt"),
+        b"3",
+    );
     let single_dir = tempfile::tempdir().unwrap();
     let parts_dir = tempfile::tempdir().unwrap();
     let merged_dir = tempfile::tempdir().unwrap();
-    let req = request(
+    let mut req = request(
         DatasetKind::Ckplus,
         raw.path(),
         single_dir.path(),
         models.clone(),
     );
+    req.config.dedup = prep::dedup::DedupMode::DropFromTrain;
     let single = prep::build(&req, &prep::build::NoProgress).unwrap();
     let mut part_dirs = Vec::new();
     for i in 1..=3 {
@@ -30,6 +47,7 @@ fn part_builds_merge_into_the_single_build() {
             models.clone(),
         );
         r.part = Some((i, 3));
+        r.config.dedup = prep::dedup::DedupMode::DropFromTrain;
         let out = prep::build(&r, &prep::build::NoProgress).unwrap();
         assert_eq!(out.manifest.key, single.manifest.key);
         part_dirs.push(out.dir);
@@ -38,6 +56,10 @@ fn part_builds_merge_into_the_single_build() {
         prep::merge_parts(&part_dirs, merged_dir.path(), &prep::build::NoProgress).unwrap();
     assert_eq!(merged.manifest.key, single.manifest.key);
     assert_eq!(merged.summary, single.summary);
+    assert_eq!(single.summary.duplicates.exact_pairs, 1);
+    let table =
+        |d: &std::path::Path| shard::tables::read_table(&d.join("duplicates.parquet")).unwrap();
+    assert!(table(&merged.dir).equals(&table(&single.dir)));
     let (a, b) = (
         Cache::open(&single.dir).unwrap(),
         Cache::open(&merged.dir).unwrap(),

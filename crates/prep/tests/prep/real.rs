@@ -99,7 +99,12 @@ fn real_fer2013_sample_by_usage() {
     // 24, 21 with the same Usage, 3 across, none with different emotions).
     let d = &out.summary.duplicates;
     assert_eq!(
-        (d.exact_pairs, d.exact_within_split, d.exact_across_splits, d.exact_conflicting),
+        (
+            d.exact_pairs,
+            d.exact_within_split,
+            d.exact_across_splits,
+            d.exact_conflicting
+        ),
         (24, 21, 3, 0)
     );
 }
