@@ -53,6 +53,10 @@ pub struct SampleRecipe {
     pub reinitialise: bool,
     /// The landmarks came from the dataset's files, not from the predictor.
     pub dataset_landmarks: bool,
+    /// The predictor ran in face boxes shipped with the dataset (RAF-DB's, ExpW's, AffectNet's)
+    /// instead of detected ones. Absent in recipes written before it existed (= false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dataset_boxes: bool,
 }
 
 impl SampleRecipe {
@@ -128,6 +132,7 @@ impl SampleRecipe {
             )?,
             reinitialise: typed(get("reinitialise")?, cache, name("reinitialise"))?,
             dataset_landmarks: typed(get("dataset_landmarks")?, cache, name("dataset_landmarks"))?,
+            dataset_boxes: false,
         })
     }
 
@@ -135,10 +140,18 @@ impl SampleRecipe {
     /// `None` when it can: the crops of a cache built from the dataset's own landmark files
     /// depend on files a new image does not have.
     pub fn unreproducible(&self) -> Option<String> {
-        self.dataset_landmarks.then(|| {
-            "its crops were cut at the landmarks shipped with the dataset (dataset_landmarks = \
-             true), which a new image does not have; rebuild the cache without that option to \
-             predict"
+        if self.dataset_landmarks {
+            return Some(
+                "its crops were cut at the landmarks shipped with the dataset (dataset_landmarks \
+                 = true), which a new image does not have; rebuild the cache without that option \
+                 to predict"
+                    .to_string(),
+            );
+        }
+        self.dataset_boxes.then(|| {
+            "its landmarks were predicted in the face boxes shipped with the dataset \
+             (dataset_boxes = true), which a new image does not have; rebuild the cache with \
+             dataset_boxes = false to predict"
                 .to_string()
         })
     }
@@ -240,6 +253,8 @@ pub enum FaceSource {
     WholeFrame,
     /// The dataset's landmarks were used as they are.
     DatasetLandmarks,
+    /// The predictor ran in the face box shipped with the dataset.
+    DatasetBox,
 }
 
 /// The result of one frame slot.
@@ -270,6 +285,9 @@ pub struct SampleFrames {
     pub distinct: Vec<(usize, GrayImage)>,
     /// Landmarks shipped with the dataset, one set per slot, when the recipe uses them.
     pub landmarks: Option<Vec<Vec<[f32; 2]>>>,
+    /// Face boxes shipped with the dataset, one per slot, when the recipe uses them: the
+    /// predictor runs in them instead of in detected boxes.
+    pub boxes: Option<Vec<FaceBox>>,
 }
 
 impl SampleFrames {
@@ -279,6 +297,7 @@ impl SampleFrames {
             slots,
             distinct: vec![(0, img)],
             landmarks: None,
+            boxes: None,
         }
     }
 
@@ -392,7 +411,11 @@ impl<'a> SampleCropper<'a> {
         &self,
         inputs: &[&SampleFrames],
     ) -> Vec<std::result::Result<Vec<FrameCrops>, FrameFailure>> {
-        if !self.batches() || inputs.iter().any(|i| i.landmarks.is_some()) {
+        if !self.batches()
+            || inputs
+                .iter()
+                .any(|i| i.landmarks.is_some() || i.boxes.is_some())
+        {
             return inputs.iter().map(|i| self.crop(i)).collect();
         }
         if self.recipe.box_mode != BoxMode::WholeFrame {
@@ -437,6 +460,16 @@ impl<'a> SampleCropper<'a> {
                 source: FaceSource::DatasetLandmarks,
                 detector: "dataset_landmarks".into(),
                 face_box: None,
+            };
+            return Ok((located, None));
+        }
+        if let Some(b) = frames.boxes.as_ref().and_then(|b| b.get(slot)) {
+            let lm = self.faces.predictor().predict(img, *b);
+            let located = Located {
+                landmarks: lm.precise.clone(),
+                source: FaceSource::DatasetBox,
+                detector: "dataset_box".into(),
+                face_box: Some(*b),
             };
             return Ok((located, None));
         }
@@ -664,6 +697,7 @@ pub fn read_input_frames(input: &Path, recipe: &SampleRecipe) -> Result<SampleFr
         slots,
         distinct,
         landmarks: None,
+        boxes: None,
     })
 }
 
@@ -682,6 +716,7 @@ mod tests {
             detect_every_frame: false,
             reinitialise: false,
             dataset_landmarks: false,
+            dataset_boxes: false,
         }
     }
 
@@ -768,6 +803,7 @@ mod tests {
             slots: 3,
             distinct: vec![(0, img.clone()), (2, img.clone())],
             landmarks: None,
+            boxes: None,
         };
         let crops = FaceCrops {
             face: img.clone(),

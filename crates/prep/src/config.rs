@@ -70,6 +70,14 @@ pub struct PrepConfig {
     /// most this many bits, 0–7 (default none). Left out of the key when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub near_duplicate_bits: Option<u32>,
+    /// Predict landmarks in the face boxes a dataset ships (RAF-DB, ExpW, AffectNet) instead of
+    /// detecting faces (default true). Left out of the key when true.
+    #[serde(skip_serializing_if = "is_true")]
+    pub dataset_boxes: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_report(m: &crate::dedup::DedupMode) -> bool {
@@ -98,6 +106,7 @@ impl Default for PrepConfig {
             subject_regex: None,
             dedup: crate::dedup::DedupMode::Report,
             near_duplicate_bits: None,
+            dataset_boxes: true,
         }
     }
 }
@@ -198,6 +207,8 @@ impl PrepConfig {
             detect_every_frame: self.detect_every_frame,
             reinitialise: self.reinitialise,
             dataset_landmarks: self.dataset_landmarks,
+            // Set by the build when the dataset's boxes were actually used.
+            dataset_boxes: false,
         }
     }
 }

@@ -53,6 +53,8 @@ pub mod reason {
     pub const NEUTRAL_EXCLUDED: &str = "neutral_excluded";
     /// Excluded: a FER+ row whose majority vote is "unknown" or "not a face", or a tie.
     pub const FERPLUS_NO_MAJORITY: &str = "ferplus_no_majority";
+    /// A face box file of the dataset that does not parse (RAF-DB's `*_boundingbox.txt`).
+    pub const BAD_BOX: &str = "bad_box";
     /// Excluded: a file that is not an image (README, thumbs.db) in an image folder.
     pub const NOT_AN_IMAGE: &str = "not_an_image";
     /// Excluded (`dedup = "drop-from-train"`): a training-side copy of an input in another split.
@@ -110,6 +112,9 @@ pub struct InputItem {
     pub frames: Vec<FrameSource>,
     /// Landmarks shipped with the dataset, one set per slot, when configured.
     pub dataset_landmarks: Option<Vec<Vec<[f32; 2]>>>,
+    /// Face boxes shipped with the dataset, (left, top, right, bottom) inclusive, one per slot
+    /// (RAF-DB, ExpW, AffectNet); used unless the config turns `dataset_boxes` off.
+    pub dataset_boxes: Option<Vec<[i64; 4]>>,
     /// The name used in failure rows (a file path or `file.csv:row`).
     pub input: String,
     /// Annotator vote counts stored with the sample (FER+: FERPlus's 10 columns); empty when the

@@ -7,8 +7,8 @@
 use crate::config::{BoxMode, PrepConfig};
 use crate::inventory::{reason, FrameSource, InputItem};
 use face::{
-    FaceCrops, FacePipeline, FaceSource, FrameCrops, FrameFailure, GrayConversion, GrayImage,
-    SampleCropper, SampleFrames,
+    FaceBox, FaceCrops, FacePipeline, FaceSource, FrameCrops, FrameFailure, GrayConversion,
+    GrayImage, SampleCropper, SampleFrames,
 };
 use rayon::prelude::*;
 use shard::{flags, EncodedRecord, FailureRow, PlaneInfo, SampleMeta};
@@ -115,6 +115,15 @@ impl Processor<'_> {
             slots: item.frames.len(),
             distinct: Vec::new(),
             landmarks: item.dataset_landmarks.clone(),
+            boxes: item
+                .dataset_boxes
+                .as_ref()
+                .filter(|_| self.config.dataset_boxes)
+                .map(|b| {
+                    b.iter()
+                        .map(|&[l, t, r, bo]| FaceBox::ltrb(l, t, r, bo))
+                        .collect()
+                }),
         };
         if item.frames.is_empty() {
             let e = self.fail(item, "parse", reason::NO_FRAMES, "no frames".into());
@@ -301,6 +310,7 @@ fn record_flags(r: &FrameCrops) -> u32 {
         FaceSource::Tracked => flags::TRACKED,
         FaceSource::WholeFrame => flags::WHOLE_FRAME_BOX,
         FaceSource::DatasetLandmarks => flags::DATASET_LANDMARKS,
+        FaceSource::DatasetBox => flags::DATASET_BOX,
     };
     let padded = if r.crops.padded { flags::PADDED } else { 0 };
     let repeated = if r.repeated { flags::REPEATED_FRAME } else { 0 };

@@ -168,6 +168,7 @@ mod tests {
                 index: 0,
             }],
             dataset_landmarks: None,
+            dataset_boxes: None,
             input: id.into(),
             votes: Vec::new(),
         }

@@ -155,6 +155,7 @@ mod tests {
                 split: shard::Split::Train,
                 frames: Vec::new(),
                 dataset_landmarks: None,
+                dataset_boxes: None,
                 input: f.to_string(),
                 votes: Vec::new(),
             });

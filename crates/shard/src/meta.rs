@@ -88,8 +88,10 @@ pub mod flags {
     pub const DATASET_LANDMARKS: u32 = 1 << 3;
     /// A crop reached outside the image and was padded.
     pub const PADDED: u32 = 1 << 4;
-    /// All bits defined in format 1.0.
-    pub const KNOWN: u32 = 0x1f;
+    /// The landmarks were predicted in a face box shipped with the dataset (format 1.1).
+    pub const DATASET_BOX: u32 = 1 << 5;
+    /// All bits defined (1.0: bits 0–4; 1.1 adds bit 5).
+    pub const KNOWN: u32 = 0x3f;
 }
 
 /// What was found on one frame slot (format 1.1, FORMAT.md section 5.1).

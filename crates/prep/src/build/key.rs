@@ -42,6 +42,21 @@ pub(super) fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> 
         DatasetKind::Ckplus48 | DatasetKind::Jaffe | DatasetKind::Folders => {
             walk::files_for_fingerprint(root, 2)
         }
+        DatasetKind::Rafdb => {
+            if crate::datasets::rafdb::is_distributed(root) {
+                // The label list, the images read and the boxes (not the manual annotations).
+                let mut v = under("EmoLabel", 1);
+                v.extend(under("Image", 2));
+                if cfg.dataset_boxes {
+                    v.extend(under("Annotation/boundingbox", 1));
+                }
+                v
+            } else {
+                let mut v = under("train", 2);
+                v.extend(under("test", 2));
+                v
+            }
+        }
     }
 }
 

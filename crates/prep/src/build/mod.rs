@@ -50,6 +50,9 @@ pub enum DatasetKind {
     Jaffe,
     /// Any `<class>/<image>` folder tree (every image its own subject).
     Folders,
+    /// RAF-DB basic: `EmoLabel/list_patition_label.txt` + `Image/` + `Annotation/`, or
+    /// `train|test/<1..7>/`.
+    Rafdb,
 }
 
 impl DatasetKind {
@@ -64,6 +67,7 @@ impl DatasetKind {
             DatasetKind::Ckplus48 => "ckplus48",
             DatasetKind::Jaffe => "jaffe",
             DatasetKind::Folders => "folders",
+            DatasetKind::Rafdb => "rafdb",
         }
     }
 
@@ -78,6 +82,7 @@ impl DatasetKind {
             DatasetKind::Ckplus48,
             DatasetKind::Jaffe,
             DatasetKind::Folders,
+            DatasetKind::Rafdb,
         ]
         .into_iter()
         .find(|k| k.name() == s)
@@ -91,6 +96,8 @@ impl DatasetKind {
             | DatasetKind::Ferplus
             | DatasetKind::Fer2013Folders
             | DatasetKind::Ckplus48 => BoxMode::WholeFrame,
+            // Dataset boxes where given; the aligned 100×100 faces are whole-frame crops.
+            DatasetKind::Rafdb => BoxMode::DetectOrWholeFrame,
             _ => BoxMode::Detect,
         }
     }
@@ -390,7 +397,11 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
         "summary": summary,
         "config": req.config,
         "box_mode": box_mode,
-        "recipe": req.config.recipe(box_mode),
+        "recipe": face::SampleRecipe {
+            dataset_boxes: req.config.dataset_boxes
+                && all_items.iter().any(|i| i.dataset_boxes.is_some()),
+            ..req.config.recipe(box_mode)
+        },
         "dataset": req.kind.name(),
         "source": req.source.display().to_string(),
         "part": req.part.map(|(i, n)| format!("{i}/{n}")),

@@ -32,6 +32,7 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
             slots,
         )?,
         DatasetKind::Jaffe => folders::inventory_jaffe(root, slots)?,
+        DatasetKind::Rafdb => crate::datasets::rafdb::inventory(root, slots)?,
         DatasetKind::Folders => {
             folders::inventory(root, "folders", None, folders::NameStyle::Plain, &fi, slots)?
         }
@@ -60,9 +61,13 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
             ),
         ));
     }
+    // Datasets with their own train / test splits keep them (no folds).
     let uses_usage = matches!(
         req.kind,
-        DatasetKind::Fer2013 | DatasetKind::Ferplus | DatasetKind::Fer2013Folders
+        DatasetKind::Fer2013
+            | DatasetKind::Ferplus
+            | DatasetKind::Fer2013Folders
+            | DatasetKind::Rafdb
     );
     if !uses_usage {
         let list = match (&req.fold_list, cfg.authors_folds) {

@@ -177,6 +177,7 @@ pub fn inventory(root: &Path, opts: CkPlusOptions<'_>) -> Result<Inventory> {
                 split: shard::Split::Train,
                 frames: sources,
                 dataset_landmarks: landmarks,
+                dataset_boxes: None,
                 input: rel,
                 votes: Vec::new(),
             });

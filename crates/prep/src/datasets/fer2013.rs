@@ -421,6 +421,7 @@ pub fn inventory(
             split: r.split,
             frames: vec![frame; frames],
             dataset_landmarks: None,
+            dataset_boxes: None,
             input,
             votes,
         });
@@ -503,6 +504,7 @@ pub fn inventory_folders(root: &Path, frames: usize) -> Result<Inventory> {
                     split,
                     frames: vec![frame; frames],
                     dataset_landmarks: None,
+                    dataset_boxes: None,
                     input: rel,
                     votes: Vec::new(),
                 });

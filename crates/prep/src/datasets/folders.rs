@@ -107,6 +107,7 @@ pub fn inventory(
                         split: shard::Split::Train,
                         frames: vec![frame; slots],
                         dataset_landmarks: None,
+                        dataset_boxes: None,
                         input: rel,
                         votes: Vec::new(),
                     });
@@ -143,6 +144,7 @@ pub fn inventory(
             split: shard::Split::Train,
             frames: sources,
             dataset_landmarks: None,
+            dataset_boxes: None,
             input,
             votes: Vec::new(),
         });
@@ -210,6 +212,7 @@ pub fn inventory_jaffe(root: &Path, slots: usize) -> Result<Inventory> {
             split: shard::Split::Train,
             frames: vec![frame; slots],
             dataset_landmarks: None,
+            dataset_boxes: None,
             input: rel,
             votes: Vec::new(),
         });

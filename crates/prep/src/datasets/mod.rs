@@ -5,4 +5,5 @@ pub mod fer2013;
 pub mod folders;
 pub mod names;
 pub mod oulu;
+pub mod rafdb;
 pub mod walk;

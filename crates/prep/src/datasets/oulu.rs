@@ -110,6 +110,7 @@ pub fn inventory(
                 split: shard::Split::Train,
                 frames: sources,
                 dataset_landmarks: None,
+                dataset_boxes: None,
                 input: rel,
                 votes: Vec::new(),
             });

@@ -490,3 +490,172 @@ fn ferplus_rules_pick_rows_labels_and_cache_key() {
     let distinct: std::collections::BTreeSet<_> = dirs.iter().collect();
     assert_eq!(distinct.len(), 5, "the rule must be part of the cache key");
 }
+
+/// RAF-DB as distributed: the list file's labels 1–7 and train/test names, the original images
+/// with the dataset's boxes (a face too small for the detector is found through its box), images
+/// without a box file detected, and every malformed entry a failure row. Then the common
+/// re-packaging `train|test/<1..7>/`.
+#[test]
+fn rafdb_layouts_build_with_the_dataset_boxes() {
+    let Some(models) = models("rafdb_layouts_build_with_the_dataset_boxes") else {
+        return;
+    };
+    let raw = tempfile::tempdir().unwrap();
+    let root = raw.path();
+    // Where the astronaut's face is, in its own pixels, to place a box around it in a frame.
+    let faces = models.load(false).unwrap();
+    let found = faces
+        .detect(&astronaut(), None)
+        .into_iter()
+        .next()
+        .unwrap()
+        .face_box;
+    // A 60 px face on a 640×480 canvas: below the detector's smallest face (20 % of 480).
+    let (w, h, side) = (640usize, 480usize, 60usize);
+    let s = side as f64 / astronaut().width() as f64;
+    let (ox, oy) = ((w - side) as f64 / 2.0, (h - side) as f64 / 2.0);
+    let small_box = [
+        ox + found.left as f64 * s,
+        oy + found.top as f64 * s,
+        ox + found.right as f64 * s,
+        oy + found.bottom as f64 * s,
+    ];
+    save_jpeg(
+        &frame(w, h, side, 0, 0, false),
+        &root.join("Image/original/train_00001.jpg"),
+    );
+    write(
+        &root.join("Annotation/boundingbox/train_00001_boundingbox.txt"),
+        format!(
+            "{} {} {} {}\n",
+            small_box[0], small_box[1], small_box[2], small_box[3]
+        )
+        .as_bytes(),
+    );
+    save_jpeg(
+        &frame(640, 480, 400, 0, 0, false),
+        &root.join("Image/original/train_00002.jpg"),
+    );
+    save_jpeg(
+        &frame(640, 480, 400, 5, 0, true),
+        &root.join("Image/original/test_00001.jpg"),
+    );
+    write(
+        &root.join("Annotation/boundingbox/test_00001_boundingbox.txt"),
+        b"12 7 nan\n",
+    );
+    save_jpeg(
+        &frame(640, 480, 400, 0, 5, false),
+        &root.join("Image/original/test_00002.jpg"),
+    );
+    write(
+        &root.join("EmoLabel/list_patition_label.txt"),
+        b"train_00001.jpg 4\ntrain_00002.jpg 1\ntest_00001.jpg 7\ntest_00002.jpg 9\n\
+          test_00003.jpg 3\nhello\n",
+    );
+    let caches = tempfile::tempdir().unwrap();
+    let req = request(DatasetKind::Rafdb, root, caches.path(), models.clone());
+    let out = prep::build(&req, &prep::build::NoProgress).unwrap();
+    let s = &out.summary;
+    assert!(s.adds_up(), "{s:?}");
+    assert_eq!((s.seen, s.cached), (6, 2), "{s:?}");
+    for r in [
+        reason::BAD_BOX,
+        reason::BAD_LABEL,
+        reason::UNREADABLE,
+        reason::BAD_ROW,
+    ] {
+        assert_eq!(s.failed.get(r), Some(&1), "{r}: {s:?}");
+    }
+    let cache = Cache::open(&out.dir).unwrap();
+    assert_eq!(cache.manifest().class_names[3], "happiness");
+    assert_eq!(cache.manifest().extra["recipe"]["dataset_boxes"], true);
+    let recs: BTreeMap<String, shard::SampleMeta> = cache
+        .iter()
+        .map(|r| {
+            let m = r.unwrap().meta;
+            (m.sample_id.clone(), m)
+        })
+        .collect();
+    let boxed = &recs["rafdb/train_00001"];
+    assert_eq!((boxed.label, boxed.split), (3, Split::Train));
+    assert_eq!(boxed.detector, "dataset_box");
+    assert_ne!(boxed.flags & shard::flags::DATASET_BOX, 0);
+    let b = boxed.ext.frames[0].face_box.unwrap();
+    assert_eq!(b, small_box.map(|v| v.round() as i32));
+    // The landmarks were found in the box: their centre lies inside it.
+    let n = boxed.landmarks[0].len() as f32;
+    let cx = boxed.landmarks[0].iter().map(|p| p[0]).sum::<f32>() / n;
+    assert!(
+        (b[0] as f32..=b[2] as f32).contains(&cx),
+        "{cx} outside {b:?}"
+    );
+    let detected = &recs["rafdb/train_00002"];
+    assert_eq!(detected.label, 0);
+    assert_eq!(detected.flags & shard::flags::DATASET_BOX, 0);
+
+    // dataset_boxes = false: the small face must be detected, is not, and RAF-DB's default box
+    // mode (detect, else the whole frame) takes the whole 640×480 canvas as its box.
+    let mut no_boxes = req.clone();
+    no_boxes.config.dataset_boxes = false;
+    let out = prep::build(&no_boxes, &prep::build::NoProgress).unwrap();
+    assert_ne!(out.manifest.key, cache.manifest().key);
+    assert_eq!(out.summary.cached, 2, "{:?}", out.summary);
+    let m = Cache::open(&out.dir)
+        .unwrap()
+        .iter()
+        .map(|r| r.unwrap().meta)
+        .find(|m| m.sample_id == "rafdb/train_00001")
+        .unwrap();
+    assert_ne!(m.flags & shard::flags::WHOLE_FRAME_BOX, 0);
+    assert_eq!(m.ext.frames[0].face_box, Some([0, 0, 639, 479]));
+    assert_eq!(out.manifest.extra["recipe"].get("dataset_boxes"), None);
+
+    // The re-packaging: train|test/<1..7>/.
+    let raw = tempfile::tempdir().unwrap();
+    let root = raw.path();
+    save_jpeg(
+        &frame(100, 100, 100, 0, 0, false),
+        &root.join("train/4/train_00001_aligned.jpg"),
+    );
+    save_jpeg(
+        &frame(100, 100, 100, 0, 0, true),
+        &root.join("test/7/test_00001_aligned.jpg"),
+    );
+    save_jpeg(
+        &frame(100, 100, 100, 0, 0, true),
+        &root.join("train/9/x.jpg"),
+    );
+    write(&root.join("README.txt"), b"RAF-DB");
+    let out = prep::build(
+        &request(DatasetKind::Rafdb, root, caches.path(), models),
+        &prep::build::NoProgress,
+    )
+    .unwrap();
+    let s = &out.summary;
+    assert!(s.adds_up(), "{s:?}");
+    assert_eq!((s.seen, s.cached), (4, 2), "{s:?}");
+    assert_eq!(s.failed.get(reason::UNKNOWN_CLASS), Some(&1));
+    assert_eq!(s.excluded.get(reason::NOT_AN_IMAGE), Some(&1));
+    let got: BTreeMap<String, (u16, Split)> = Cache::open(&out.dir)
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let m = r.unwrap().meta;
+            (m.sample_id, (m.label, m.split))
+        })
+        .collect();
+    let want: BTreeMap<String, (u16, Split)> = [
+        (
+            "rafdb/test/test_00001_aligned".to_string(),
+            (6, Split::Test),
+        ),
+        (
+            "rafdb/train/train_00001_aligned".to_string(),
+            (3, Split::Train),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+}
