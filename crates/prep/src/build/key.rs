@@ -42,6 +42,11 @@ pub(super) fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> 
         DatasetKind::Ckplus48 | DatasetKind::Jaffe | DatasetKind::Folders => {
             walk::files_for_fingerprint(root, 2)
         }
+        DatasetKind::Expw => {
+            let mut v = under("label", 1);
+            v.extend(under("image/origin", 1));
+            v
+        }
         DatasetKind::Rafdb => {
             if crate::datasets::rafdb::is_distributed(root) {
                 // The label list, the images read and the boxes (not the manual annotations).

@@ -53,6 +53,8 @@ pub enum DatasetKind {
     /// RAF-DB basic: `EmoLabel/list_patition_label.txt` + `Image/` + `Annotation/`, or
     /// `train|test/<1..7>/`.
     Rafdb,
+    /// ExpW: `label/label.lst` (one face per line, with its box) + `image/origin/`.
+    Expw,
 }
 
 impl DatasetKind {
@@ -68,6 +70,7 @@ impl DatasetKind {
             DatasetKind::Jaffe => "jaffe",
             DatasetKind::Folders => "folders",
             DatasetKind::Rafdb => "rafdb",
+            DatasetKind::Expw => "expw",
         }
     }
 
@@ -83,6 +86,7 @@ impl DatasetKind {
             DatasetKind::Jaffe,
             DatasetKind::Folders,
             DatasetKind::Rafdb,
+            DatasetKind::Expw,
         ]
         .into_iter()
         .find(|k| k.name() == s)

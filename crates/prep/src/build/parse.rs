@@ -33,6 +33,7 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
         )?,
         DatasetKind::Jaffe => folders::inventory_jaffe(root, slots)?,
         DatasetKind::Rafdb => crate::datasets::rafdb::inventory(root, slots)?,
+        DatasetKind::Expw => crate::datasets::expw::inventory(root, slots)?,
         DatasetKind::Folders => {
             folders::inventory(root, "folders", None, folders::NameStyle::Plain, &fi, slots)?
         }

@@ -1,6 +1,7 @@
 //! Dataset readers: each turns a dataset as distributed into an [`crate::inventory::Inventory`].
 
 pub mod ckplus;
+pub mod expw;
 pub mod fer2013;
 pub mod folders;
 pub mod names;

@@ -659,3 +659,91 @@ fn rafdb_layouts_build_with_the_dataset_boxes() {
     .collect();
     assert_eq!(got, want);
 }
+
+/// ExpW: one sample per listed face, cut in its listed box (two faces of one photo: two samples,
+/// in one fold), and malformed lines, boxes, labels and missing photos as failure rows.
+#[test]
+fn expw_one_sample_per_listed_face() {
+    let Some(models) = models("expw_one_sample_per_listed_face") else {
+        return;
+    };
+    let raw = tempfile::tempdir().unwrap();
+    let root = raw.path();
+    let faces = models.load(false).unwrap();
+    let found = faces
+        .detect(&astronaut(), None)
+        .into_iter()
+        .next()
+        .unwrap()
+        .face_box;
+    // Two 300×480 halves, each with the astronaut at 250 px, side by side.
+    let (hw, h, side) = (300usize, 480usize, 250usize);
+    let left = frame(hw, h, side, 0, 0, false);
+    let right = frame(hw, h, side, 0, 0, true);
+    let mut px = Vec::with_capacity(2 * hw * h);
+    for y in 0..h {
+        px.extend_from_slice(&left.data()[y * hw..(y + 1) * hw]);
+        px.extend_from_slice(&right.data()[y * hw..(y + 1) * hw]);
+    }
+    let photo = face::GrayImage::new(2 * hw, h, px).unwrap();
+    save_jpeg(&photo, &root.join("image/origin/happy_crowd_1.jpg"));
+    let s = side as f64 / astronaut().width() as f64;
+    let (ox, oy) = ((hw - side) as f64 / 2.0, (h - side) as f64 / 2.0);
+    let (l, t, r, b) = (
+        (ox + found.left as f64 * s) as i64,
+        (oy + found.top as f64 * s) as i64,
+        (ox + found.right as f64 * s) as i64,
+        (oy + found.bottom as f64 * s) as i64,
+    );
+    // The mirrored face's box: mirrored columns, shifted by the half's width.
+    let (ml, mr) = (
+        hw as i64 + (hw as i64 - 1 - r),
+        hw as i64 + (hw as i64 - 1 - l),
+    );
+    let list = format!(
+        "happy_crowd_1.jpg 0 {t} {l} {r} {b} 55.1 3\n\
+         happy_crowd_1.jpg 1 {t} {ml} {mr} {b} 48.0 5\n\
+         happy_crowd_1.jpg 2 {t} 50 10 {b} 9.0 3\n\
+         missing.jpg 0 1 1 40 40 9.0 0\n\
+         happy_crowd_1.jpg 3 {t} {l} {r} {b} 9.0 8\n\
+         truncated line\n"
+    );
+    write(&root.join("label/label.lst"), list.as_bytes());
+    let caches = tempfile::tempdir().unwrap();
+    let mut req = request(DatasetKind::Expw, root, caches.path(), models);
+    req.config.folds = 2;
+    let out = prep::build(&req, &prep::build::NoProgress).unwrap();
+    let st = &out.summary;
+    assert!(st.adds_up(), "{st:?}");
+    assert_eq!((st.seen, st.cached), (6, 2), "{st:?}");
+    for why in [
+        reason::BAD_BOX,
+        reason::UNREADABLE,
+        reason::BAD_LABEL,
+        reason::BAD_ROW,
+    ] {
+        assert_eq!(st.failed.get(why), Some(&1), "{why}: {st:?}");
+    }
+    let recs: Vec<shard::SampleMeta> = Cache::open(&out.dir)
+        .unwrap()
+        .iter()
+        .map(|r| r.unwrap().meta)
+        .collect();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].sample_id, "expw/happy_crowd_1/0");
+    assert_eq!((recs[0].label, recs[1].label), (3, 5));
+    assert_eq!(recs[0].split, recs[1].split, "one photo, one fold");
+    for (m, (bl, br)) in recs.iter().zip([(l, r), (ml, mr)]) {
+        assert_eq!(m.detector, "dataset_box");
+        let fb = m.ext.frames[0].face_box.unwrap();
+        assert_eq!(fb, [bl as i32, t as i32, br as i32, b as i32]);
+        // Each face's landmarks lie in its own half.
+        let n = m.landmarks[0].len() as f32;
+        let cx = m.landmarks[0].iter().map(|p| p[0]).sum::<f32>() / n;
+        assert!(
+            (bl as f32..=br as f32).contains(&cx),
+            "{}: {cx}",
+            m.sample_id
+        );
+    }
+}
