@@ -16,10 +16,21 @@ pub const EXPW_CLASSES: [&str; 7] = [
 /// The label list, relative to the root.
 pub const LABEL_FILE: &str = "label/label.lst";
 
-/// Parses one `label.lst` line: (image, face id, box as (left, top, right, bottom), label).
-pub fn parse_line(
-    line: &str,
-) -> std::result::Result<(String, u32, [i64; 4], u16), (&'static str, String)> {
+/// One face of `label.lst`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFace {
+    /// Photo file name under `image/origin/`.
+    pub image: String,
+    /// The face's number within the photo.
+    pub face: u32,
+    /// (left, top, right, bottom), pixels.
+    pub face_box: [i64; 4],
+    /// Class 0–6.
+    pub label: u16,
+}
+
+/// Parses one `label.lst` line, or says why it is bad (reason code, detail).
+pub fn parse_line(line: &str) -> std::result::Result<ListedFace, (&'static str, String)> {
     let f: Vec<&str> = line.split_whitespace().collect();
     if f.len() != 8 {
         return Err((reason::BAD_ROW, format!("{} fields, expected 8", f.len())));
@@ -42,7 +53,12 @@ pub fn parse_line(
         Ok(l @ 0..=6) => l,
         _ => return Err((reason::BAD_LABEL, format!("{:?} is not a label 0–6", f[7]))),
     };
-    Ok((f[0].to_string(), face, [left, top, right, bottom], label))
+    Ok(ListedFace {
+        image: f[0].to_string(),
+        face,
+        face_box: [left, top, right, bottom],
+        label,
+    })
 }
 
 /// Reads ExpW into an inventory (one slot per frame position, the photo repeated).
@@ -61,7 +77,12 @@ pub fn inventory(root: &Path, slots: usize) -> Result<Inventory> {
             continue;
         }
         let input = format!("{LABEL_FILE}:{}", i + 1);
-        let (image, face, b, label) = match parse_line(line) {
+        let ListedFace {
+            image,
+            face,
+            face_box: b,
+            label,
+        } = match parse_line(line) {
             Ok(v) => v,
             Err((why, detail)) => {
                 inv.reject(input, "parse", why, detail);
@@ -110,7 +131,12 @@ mod tests {
     fn label_lines() {
         assert_eq!(
             parse_line("afraid_African_214.jpg 0 28 113 226 311 40.0 2"),
-            Ok(("afraid_African_214.jpg".into(), 0, [113, 28, 226, 311], 2))
+            Ok(ListedFace {
+                image: "afraid_African_214.jpg".into(),
+                face: 0,
+                face_box: [113, 28, 226, 311],
+                label: 2
+            })
         );
         assert_eq!(parse_line("a.jpg 0 1 2 3").unwrap_err().0, reason::BAD_ROW);
         assert_eq!(
