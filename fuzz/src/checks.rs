@@ -570,6 +570,7 @@ fn seed_meta(i: usize) -> (shard::SampleMeta, Vec<u8>, Vec<u8>) {
                 flags: 0,
             }],
             votes: Vec::new(),
+            valence_arousal: Some([0.5, -0.25]),
         },
     };
     let face: Vec<u8> = (0..24).map(|v| (v * 7 + i) as u8).collect();

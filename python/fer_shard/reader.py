@@ -131,6 +131,7 @@ class Record:
     planes: Dict[str, np.ndarray]  # name -> (height, width) uint8, in stored order
     frames: List[FrameInfo] = field(default_factory=list)  # 1.1; empty for 1.0 records
     votes: List[int] = field(default_factory=list)  # 1.1; FER+ vote counts
+    valence_arousal: Optional[Tuple[float, float]] = None  # 1.1; AffectNet
 
 
 def decode_payload(payload: bytes) -> Record:
@@ -166,6 +167,7 @@ def decode_payload(payload: bytes) -> Record:
     plane_info = p.seq(lambda: (p.string(), p.varint(16), p.varint(16)))
     frames: List[FrameInfo] = []
     votes: List[int] = []
+    valence_arousal = None
     if not p.at_end():
         # Section 5.1 (format 1.1); bytes after it belong to later minors and are ignored.
         frames = p.seq(
@@ -176,6 +178,7 @@ def decode_payload(payload: bytes) -> Record:
             )
         )
         votes = p.seq(lambda: p.varint(16))
+        valence_arousal = p.option(lambda: (p.f32(), p.f32()))
     need = sum(h * w for _, h, w in plane_info)
     if meta_end + need != len(payload):
         raise CacheError(
@@ -202,6 +205,7 @@ def decode_payload(payload: bytes) -> Record:
         planes=planes,
         frames=frames,
         votes=votes,
+        valence_arousal=valence_arousal,
     )
 
 

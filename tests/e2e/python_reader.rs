@@ -46,6 +46,7 @@ fn rust_view(dir: &Path) -> serde_json::Value {
                 "planes": planes,
                 "frames": m.ext.frames.iter().map(|f| serde_json::json!([f.face_box, f.detector, f.flags])).collect::<Vec<_>>(),
                 "votes": m.ext.votes,
+                "valence_arousal": m.ext.valence_arousal.map(|[v, a]| [v.to_bits(), a.to_bits()]),
             })
         })
         .collect();
@@ -71,6 +72,8 @@ for rec in cache:
                    for k, v in rec.planes.items()],
         "frames": [[list(f.face_box) if f.face_box is not None else None, f.detector, f.flags] for f in rec.frames],
         "votes": rec.votes,
+        "valence_arousal": None if rec.valence_arousal is None else
+            [int(np.array(x, dtype=np.float32).view(np.uint32)) for x in rec.valence_arousal],
     })
 assert n == len(records) == len(cache)
 
@@ -129,10 +132,19 @@ fn python_reader_decodes_every_record_as_the_rust_reader() {
         println!("skipped: python reader test: no .venv/bin/python (run `make setup`)");
         return;
     };
-    for out in [&fx.ck, &fx.ou, &fx.fer] {
+    // Plus a cache with every appended field set (votes, valence / arousal, a box-less slot).
+    let extra = tempfile::tempdir().unwrap();
+    let extra_dir = appended_fields_cache(extra.path());
+    let dirs = [
+        fx.ck.dir.clone(),
+        fx.ou.dir.clone(),
+        fx.fer.dir.clone(),
+        extra_dir,
+    ];
+    for dir in &dirs {
         let o = std::process::Command::new(&py)
             .args(["-c", SCRIPT])
-            .arg(&out.dir)
+            .arg(dir)
             .env("PYTHONPATH", repo().join("python"))
             .output()
             .unwrap();
@@ -140,10 +152,10 @@ fn python_reader_decodes_every_record_as_the_rust_reader() {
         assert!(
             o.status.success(),
             "{}: {stderr}\n(missing modules? `make setup` installs numpy zstandard xxhash blake3 pyarrow)",
-            out.dir.display()
+            dir.display()
         );
         let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let want = rust_view(&out.dir);
+        let want = rust_view(dir);
         let (g, w) = (
             got["records"].as_array().unwrap(),
             want["records"].as_array().unwrap(),
@@ -151,7 +163,7 @@ fn python_reader_decodes_every_record_as_the_rust_reader() {
         assert_eq!(g.len(), w.len());
         assert!(!w.is_empty());
         for (a, b) in g.iter().zip(w) {
-            assert_eq!(a, b, "{}", out.dir.display());
+            assert_eq!(a, b, "{}", dir.display());
         }
     }
 }
@@ -189,4 +201,66 @@ fn python_package_installs_with_pip() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0.1.0");
+}
+
+/// Three records with 68 landmarks, a face and a mouth plane, and the appended (1.1) fields set
+/// in every combination the readers must handle: votes, valence / arousal, a slot without a box.
+fn appended_fields_cache(dir: &Path) -> PathBuf {
+    let key = shard::CacheKey::compute(
+        &serde_json::json!({"appended": 1}),
+        &std::collections::BTreeMap::new(),
+        &shard::SourceFingerprint {
+            files: 0,
+            bytes: 0,
+            digest: "x".into(),
+        },
+    )
+    .unwrap();
+    let out = dir.join(shard::cache_dir_name("appended", &key));
+    let mut w = shard::CacheWriter::create(
+        &out,
+        "appended",
+        &key,
+        (0..8).map(|c| format!("c{c}")).collect(),
+        shard::CacheWriterOptions::default(),
+    )
+    .unwrap();
+    for i in 0..3u16 {
+        let face: Vec<u8> = (0..64).map(|v| (v * 3 + i as usize) as u8).collect();
+        let mouth: Vec<u8> = (0..8).map(|v| (v * 7 + i as usize) as u8).collect();
+        let meta = shard::SampleMeta {
+            sample_id: format!("x/{i}"),
+            dataset: "affectnet".into(),
+            subject: String::new(),
+            sequence: None,
+            source: vec![format!("img/{i}.jpg")],
+            frame_indices: vec![0],
+            label: i,
+            split: shard::Split::Test,
+            landmarks: vec![(0..68).map(|k| [k as f32 + 0.5, i as f32 - 0.25]).collect()],
+            detector: "dataset_landmarks".into(),
+            flags: shard::flags::DATASET_LANDMARKS,
+            planes: vec![
+                shard::PlaneInfo::new("face", 8, 8),
+                shard::PlaneInfo::new("mouth/0", 2, 4),
+            ],
+            ext: shard::MetaExt {
+                frames: vec![shard::FrameInfo {
+                    face_box: (i != 1).then_some([-3, 4, 50 + i as i32, 60]),
+                    detector: "dataset_landmarks".into(),
+                    flags: shard::flags::DATASET_LANDMARKS,
+                }],
+                votes: if i == 0 {
+                    vec![0, 7, 1, 0, 0, 0, 2, 0, 0, 0]
+                } else {
+                    Vec::new()
+                },
+                valence_arousal: (i != 2).then_some([0.5 - i as f32, -0.125]),
+            },
+        };
+        w.push(&shard::EncodedRecord::encode(meta, &[&face, &mouth], 3).unwrap())
+            .unwrap();
+    }
+    w.finish(serde_json::json!({})).unwrap();
+    out
 }

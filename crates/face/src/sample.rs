@@ -459,7 +459,8 @@ impl<'a> SampleCropper<'a> {
                 landmarks: given.get(slot).cloned().unwrap_or_default(),
                 source: FaceSource::DatasetLandmarks,
                 detector: "dataset_landmarks".into(),
-                face_box: None,
+                // The dataset's box, when it ships one too (AffectNet), is recorded.
+                face_box: frames.boxes.as_ref().and_then(|b| b.get(slot)).copied(),
             };
             return Ok((located, None));
         }

@@ -12,7 +12,9 @@ pub struct BuildArgs {
     /// Dataset layout: fer2013 (csv), ferplus (csv + fer2013new.csv), fer2013-folders,
     /// ckplus (CK+ tree), oulu (Oulu-CASIA tree), ckplus48, jaffe, folders (<class>/<image>),
     /// rafdb (RAF-DB basic as distributed, or train|test/<1..7>/), expw (label/label.lst +
-    /// image/origin/, one sample per listed face).
+    /// image/origin/, one sample per listed face), affectnet (Manually_Annotated_file_lists/ +
+    /// Manually_Annotated_Images/; the dataset's landmarks; 7 classes with affectnet_classes = 7
+    /// in the prep config).
     #[arg(long, value_parser = parse_kind, value_name = "NAME")]
     pub dataset: DatasetKind,
     /// Dataset root folder, or the csv file for fer2013/ferplus.

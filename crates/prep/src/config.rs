@@ -74,6 +74,14 @@ pub struct PrepConfig {
     /// detecting faces (default true). Left out of the key when true.
     #[serde(skip_serializing_if = "is_true")]
     pub dataset_boxes: bool,
+    /// AffectNet's protocol: 8 classes (contempt kept, the default) or 7 (contempt excluded).
+    /// Left out of the key when 8.
+    #[serde(skip_serializing_if = "is_eight")]
+    pub affectnet_classes: u8,
+}
+
+fn is_eight(n: &u8) -> bool {
+    *n == 8
 }
 
 fn is_true(b: &bool) -> bool {
@@ -107,6 +115,7 @@ impl Default for PrepConfig {
             dedup: crate::dedup::DedupMode::Report,
             near_duplicate_bits: None,
             dataset_boxes: true,
+            affectnet_classes: 8,
         }
     }
 }
@@ -151,6 +160,9 @@ impl PrepConfig {
         }
         if self.folds < 2 {
             return Err("folds must be at least 2".into());
+        }
+        if self.affectnet_classes != 7 && self.affectnet_classes != 8 {
+            return Err("affectnet_classes must be 7 or 8".into());
         }
         if self.near_duplicate_bits.is_some_and(|b| b > 7) {
             return Err("near_duplicate_bits must lie in 0..=7".into());

@@ -53,6 +53,14 @@ pub mod reason {
     pub const NEUTRAL_EXCLUDED: &str = "neutral_excluded";
     /// Excluded: a FER+ row whose majority vote is "unknown" or "not a face", or a tie.
     pub const FERPLUS_NO_MAJORITY: &str = "ferplus_no_majority";
+    /// Excluded: AffectNet expression 8 (None).
+    pub const AFFECTNET_NONE: &str = "affectnet_none";
+    /// Excluded: AffectNet expression 9 (Uncertain).
+    pub const AFFECTNET_UNCERTAIN: &str = "affectnet_uncertain";
+    /// Excluded: AffectNet expression 10 (No-Face).
+    pub const AFFECTNET_NO_FACE: &str = "affectnet_no_face";
+    /// Excluded: contempt under a 7-class protocol (AffectNet `affectnet_classes = 7`).
+    pub const CONTEMPT_EXCLUDED: &str = "contempt_excluded";
     /// A face box file of the dataset that does not parse (RAF-DB's `*_boundingbox.txt`).
     pub const BAD_BOX: &str = "bad_box";
     /// Excluded: a file that is not an image (README, thumbs.db) in an image folder.
@@ -120,6 +128,8 @@ pub struct InputItem {
     /// Annotator vote counts stored with the sample (FER+: FERPlus's 10 columns); empty when the
     /// dataset has none.
     pub votes: Vec<u16>,
+    /// Valence and arousal annotated with the input (AffectNet), stored with the sample.
+    pub valence_arousal: Option<[f32; 2]>,
 }
 
 /// A parsed dataset.

@@ -244,6 +244,7 @@ impl Processor<'_> {
                     })
                     .collect(),
                 votes: item.votes.clone(),
+                valence_arousal: item.valence_arousal,
             },
         };
         let record = EncodedRecord::encode(meta, &data, self.config.zstd_level)

@@ -171,6 +171,7 @@ mod tests {
             dataset_boxes: None,
             input: id.into(),
             votes: Vec::new(),
+            valence_arousal: None,
         }
     }
 

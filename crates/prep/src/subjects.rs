@@ -158,6 +158,7 @@ mod tests {
                 dataset_boxes: None,
                 input: f.to_string(),
                 votes: Vec::new(),
+                valence_arousal: None,
             });
         }
         inv

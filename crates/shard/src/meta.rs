@@ -119,12 +119,14 @@ pub struct MetaExt {
     /// order neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown,
     /// not-a-face); empty otherwise.
     pub votes: Vec<u16>,
+    /// Continuous affect annotated with the dataset (AffectNet: valence, arousal in [−1, 1]).
+    pub valence_arousal: Option<[f32; 2]>,
 }
 
 impl MetaExt {
     /// True when nothing is set (what a 1.0 record reads as).
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty() && self.votes.is_empty()
+        self.frames.is_empty() && self.votes.is_empty() && self.valence_arousal.is_none()
     }
 }
 

@@ -42,6 +42,11 @@ pub(super) fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> 
         DatasetKind::Ckplus48 | DatasetKind::Jaffe | DatasetKind::Folders => {
             walk::files_for_fingerprint(root, 2)
         }
+        DatasetKind::Affectnet => {
+            let mut v = under("Manually_Annotated_file_lists", 1);
+            v.extend(under(crate::datasets::affectnet::IMAGES, 2));
+            v
+        }
         DatasetKind::Expw => {
             let mut v = under("label", 1);
             v.extend(under("image/origin", 1));

@@ -55,6 +55,9 @@ pub enum DatasetKind {
     Rafdb,
     /// ExpW: `label/label.lst` (one face per line, with its box) + `image/origin/`.
     Expw,
+    /// AffectNet's manually annotated part: `Manually_Annotated_file_lists/{training,validation}.csv`
+    /// + `Manually_Annotated_Images/`.
+    Affectnet,
 }
 
 impl DatasetKind {
@@ -71,6 +74,7 @@ impl DatasetKind {
             DatasetKind::Folders => "folders",
             DatasetKind::Rafdb => "rafdb",
             DatasetKind::Expw => "expw",
+            DatasetKind::Affectnet => "affectnet",
         }
     }
 
@@ -87,6 +91,7 @@ impl DatasetKind {
             DatasetKind::Folders,
             DatasetKind::Rafdb,
             DatasetKind::Expw,
+            DatasetKind::Affectnet,
         ]
         .into_iter()
         .find(|k| k.name() == s)
@@ -404,6 +409,9 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
         "recipe": face::SampleRecipe {
             dataset_boxes: req.config.dataset_boxes
                 && all_items.iter().any(|i| i.dataset_boxes.is_some()),
+            // Set by the config (CK+'s landmark files) or by a dataset that ships them (AffectNet).
+            dataset_landmarks: req.config.dataset_landmarks
+                || all_items.iter().any(|i| i.dataset_landmarks.is_some()),
             ..req.config.recipe(box_mode)
         },
         "dataset": req.kind.name(),

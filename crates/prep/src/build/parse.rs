@@ -34,6 +34,9 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
         DatasetKind::Jaffe => folders::inventory_jaffe(root, slots)?,
         DatasetKind::Rafdb => crate::datasets::rafdb::inventory(root, slots)?,
         DatasetKind::Expw => crate::datasets::expw::inventory(root, slots)?,
+        DatasetKind::Affectnet => {
+            crate::datasets::affectnet::inventory(root, cfg.affectnet_classes, slots)?
+        }
         DatasetKind::Folders => {
             folders::inventory(root, "folders", None, folders::NameStyle::Plain, &fi, slots)?
         }
@@ -69,6 +72,7 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
             | DatasetKind::Ferplus
             | DatasetKind::Fer2013Folders
             | DatasetKind::Rafdb
+            | DatasetKind::Affectnet
     );
     if !uses_usage {
         let list = match (&req.fold_list, cfg.authors_folds) {

@@ -180,6 +180,7 @@ pub fn inventory(root: &Path, opts: CkPlusOptions<'_>) -> Result<Inventory> {
                 dataset_boxes: None,
                 input: rel,
                 votes: Vec::new(),
+                valence_arousal: None,
             });
         }
     }

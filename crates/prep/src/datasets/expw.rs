@@ -117,6 +117,7 @@ pub fn inventory(root: &Path, slots: usize) -> Result<Inventory> {
             dataset_boxes: Some(vec![b; slots]),
             input,
             votes: Vec::new(),
+            valence_arousal: None,
         });
     }
     inv.finish().map_err(|e| PrepError::parse(&list, 0, e))?;

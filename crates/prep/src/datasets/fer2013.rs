@@ -112,11 +112,11 @@ pub fn parse_pixels(text: &str, n: usize) -> std::result::Result<Vec<u8>, String
 }
 
 /// One line of a csv file: its 1-based number and text, or why it is not text.
-type Line = (usize, std::result::Result<String, String>);
+pub(crate) type Line = (usize, std::result::Result<String, String>);
 
 /// Reads a csv file line by line (CRLF and a UTF-8 BOM accepted); a line that is not UTF-8 is
 /// returned as an error for that line only.
-fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item = Line>)> {
+pub(crate) fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item = Line>)> {
     let io = |e: std::io::Error| PrepError::Io {
         path: path.to_path_buf(),
         cause: e,
@@ -164,7 +164,7 @@ fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item = Line>)> {
     Ok((names, iter))
 }
 
-fn column(names: &[String], want: &str, file: &Path) -> Result<usize> {
+pub(crate) fn column(names: &[String], want: &str, file: &Path) -> Result<usize> {
     names
         .iter()
         .position(|n| n.eq_ignore_ascii_case(want))
@@ -424,6 +424,7 @@ pub fn inventory(
             dataset_boxes: None,
             input,
             votes,
+            valence_arousal: None,
         });
     }
     if row == 0 {
@@ -507,6 +508,7 @@ pub fn inventory_folders(root: &Path, frames: usize) -> Result<Inventory> {
                     dataset_boxes: None,
                     input: rel,
                     votes: Vec::new(),
+                    valence_arousal: None,
                 });
             }
         }

@@ -110,6 +110,7 @@ pub fn inventory(
                         dataset_boxes: None,
                         input: rel,
                         votes: Vec::new(),
+                        valence_arousal: None,
                     });
                 }
             }
@@ -147,6 +148,7 @@ pub fn inventory(
             dataset_boxes: None,
             input,
             votes: Vec::new(),
+            valence_arousal: None,
         });
     }
     if style == NameStyle::CkPlus {
@@ -215,6 +217,7 @@ pub fn inventory_jaffe(root: &Path, slots: usize) -> Result<Inventory> {
             dataset_boxes: None,
             input: rel,
             votes: Vec::new(),
+            valence_arousal: None,
         });
     }
     if inv.items.is_empty() && inv.rejected.is_empty() {

@@ -1,5 +1,6 @@
 //! Dataset readers: each turns a dataset as distributed into an [`crate::inventory::Inventory`].
 
+pub mod affectnet;
 pub mod ckplus;
 pub mod expw;
 pub mod fer2013;

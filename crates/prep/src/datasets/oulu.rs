@@ -113,6 +113,7 @@ pub fn inventory(
                 dataset_boxes: None,
                 input: rel,
                 votes: Vec::new(),
+                valence_arousal: None,
             });
         }
     }

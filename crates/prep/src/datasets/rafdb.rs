@@ -176,6 +176,7 @@ fn distributed(root: &Path, slots: usize) -> Result<Inventory> {
             dataset_boxes: dataset_box.map(|b| vec![b; slots]),
             input: rel,
             votes: Vec::new(),
+            valence_arousal: None,
         });
     }
     inv.notes.insert(
@@ -240,6 +241,7 @@ fn repackaged(root: &Path, slots: usize) -> Result<Inventory> {
                     dataset_boxes: None,
                     input: rel,
                     votes: Vec::new(),
+                    valence_arousal: None,
                 });
             }
         }

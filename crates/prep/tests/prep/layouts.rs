@@ -747,3 +747,97 @@ fn expw_one_sample_per_listed_face() {
         );
     }
 }
+
+/// AffectNet: the file lists' rows with the dataset's 68 landmarks used as they are (flag
+/// `DATASET_LANDMARKS`), its box recorded and valence / arousal stored; expressions 8–10 excluded
+/// with their reasons; validation.csv as the test split; the 7-class protocol excluding contempt.
+#[test]
+fn affectnet_lists_landmarks_valence_and_protocols() {
+    let Some(models) = models("affectnet_lists_landmarks_valence_and_protocols") else {
+        return;
+    };
+    let raw = tempfile::tempdir().unwrap();
+    let root = raw.path();
+    let faces = models.load(false).unwrap();
+    let img = frame(320, 320, 260, 0, 0, false);
+    let found = faces.detect(&img, None).into_iter().next().unwrap();
+    let lm: Vec<String> = found
+        .landmarks
+        .precise
+        .iter()
+        .flat_map(|p| [format!("{:.2}", p[0]), format!("{:.2}", p[1])])
+        .collect();
+    let lm = lm.join(";");
+    for name in ["100/a.jpg", "100/b.jpg", "200/c.jpg", "200/d.jpg"] {
+        save_jpeg(&img, &root.join("Manually_Annotated_Images").join(name));
+    }
+    let header = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n";
+    write(
+        &root.join("Manually_Annotated_file_lists/training.csv"),
+        format!(
+            "{header}100/a.jpg,30,40,250,240,{lm},1,0.75,0.125\n\
+             100/b.jpg,30,40,250,240,{lm},9,0,0\n\
+             100/x.jpg,30,40,250,240,1;2;3,1,0,0\n"
+        )
+        .as_bytes(),
+    );
+    write(
+        &root.join("Manually_Annotated_file_lists/validation.csv"),
+        format!(
+            "{header}200/c.jpg,30,40,250,240,{lm},7,-0.5,0.25\n\
+             200/d.jpg,30,40,250,240,{lm},10,0,0\n"
+        )
+        .as_bytes(),
+    );
+    let caches = tempfile::tempdir().unwrap();
+    let req = request(DatasetKind::Affectnet, root, caches.path(), models);
+    let out = prep::build(&req, &prep::build::NoProgress).unwrap();
+    let s = &out.summary;
+    assert!(s.adds_up(), "{s:?}");
+    assert_eq!((s.seen, s.cached), (5, 2), "{s:?}");
+    assert_eq!(s.excluded.get(reason::AFFECTNET_UNCERTAIN), Some(&1));
+    assert_eq!(s.excluded.get(reason::AFFECTNET_NO_FACE), Some(&1));
+    assert_eq!(s.failed.get(reason::BAD_LANDMARKS), Some(&1));
+    let cache = Cache::open(&out.dir).unwrap();
+    assert_eq!(cache.manifest().class_names.len(), 8);
+    assert_eq!(cache.manifest().extra["recipe"]["dataset_landmarks"], true);
+    let recs: BTreeMap<String, shard::SampleMeta> = cache
+        .iter()
+        .map(|r| {
+            let m = r.unwrap().meta;
+            (m.sample_id.clone(), m)
+        })
+        .collect();
+    let a = &recs["affectnet/100/a"];
+    assert_eq!((a.label, a.split), (1, Split::Train));
+    assert_ne!(a.flags & shard::flags::DATASET_LANDMARKS, 0);
+    assert_eq!(a.ext.valence_arousal, Some([0.75, 0.125]));
+    assert_eq!(a.ext.frames[0].face_box, Some([30, 40, 279, 279]));
+    let want: Vec<[f32; 2]> = found
+        .landmarks
+        .precise
+        .iter()
+        .map(|p| {
+            [
+                format!("{:.2}", p[0]).parse().unwrap(),
+                format!("{:.2}", p[1]).parse().unwrap(),
+            ]
+        })
+        .collect();
+    assert_eq!(a.landmarks[0], want, "the dataset's landmarks, as given");
+    let c = &recs["affectnet/200/c"];
+    assert_eq!((c.label, c.split), (7, Split::Test));
+    assert_eq!(c.ext.valence_arousal, Some([-0.5, 0.25]));
+
+    // 7 classes: contempt excluded, another key.
+    let mut seven = req.clone();
+    seven.config.affectnet_classes = 7;
+    let out7 = prep::build(&seven, &prep::build::NoProgress).unwrap();
+    assert_ne!(out7.manifest.key, out.manifest.key);
+    assert_eq!(out7.summary.cached, 1);
+    assert_eq!(
+        out7.summary.excluded.get(reason::CONTEMPT_EXCLUDED),
+        Some(&1)
+    );
+    assert_eq!(out7.manifest.class_names.len(), 7);
+}

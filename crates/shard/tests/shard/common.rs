@@ -68,6 +68,7 @@ pub fn sample(i: u32) -> (SampleMeta, Vec<Vec<u8>>) {
             } else {
                 Vec::new()
             },
+            valence_arousal: (!i.is_multiple_of(2)).then_some([0.25, -0.5 - i as f32 / 8.0]),
         },
     };
     (meta, planes)

@@ -33,6 +33,7 @@ prop_compose! {
             (proptest::option::of(proptest::array::uniform4(-10_000i32..10_000)), "[a-z_]{0,12}",
              0u32..=shard::flags::KNOWN), 0..4),
         votes in proptest::collection::vec(any::<u16>(), 0..11),
+        valence_arousal in proptest::option::of(proptest::array::uniform2(-1f32..1.0)),
     ) -> (SampleMeta, Vec<Vec<u8>>) {
         let planes: Vec<PlaneInfo> = shapes.iter().enumerate()
             .map(|(k, (h, w))| PlaneInfo::new(format!("p{k}"), *h, *w)).collect();
@@ -46,6 +47,7 @@ prop_compose! {
                     .map(|(face_box, detector, flags)| shard::FrameInfo { face_box, detector, flags })
                     .collect(),
                 votes,
+                valence_arousal,
             } }, data)
     }
 }

@@ -137,6 +137,7 @@ pub fn synthetic_cache_with_votes(
                         }
                         None => Vec::new(),
                     },
+                    valence_arousal: None,
                 },
             };
             let refs: Vec<&[u8]> = data.iter().map(|v| v.as_slice()).collect();
