@@ -208,7 +208,8 @@ pub struct TrainSection {
     /// How the reported epoch is chosen (default final).
     pub selection: Selection,
     /// Share of training subjects held out for validation when `selection = "validation"` under
-    /// k-fold (default 0.1).
+    /// k-fold, or under `split` when the cache has no validation split (RAF-DB, AffectNet: whole
+    /// subjects when the dataset names them, else single samples) (default 0.1).
     pub validation_share: f64,
     /// Evaluate every N epochs and at the last (default 1).
     pub eval_every: usize,

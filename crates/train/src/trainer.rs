@@ -48,14 +48,27 @@ pub fn plan_folds(cfg: &ExperimentConfig, infos: &[SampleInfo]) -> Result<Vec<Fo
                     .map(|i| i.record)
                     .collect()
             };
+            let mut train = pick(Split::Train);
+            let validation = match t.selection {
+                Selection::Final => Vec::new(),
+                Selection::Validation => {
+                    let given = pick(Split::Validation);
+                    if given.is_empty() {
+                        // No validation split (RAF-DB, AffectNet): hold out a seeded share of the
+                        // training data, by subject when the dataset names subjects.
+                        let held = hold_out(infos, &train, t.seed, t.validation_share);
+                        train.retain(|r| !held.contains(r));
+                        held.into_iter().collect()
+                    } else {
+                        given
+                    }
+                }
+            };
             let plan = FoldPlan {
                 name: "split".into(),
                 index: 0,
-                train: pick(Split::Train),
-                validation: match t.selection {
-                    Selection::Validation => pick(Split::Validation),
-                    Selection::Final => Vec::new(),
-                },
+                train,
+                validation,
                 test: pick(Split::Test),
             };
             check_plan(&plan)?;
@@ -122,6 +135,31 @@ pub fn plan_folds(cfg: &ExperimentConfig, infos: &[SampleInfo]) -> Result<Vec<Fo
             Ok(plans)
         }
     }
+}
+
+/// A seeded `share` of `train` (records) held out for validation: whole subjects when the samples
+/// name subjects, else single samples. Depends only on the seed and the cache.
+fn hold_out(infos: &[SampleInfo], train: &[u64], seed: u64, share: f64) -> BTreeSet<u64> {
+    let by_record: std::collections::HashMap<u64, &SampleInfo> =
+        infos.iter().map(|i| (i.record, i)).collect();
+    let group = |r: &u64| match by_record.get(r) {
+        Some(i) if !i.subject.is_empty() => format!("s:{}", i.subject),
+        _ => format!("r:{r}"),
+    };
+    let mut groups: Vec<String> = train
+        .iter()
+        .map(group)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    KeyedRng::new(&[seed, 0x5_917_7a1d]).shuffle(&mut groups);
+    let n = ((groups.len() as f64) * share).ceil() as usize;
+    let held: BTreeSet<String> = groups.into_iter().take(n.max(1)).collect();
+    train
+        .iter()
+        .copied()
+        .filter(|r| held.contains(&group(r)))
+        .collect()
 }
 
 fn check_plan(p: &FoldPlan) -> Result<()> {

@@ -841,3 +841,20 @@ fn affectnet_lists_landmarks_valence_and_protocols() {
     );
     assert_eq!(out7.manifest.class_names.len(), 7);
 }
+
+/// Every committed prep config (manifests/prep/) parses and passes the checks.
+#[test]
+fn committed_prep_configs_parse() {
+    let dir = repo_root().join("manifests/prep");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            prep::PrepConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+    let seven = prep::PrepConfig::load(&dir.join("affectnet-7class.toml")).unwrap();
+    assert_eq!(seven.affectnet_classes, 7);
+}

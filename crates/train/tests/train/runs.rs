@@ -110,6 +110,46 @@ fn validation_selection_never_uses_the_test_fold() {
     }
 }
 
+/// Regression: under `split`, a cache without a validation split (RAF-DB, AffectNet) used to
+/// select "on validation" with no validation data, i.e. silently report the final epoch. Now a
+/// seeded share of the training data is held out: by sample without subjects, by subject with.
+#[test]
+fn split_selection_without_a_validation_split_holds_out_training_data() {
+    use train::loader::SampleInfo;
+    let mut cfg = train::ExperimentConfig {
+        protocol: train::config::Protocol::Split,
+        ..Default::default()
+    };
+    cfg.train.selection = train::config::Selection::Validation;
+    cfg.train.validation_share = 0.1;
+    let info = |record: u64, subject: &str, split: shard::Split| SampleInfo {
+        record,
+        label: 0,
+        subject: subject.into(),
+        split,
+        votes: Vec::new(),
+    };
+    let mut infos: Vec<SampleInfo> = (0..100).map(|r| info(r, "", shard::Split::Train)).collect();
+    infos.extend((100..120).map(|r| info(r, "", shard::Split::Test)));
+    let plans = train::trainer::plan_folds(&cfg, &infos).unwrap();
+    let p = &plans[0];
+    assert_eq!((p.train.len(), p.validation.len(), p.test.len()), (90, 10, 20));
+    assert!(p.validation.iter().all(|r| !p.train.contains(r) && *r < 100));
+    // Same seed, same held-out samples; another seed, others.
+    assert_eq!(train::trainer::plan_folds(&cfg, &infos).unwrap()[0].validation, p.validation);
+    cfg.train.seed = 1;
+    assert_ne!(train::trainer::plan_folds(&cfg, &infos).unwrap()[0].validation, p.validation);
+    // With subjects, whole subjects are held out.
+    for (k, i) in infos.iter_mut().enumerate().take(100) {
+        i.subject = format!("P{}", k / 5);
+    }
+    let p = &train::trainer::plan_folds(&cfg, &infos).unwrap()[0];
+    assert_eq!(p.validation.len(), 10, "2 of 20 subjects, 5 samples each");
+    let subj = |r: &u64| infos[*r as usize].subject.clone();
+    let held: std::collections::BTreeSet<String> = p.validation.iter().map(subj).collect();
+    assert!(p.train.iter().all(|r| !held.contains(&subj(r))));
+}
+
 /// Every committed experiment TOML parses and passes the checks (a typo is an error, not a default).
 #[test]
 fn committed_experiment_configs_parse() {
