@@ -89,3 +89,69 @@ fn part_builds_merge_into_the_single_build() {
         .to_string();
     assert!(e.contains("part 3/3 is missing"), "{e}");
 }
+
+/// `scripts/slurm/prep-array.sbatch` run as Slurm would run it (three array tasks, then the
+/// merge task): the merged cache is the cache of a single build (same key, same records).
+#[test]
+fn slurm_array_script_builds_parts_and_merges_into_the_single_build() {
+    let Some(models) = models("slurm_array_script_builds_parts_and_merges_into_the_single_build")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("emotion,pixels,Usage\n");
+    for r in 0..30u64 {
+        let mut rng = shard::KeyedRng::new(&[r, 0x51]);
+        let px: Vec<String> = (0..48 * 48).map(|_| rng.below(256).to_string()).collect();
+        let usage = ["Training", "PublicTest", "PrivateTest"][(r % 3) as usize];
+        csv.push_str(&format!("{},{},{usage}\n", r % 7, px.join(" ")));
+    }
+    let source = dir.path().join("fer2013.csv");
+    std::fs::write(&source, csv).unwrap();
+    let caches = dir.path().join("cache");
+    let script = repo_root().join("scripts/slurm/prep-array.sbatch");
+    let run = |envs: &[(&str, String)]| {
+        let mut c = std::process::Command::new("bash");
+        c.arg(&script)
+            .env("SLURM_SUBMIT_DIR", dir.path())
+            .env("PREP", env!("CARGO_BIN_EXE_prep"))
+            .env("DATASET", "fer2013")
+            .env("SOURCE", &source)
+            .env("NAME", "fer-array")
+            .env("CACHE_DIR", &caches)
+            .env("PREP_ARGS", "--qa-samples 0");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{envs:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    for i in 1..=3 {
+        run(&[
+            ("SLURM_ARRAY_TASK_ID", i.to_string()),
+            ("SLURM_ARRAY_TASK_COUNT", "3".into()),
+            ("SLURM_CPUS_PER_TASK", "1".into()),
+        ]);
+    }
+    run(&[("MERGE", "1".into()), ("PARTS", "3".into())]);
+    let mut req = request(
+        DatasetKind::Fer2013,
+        &source,
+        &dir.path().join("single"),
+        models,
+    );
+    req.name = Some("fer-array".into());
+    req.qa_samples = 0;
+    let single = prep::build(&req, &prep::build::NoProgress).unwrap();
+    let merged = Cache::open(&caches.join(single.dir.file_name().unwrap())).unwrap();
+    assert_eq!(merged.manifest().key, single.manifest.key);
+    let a = Cache::open(&single.dir).unwrap();
+    assert_eq!(a.len(), merged.len());
+    for g in 0..a.len() {
+        assert_eq!(a.get(g).unwrap().meta, merged.get(g).unwrap().meta);
+    }
+}

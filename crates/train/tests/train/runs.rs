@@ -133,12 +133,24 @@ fn split_selection_without_a_validation_split_holds_out_training_data() {
     infos.extend((100..120).map(|r| info(r, "", shard::Split::Test)));
     let plans = train::trainer::plan_folds(&cfg, &infos).unwrap();
     let p = &plans[0];
-    assert_eq!((p.train.len(), p.validation.len(), p.test.len()), (90, 10, 20));
-    assert!(p.validation.iter().all(|r| !p.train.contains(r) && *r < 100));
+    assert_eq!(
+        (p.train.len(), p.validation.len(), p.test.len()),
+        (90, 10, 20)
+    );
+    assert!(p
+        .validation
+        .iter()
+        .all(|r| !p.train.contains(r) && *r < 100));
     // Same seed, same held-out samples; another seed, others.
-    assert_eq!(train::trainer::plan_folds(&cfg, &infos).unwrap()[0].validation, p.validation);
+    assert_eq!(
+        train::trainer::plan_folds(&cfg, &infos).unwrap()[0].validation,
+        p.validation
+    );
     cfg.train.seed = 1;
-    assert_ne!(train::trainer::plan_folds(&cfg, &infos).unwrap()[0].validation, p.validation);
+    assert_ne!(
+        train::trainer::plan_folds(&cfg, &infos).unwrap()[0].validation,
+        p.validation
+    );
     // With subjects, whole subjects are held out.
     for (k, i) in infos.iter_mut().enumerate().take(100) {
         i.subject = format!("P{}", k / 5);
