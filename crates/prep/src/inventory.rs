@@ -132,6 +132,39 @@ pub struct InputItem {
     pub valence_arousal: Option<[f32; 2]>,
 }
 
+impl InputItem {
+    /// An input whose one image file (`path`, relative to the dataset root; also its failure-row
+    /// name) fills every one of `slots` frame slots, with no subject, sequence or dataset
+    /// annotations: the still-image datasets' common case, to which they add what they have.
+    pub fn still_file(
+        sample_id: String,
+        label: u16,
+        split: Split,
+        path: String,
+        slots: usize,
+    ) -> InputItem {
+        InputItem {
+            sample_id,
+            subject: String::new(),
+            sequence: None,
+            label,
+            split,
+            frames: vec![
+                FrameSource::File {
+                    path: path.clone(),
+                    index: 0
+                };
+                slots
+            ],
+            dataset_landmarks: None,
+            dataset_boxes: None,
+            input: path,
+            votes: Vec::new(),
+            valence_arousal: None,
+        }
+    }
+}
+
 /// A parsed dataset.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {

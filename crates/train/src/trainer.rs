@@ -152,7 +152,7 @@ fn hold_out(infos: &[SampleInfo], train: &[u64], seed: u64, share: f64) -> BTree
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    KeyedRng::new(&[seed, 0x5_917_7a1d]).shuffle(&mut groups);
+    KeyedRng::new(&[seed, 0x5917_7a1d]).shuffle(&mut groups);
     let n = ((groups.len() as f64) * share).ceil() as usize;
     let held: BTreeSet<String> = groups.into_iter().take(n.max(1)).collect();
     train

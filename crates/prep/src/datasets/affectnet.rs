@@ -9,7 +9,7 @@
 //! is the test split by convention (the official test set is not public).
 
 use super::fer2013::{column, csv_lines, split_csv_line};
-use crate::inventory::{reason, FrameSource, InputItem, Inventory};
+use crate::inventory::{reason, InputItem, Inventory};
 use crate::{PrepError, Result};
 use std::path::Path;
 
@@ -192,23 +192,16 @@ pub fn inventory(root: &Path, classes: u8, slots: usize) -> Result<Inventory> {
                 .rsplit_once('.')
                 .map_or(row.path.as_str(), |(s, _)| s);
             inv.push(InputItem {
-                sample_id: format!("affectnet/{stem}"),
-                subject: String::new(),
-                sequence: None,
-                label: row.expression,
-                split,
-                frames: vec![
-                    FrameSource::File {
-                        path: rel.clone(),
-                        index: 0
-                    };
-                    slots
-                ],
                 dataset_landmarks: Some(vec![row.landmarks.clone(); slots]),
                 dataset_boxes: Some(vec![row.face_box; slots]),
-                input: rel,
-                votes: Vec::new(),
                 valence_arousal: Some(row.valence_arousal),
+                ..InputItem::still_file(
+                    format!("affectnet/{stem}"),
+                    row.expression,
+                    split,
+                    rel,
+                    slots,
+                )
             });
         }
     }

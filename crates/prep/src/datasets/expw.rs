@@ -4,7 +4,7 @@
 //! listed face is one sample, cut in its listed box. ExpW has no official split: folds are
 //! drawn by photo (the photo is the "subject"), so faces of one photo never straddle a fold.
 
-use crate::inventory::{reason, FrameSource, InputItem, Inventory};
+use crate::inventory::{reason, InputItem, Inventory};
 use crate::{PrepError, Result};
 use std::path::Path;
 
@@ -100,24 +100,13 @@ pub fn inventory(root: &Path, slots: usize) -> Result<Inventory> {
             continue;
         }
         let stem = image.rsplit_once('.').map_or(image.as_str(), |(s, _)| s);
+        let id = format!("expw/{stem}/{face}");
         inv.push(InputItem {
-            sample_id: format!("expw/{stem}/{face}"),
             subject: stem.to_string(),
-            sequence: None,
-            label,
-            split: shard::Split::Train,
-            frames: vec![
-                FrameSource::File {
-                    path: rel.clone(),
-                    index: 0
-                };
-                slots
-            ],
-            dataset_landmarks: None,
             dataset_boxes: Some(vec![b; slots]),
+            // Failure rows name the list line: one photo holds several listed faces.
             input,
-            votes: Vec::new(),
-            valence_arousal: None,
+            ..InputItem::still_file(id, label, shard::Split::Train, rel, slots)
         });
     }
     inv.finish().map_err(|e| PrepError::parse(&list, 0, e))?;

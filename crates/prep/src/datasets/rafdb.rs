@@ -11,7 +11,7 @@
 //! Splits are the dataset's (train → `train`, test → `test`); RAF-DB has no subject ids.
 
 use super::walk;
-use crate::inventory::{is_image_name, reason, FrameSource, InputItem, Inventory};
+use crate::inventory::{is_image_name, reason, InputItem, Inventory};
 use crate::{PrepError, Result};
 use std::path::Path;
 
@@ -160,23 +160,8 @@ fn distributed(root: &Path, slots: usize) -> Result<Inventory> {
             without_box += 1;
         }
         inv.push(InputItem {
-            sample_id: format!("rafdb/{stem}"),
-            subject: String::new(),
-            sequence: None,
-            label,
-            split,
-            frames: vec![
-                FrameSource::File {
-                    path: rel.clone(),
-                    index: 0
-                };
-                slots
-            ],
-            dataset_landmarks: None,
             dataset_boxes: dataset_box.map(|b| vec![b; slots]),
-            input: rel,
-            votes: Vec::new(),
-            valence_arousal: None,
+            ..InputItem::still_file(format!("rafdb/{stem}"), label, split, rel, slots)
         });
     }
     inv.notes.insert(
@@ -224,25 +209,8 @@ fn repackaged(root: &Path, slots: usize) -> Result<Inventory> {
                     continue;
                 }
                 let stem = f.name.rsplit_once('.').map_or(f.name.as_str(), |(s, _)| s);
-                inv.push(InputItem {
-                    sample_id: format!("rafdb/{}/{stem}", top.name),
-                    subject: String::new(),
-                    sequence: None,
-                    label,
-                    split,
-                    frames: vec![
-                        FrameSource::File {
-                            path: rel.clone(),
-                            index: 0
-                        };
-                        slots
-                    ],
-                    dataset_landmarks: None,
-                    dataset_boxes: None,
-                    input: rel,
-                    votes: Vec::new(),
-                    valence_arousal: None,
-                });
+                let id = format!("rafdb/{}/{stem}", top.name);
+                inv.push(InputItem::still_file(id, label, split, rel, slots));
             }
         }
     }
