@@ -102,38 +102,11 @@ where
     Ok(png)
 }
 
-/// Writes `<stem>.png` and `<stem>.svg` of one drawing.
-///
-/// Errors: no font, a drawing error, or a file that cannot be written.
-pub fn write_png_and_svg(
-    stem: &Path,
-    size: (u32, u32),
-    draw: &dyn Fn(&mut dyn FigureTarget) -> Result<()>,
-) -> Result<()> {
-    let png = png_bytes(size, |root| draw(&mut Target(root)))?;
+/// Writes `<stem>.png` and `<stem>.svg`.
+fn write_pair(stem: &Path, png: Vec<u8>, svg: String) -> Result<()> {
     shard::atomic_write(&stem.with_extension("png"), &png)?;
-    let svg = svg_string(size, |root| draw(&mut Target(root)))?;
     shard::atomic_write(&stem.with_extension("svg"), svg.as_bytes())?;
     Ok(())
-}
-
-/// A drawing area of either backend (so one drawing function serves PNG and SVG).
-pub trait FigureTarget {
-    /// Draws a confusion matrix.
-    fn confusion(&mut self, c: &Confusion, classes: &[String], title: &str) -> Result<()>;
-    /// Draws training curves.
-    fn curves(&mut self, history: &[EpochRecord], selected: usize, title: &str) -> Result<()>;
-}
-
-struct Target<'a, DB: DrawingBackend>(&'a DrawingArea<DB, Shift>);
-
-impl<DB: DrawingBackend> FigureTarget for Target<'_, DB> {
-    fn confusion(&mut self, c: &Confusion, classes: &[String], title: &str) -> Result<()> {
-        draw_confusion(self.0, c, classes, title)
-    }
-    fn curves(&mut self, history: &[EpochRecord], selected: usize, title: &str) -> Result<()> {
-        draw_curves(self.0, history, selected, title)
-    }
 }
 
 /// Pixel size of a confusion figure for `n` classes.
@@ -418,27 +391,34 @@ fn tick_label(v: f64) -> String {
     }
 }
 
-/// Writes `confusion.png` + `confusion.svg` of one fold into `dir`.
+/// Writes `confusion.png` + `confusion.svg` of one fold into `dir` (one drawing, two backends).
 ///
-/// Errors: as [`write_png_and_svg`].
+/// Errors: no font, a drawing error, or a file that cannot be written.
 pub fn write_confusion(dir: &Path, c: &Confusion, classes: &[String], title: &str) -> Result<()> {
-    write_png_and_svg(
+    let size = confusion_size(c.counts.len());
+    write_pair(
         &dir.join("confusion"),
-        confusion_size(c.counts.len()),
-        &|t| t.confusion(c, classes, title),
+        png_bytes(size, |root| draw_confusion(root, c, classes, title))?,
+        svg_string(size, |root| draw_confusion(root, c, classes, title))?,
     )
 }
 
-/// Writes `curves.png` + `curves.svg` of one fold into `dir`.
+/// Writes `curves.png` + `curves.svg` of one fold into `dir` (one drawing, two backends).
 ///
-/// Errors: as [`write_png_and_svg`].
+/// Errors: as [`write_confusion`].
 pub fn write_curves(
     dir: &Path,
     history: &[EpochRecord],
     selected: usize,
     title: &str,
 ) -> Result<()> {
-    write_png_and_svg(&dir.join("curves"), CURVES_SIZE, &|t| {
-        t.curves(history, selected, title)
-    })
+    write_pair(
+        &dir.join("curves"),
+        png_bytes(CURVES_SIZE, |root| {
+            draw_curves(root, history, selected, title)
+        })?,
+        svg_string(CURVES_SIZE, |root| {
+            draw_curves(root, history, selected, title)
+        })?,
+    )
 }
