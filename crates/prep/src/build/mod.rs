@@ -301,7 +301,20 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
     let pairs = crate::dedup::find_pairs(&fingerprints, req.config.near_duplicate_bits);
     let dedup = crate::dedup::plan(&inv.items, pairs, req.config.dedup);
     progress.done();
-    let all_items = inv.items.clone();
+    // What the recipe records and the duplicates table need from the whole inventory, taken
+    // before the drops and the part split (no copy of the inventory kept for them).
+    let used_boxes = inv.items.iter().any(|i| i.dataset_boxes.is_some());
+    let used_landmarks = inv.items.iter().any(|i| i.dataset_landmarks.is_some());
+    std::fs::create_dir_all(&dir).map_err(|e| PrepError::Io {
+        path: dir.clone(),
+        cause: e,
+    })?;
+    crate::dedup::write_table(
+        &dir.join("duplicates.parquet"),
+        &inv.items,
+        &dedup,
+        &inv.class_names,
+    )?;
     if !dedup.drops.is_empty() {
         let items = std::mem::take(&mut inv.items);
         for (k, it) in items.into_iter().enumerate() {
@@ -345,12 +358,6 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
         duplicates: dedup.counts.clone(),
         ..Default::default()
     };
-    crate::dedup::write_table(
-        &dir.join("duplicates.parquet"),
-        &all_items,
-        &dedup,
-        &inv.class_names,
-    )?;
     let mut failures = inv.rejected.clone();
     let mut qa_samples: Vec<QaSample> = Vec::new();
     let class_names = inv.class_names.clone();
@@ -408,10 +415,10 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
         "box_mode": box_mode,
         "recipe": face::SampleRecipe {
             dataset_boxes: req.config.dataset_boxes
-                && all_items.iter().any(|i| i.dataset_boxes.is_some()),
+                && used_boxes,
             // Set by the config (CK+'s landmark files) or by a dataset that ships them (AffectNet).
             dataset_landmarks: req.config.dataset_landmarks
-                || all_items.iter().any(|i| i.dataset_landmarks.is_some()),
+                || used_landmarks,
             ..req.config.recipe(box_mode)
         },
         "dataset": req.kind.name(),
