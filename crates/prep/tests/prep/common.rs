@@ -102,6 +102,27 @@ pub fn frame(w: usize, h: usize, side: usize, dx: i64, dy: i64, mirror: bool) ->
     out
 }
 
+/// The astronaut's face box (left, top, right, bottom) as our detector finds it in the astronaut
+/// image, moved into the pixels of `frame(w, h, side, 0, 0, false)`: where a dataset would put
+/// its box for that frame.
+pub fn astronaut_box_in_frame(models: &ModelFiles, w: usize, h: usize, side: usize) -> [f64; 4] {
+    let faces = models.load(false).unwrap();
+    let found = faces
+        .detect(&astronaut(), None)
+        .into_iter()
+        .next()
+        .unwrap()
+        .face_box;
+    let s = side as f64 / astronaut().width() as f64;
+    let (ox, oy) = ((w - side) as f64 / 2.0, (h - side) as f64 / 2.0);
+    [
+        ox + found.left as f64 * s,
+        oy + found.top as f64 * s,
+        ox + found.right as f64 * s,
+        oy + found.bottom as f64 * s,
+    ]
+}
+
 pub fn write(path: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();

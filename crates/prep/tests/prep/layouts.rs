@@ -502,24 +502,9 @@ fn rafdb_layouts_build_with_the_dataset_boxes() {
     };
     let raw = tempfile::tempdir().unwrap();
     let root = raw.path();
-    // Where the astronaut's face is, in its own pixels, to place a box around it in a frame.
-    let faces = models.load(false).unwrap();
-    let found = faces
-        .detect(&astronaut(), None)
-        .into_iter()
-        .next()
-        .unwrap()
-        .face_box;
     // A 60 px face on a 640×480 canvas: below the detector's smallest face (20 % of 480).
     let (w, h, side) = (640usize, 480usize, 60usize);
-    let s = side as f64 / astronaut().width() as f64;
-    let (ox, oy) = ((w - side) as f64 / 2.0, (h - side) as f64 / 2.0);
-    let small_box = [
-        ox + found.left as f64 * s,
-        oy + found.top as f64 * s,
-        ox + found.right as f64 * s,
-        oy + found.bottom as f64 * s,
-    ];
+    let small_box = astronaut_box_in_frame(&models, w, h, side);
     save_jpeg(
         &frame(w, h, side, 0, 0, false),
         &root.join("Image/original/train_00001.jpg"),
@@ -669,13 +654,6 @@ fn expw_one_sample_per_listed_face() {
     };
     let raw = tempfile::tempdir().unwrap();
     let root = raw.path();
-    let faces = models.load(false).unwrap();
-    let found = faces
-        .detect(&astronaut(), None)
-        .into_iter()
-        .next()
-        .unwrap()
-        .face_box;
     // Two 300×480 halves, each with the astronaut at 250 px, side by side.
     let (hw, h, side) = (300usize, 480usize, 250usize);
     let left = frame(hw, h, side, 0, 0, false);
@@ -687,14 +665,7 @@ fn expw_one_sample_per_listed_face() {
     }
     let photo = face::GrayImage::new(2 * hw, h, px).unwrap();
     save_jpeg(&photo, &root.join("image/origin/happy_crowd_1.jpg"));
-    let s = side as f64 / astronaut().width() as f64;
-    let (ox, oy) = ((hw - side) as f64 / 2.0, (h - side) as f64 / 2.0);
-    let (l, t, r, b) = (
-        (ox + found.left as f64 * s) as i64,
-        (oy + found.top as f64 * s) as i64,
-        (ox + found.right as f64 * s) as i64,
-        (oy + found.bottom as f64 * s) as i64,
-    );
+    let [l, t, r, b] = astronaut_box_in_frame(&models, hw, h, side).map(|v| v as i64);
     // The mirrored face's box: mirrored columns, shifted by the half's width.
     let (ml, mr) = (
         hw as i64 + (hw as i64 - 1 - r),
