@@ -7,7 +7,9 @@
 //! Fingerprints are taken from the decoded frames before any face processing: `exact` is blake3
 //! over every distinct frame of the input (slot, width, height, pixels), so sequences compare as
 //! wholes; `dhash` is the 64-bit difference hash of the last (peak) frame (box-averaged to 9×8,
-//! one bit per horizontal neighbour pair).
+//! one bit per horizontal neighbour pair). Inputs with a dataset box (RAF-DB, ExpW, AffectNet)
+//! are the face in that box: `exact` covers the box, `dhash` the box widened to twice its size
+//! (see `pipeline::input_fingerprint`).
 
 use crate::inventory::{reason, InputItem};
 use face::GrayImage;
@@ -79,6 +81,38 @@ pub fn fingerprint(distinct: &[(usize, GrayImage)]) -> Option<Fingerprint> {
         exact: *h.finalize().as_bytes(),
         dhash: dhash(last),
     })
+}
+
+/// The part of `img` inside the inclusive box `[left, top, right, bottom]`, clipped to the
+/// image; the whole image when nothing of the box lies inside it (the build reports such a box).
+pub fn cut_box(img: &GrayImage, b: [i64; 4]) -> GrayImage {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let (l, t) = (b[0].clamp(0, w), b[1].clamp(0, h));
+    let (r, btm) = ((b[2] + 1).clamp(0, w), (b[3] + 1).clamp(0, h));
+    if r <= l || btm <= t {
+        return img.clone();
+    }
+    let mut data = Vec::with_capacity(((r - l) * (btm - t)) as usize);
+    for y in t..btm {
+        let row = (y * w) as usize;
+        data.extend_from_slice(&img.data()[row + l as usize..row + r as usize]);
+    }
+    GrayImage::new((r - l) as usize, (btm - t) as usize, data).unwrap_or_else(|_| img.clone())
+}
+
+/// The inclusive box `b` scaled by `factor` about its centre (not clipped).
+pub fn widened(b: [i64; 4], factor: f64) -> [i64; 4] {
+    let (cx, cy) = ((b[0] + b[2]) as f64 / 2.0, (b[1] + b[3]) as f64 / 2.0);
+    let (hw, hh) = (
+        (b[2] - b[0] + 1) as f64 * factor / 2.0,
+        (b[3] - b[1] + 1) as f64 * factor / 2.0,
+    );
+    [
+        (cx - hw + 0.5).round() as i64,
+        (cy - hh + 0.5).round() as i64,
+        (cx + hw - 0.5).round() as i64,
+        (cy + hh - 0.5).round() as i64,
+    ]
 }
 
 /// 64-bit difference hash: the image box-averaged to 9 columns × 8 rows; bit (8·row + col) is set
@@ -395,6 +429,70 @@ pub fn write_table(
     Ok(())
 }
 
+/// One row of `duplicates.parquet`, as [`read_table`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedPair {
+    /// `exact` or `near`.
+    pub kind: String,
+    /// Hamming distance of the difference hashes (0 for exact pairs).
+    pub distance: u32,
+    /// The two sample ids.
+    pub samples: [String; 2],
+    /// Their splits (`train`, `test`, `fold3`, …).
+    pub splits: [String; 2],
+    /// Their class names.
+    pub labels: [String; 2],
+    /// Whether the build's dedup mode dropped each.
+    pub dropped: [bool; 2],
+}
+
+/// Reads a `duplicates.parquet` written by [`write_table`].
+///
+/// Errors: the file is missing, unreadable or lacks a column.
+pub fn read_table(path: &std::path::Path) -> crate::Result<Vec<ReportedPair>> {
+    let bad = |reason: String| crate::PrepError::Table {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let df = shard::tables::read_table(path).map_err(|e| bad(e.to_string()))?;
+    let text = |c: &str| -> crate::Result<Vec<String>> {
+        let col = df.column(c).map_err(|e| bad(e.to_string()))?;
+        let ca = col.str().map_err(|e| bad(format!("{c}: {e}")))?;
+        Ok(ca
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
+    };
+    let flag = |c: &str| -> crate::Result<Vec<bool>> {
+        let col = df.column(c).map_err(|e| bad(e.to_string()))?;
+        let ca = col.bool().map_err(|e| bad(format!("{c}: {e}")))?;
+        Ok(ca.iter().map(|v| v.unwrap_or(false)).collect())
+    };
+    let distance: Vec<u32> = {
+        let col = df.column("distance").map_err(|e| bad(e.to_string()))?;
+        let ca = col.u32().map_err(|e| bad(format!("distance: {e}")))?;
+        ca.iter().map(|v| v.unwrap_or(0)).collect()
+    };
+    let (kind, sa, sb) = (text("kind")?, text("sample_a")?, text("sample_b")?);
+    let (pa, pb, la, lb) = (
+        text("split_a")?,
+        text("split_b")?,
+        text("label_a")?,
+        text("label_b")?,
+    );
+    let (da, db) = (flag("dropped_a")?, flag("dropped_b")?);
+    Ok((0..df.height())
+        .map(|i| ReportedPair {
+            kind: kind[i].clone(),
+            distance: distance[i],
+            samples: [sa[i].clone(), sb[i].clone()],
+            splits: [pa[i].clone(), pb[i].clone()],
+            labels: [la[i].clone(), lb[i].clone()],
+            dropped: [da[i], db[i]],
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +511,23 @@ mod tests {
         let mut v = vec![0u8; 72];
         v[2 * 9 + 4] = 255;
         assert_eq!(dhash(&GrayImage::new(9, 8, v).unwrap()), 1 << 20);
+    }
+
+    #[test]
+    fn cut_box_takes_the_inclusive_box_clipped_to_the_image() {
+        let img = GrayImage::new(4, 3, (0..12).collect()).unwrap();
+        let c = cut_box(&img, [1, 0, 2, 1]);
+        assert_eq!((c.width(), c.height(), c.data()), (2, 2, &[1, 2, 5, 6][..]));
+        let c = cut_box(&img, [2, 1, 9, 9]);
+        assert_eq!(
+            (c.width(), c.height(), c.data()),
+            (2, 2, &[6, 7, 10, 11][..])
+        );
+        // Nothing inside: the whole image.
+        assert_eq!(cut_box(&img, [10, 10, 20, 20]), img);
+        // A 4×2 box at (10, 20) doubled: 8×4 about the same centre.
+        assert_eq!(widened([10, 20, 13, 21], 2.0), [8, 19, 15, 22]);
+        assert_eq!(widened([10, 20, 13, 21], 1.0), [10, 20, 13, 21]);
     }
 
     #[test]

@@ -293,15 +293,38 @@ pub fn decode_source(
 
 /// The duplicate fingerprints of an input ([`crate::dedup::fingerprint`] of its distinct
 /// decoded frames); `None` when a frame does not decode (the build reports that input's failure).
+///
+/// An input with dataset boxes is the face in its box, not the photo: ExpW lists several faces
+/// of one photo, and fingerprinting the whole photo made them exact duplicates of each other
+/// (with different labels, "conflicting"). So the exact hash covers each frame cut to its slot's
+/// box, and the difference hash the peak frame's box widened to twice its size: a tight face box
+/// box-averaged to 9×8 looks alike for different people (different synthetic faces came out
+/// 0–2 bits apart), while the face with its surroundings tells two photos apart.
 pub fn input_fingerprint(root: &Path, item: &InputItem) -> Option<crate::dedup::Fingerprint> {
+    use crate::dedup::{cut_box, dhash, widened};
     let mut distinct = Vec::new();
+    let mut context = None;
     for slot in 0..item.frames.len() {
         if slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]) {
             continue;
         }
-        distinct.push((slot, decode_source(root, &item.frames[slot]).ok()?));
+        let img = decode_source(root, &item.frames[slot]).ok()?;
+        match item.dataset_boxes.as_ref().and_then(|b| b.get(slot)) {
+            Some(b) => {
+                context = Some(cut_box(&img, widened(*b, 2.0)));
+                distinct.push((slot, cut_box(&img, *b)));
+            }
+            None => {
+                context = None;
+                distinct.push((slot, img));
+            }
+        }
     }
-    crate::dedup::fingerprint(&distinct)
+    let mut f = crate::dedup::fingerprint(&distinct)?;
+    if let Some(c) = context {
+        f.dhash = dhash(&c);
+    }
+    Some(f)
 }
 
 /// The record flags of one slot's result.
