@@ -8,6 +8,7 @@ mod fuzz_replay;
 mod gpu_check;
 mod python_reader;
 mod same_crops;
+mod wild;
 
 use prep::synth::{generate, BaseFace, SynthOptions};
 use prep::{BuildRequest, DatasetKind, ModelFiles, PrepConfig};

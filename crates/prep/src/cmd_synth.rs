@@ -1,5 +1,6 @@
-//! `prep synth`: synthetic CK+, Oulu-CASIA and FER2013 datasets from the embedded public-domain
-//! face, in their exact distributed layouts, with fold lists in the authors' format.
+//! `prep synth`: synthetic CK+, Oulu-CASIA, FER2013, FER+, RAF-DB, AffectNet and ExpW datasets
+//! from the embedded public-domain face, in their exact distributed layouts, with fold lists in
+//! the authors' format and planted duplicates.
 
 use crate::ModelArgs;
 use anyhow::{Context, Result};
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
-    /// Output root; ckplus/, oulu/ and fer2013/ are written under it.
+    /// Output root; ckplus/, oulu/, fer2013/, ferplus/, rafdb/, affectnet/ and expw/ are written
+    /// under it.
     #[arg(long, default_value = "data/raw/demo", value_name = "DIR")]
     out: PathBuf,
     /// Number of synthetic subjects (fold = subject mod 10).
@@ -77,6 +79,27 @@ pub fn run(a: SynthArgs) -> Result<()> {
         r.oulu_sequences
     );
     println!("  fer2013/  fer2013.csv, {} rows of 48x48 (Training / PublicTest / PrivateTest by subject)", r.fer2013_rows);
+    let w = &r.wild;
+    println!(
+        "  ferplus/  fer2013.csv + fer2013new.csv, {} rows of 48x48, FERPlus vote patterns pinning each rule",
+        w.ferplus_rows
+    );
+    println!(
+        "  rafdb/    {} images 320x240 JPEG + aligned 100x100, {} without a box file",
+        w.rafdb_images, w.rafdb_without_box
+    );
+    println!(
+        "  affectnet/ {} rows 256x256 JPEG with 68 landmarks and valence/arousal, {} of expression 8-10",
+        w.affectnet_rows, w.affectnet_excluded
+    );
+    println!(
+        "  expw/     {} faces in {} photos 400x240 JPEG",
+        w.expw_faces, w.expw_photos
+    );
+    println!(
+        "planted duplicates (listed in duplicates-planted.csv): {}",
+        w.planted.len()
+    );
     let l = &r.landmarks;
     println!(
         "landmark check on the CK+ peak frames (our detector + predictor vs the true warped points): \

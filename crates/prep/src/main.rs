@@ -32,8 +32,9 @@ enum Command {
     Build(cmd_build::BuildArgs),
     /// Detect faces and 68 landmarks in images; print a table or JSON, optionally draw overlays.
     Detect(cmd_detect::DetectArgs),
-    /// Write synthetic CK+, Oulu-CASIA and FER2013 datasets made from the embedded public-domain
-    /// face (expressions by landmark displacement and piecewise-affine warping), with fold lists.
+    /// Write synthetic CK+, Oulu-CASIA, FER2013, FER+, RAF-DB, AffectNet and ExpW datasets made
+    /// from the embedded public-domain face (expressions by landmark displacement and
+    /// piecewise-affine warping), with fold lists and planted duplicates.
     Synth(cmd_synth::SynthArgs),
     /// Inspect, verify, list and garbage-collect caches.
     Cache(CacheArgs),

@@ -1,4 +1,5 @@
-//! Writing the synthetic CK+, Oulu-CASIA and FER2013 datasets and their fold lists.
+//! Writing the synthetic CK+, Oulu-CASIA and FER2013 datasets and their fold lists (the
+//! in-the-wild layouts are in `wild`).
 
 use super::*;
 use face::GrayImage;
@@ -6,7 +7,8 @@ use face::GrayImage;
 /// What `prep synth` writes and how.
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
-    /// Output root (`ckplus/`, `oulu/`, `fer2013/` are created under it).
+    /// Output root (`ckplus/`, `oulu/`, `fer2013/`, `ferplus/`, `rafdb/`, `affectnet/`, `expw/`
+    /// are created under it).
     pub out: std::path::PathBuf,
     /// Number of subjects (default 20; folds = subject mod 10).
     pub subjects: usize,
@@ -42,23 +44,25 @@ pub struct SynthReport {
     pub fer2013_rows: usize,
     /// Our detector and predictor on the CK+ peak frames.
     pub landmarks: LandmarkCheck,
+    /// The in-the-wild layouts (FER+, RAF-DB, AffectNet, ExpW) and their planted duplicates.
+    pub wild: WildReport,
 }
 
-fn io_err(p: &std::path::Path, e: std::io::Error) -> crate::PrepError {
+pub(super) fn io_err(p: &std::path::Path, e: std::io::Error) -> crate::PrepError {
     crate::PrepError::Io {
         path: p.to_path_buf(),
         cause: e,
     }
 }
 
-fn write_file(p: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
+pub(super) fn write_file(p: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
     }
     std::fs::write(p, bytes).map_err(|e| io_err(p, e))
 }
 
-fn encode(img: &GrayImage, format: image::ImageFormat) -> Vec<u8> {
+pub(super) fn encode(img: &GrayImage, format: image::ImageFormat) -> Vec<u8> {
     let buf =
         image::GrayImage::from_raw(img.width() as u32, img.height() as u32, img.data().to_vec())
             .unwrap_or_default();
@@ -82,7 +86,8 @@ const FER: [&str; 7] = [
     "anger", "disgust", "fear", "happy", "sadness", "surprise", "",
 ];
 
-/// Writes the three demo datasets and fold lists, and measures `faces` on the CK+ peak frames.
+/// Writes the three demo datasets and fold lists and the in-the-wild layouts
+/// ([`generate_wild`]), and measures `faces` on the CK+ peak frames.
 ///
 /// Errors: I/O under `out`.
 pub fn generate(
@@ -296,6 +301,7 @@ pub fn generate(
         &opts.out.join("fer2013").join("fer2013.csv"),
         csv.as_bytes(),
     )?;
+    report.wild = generate_wild(base, faces, opts)?;
     write_file(
         &opts.out.join("README.txt"),
         format!(

@@ -13,6 +13,7 @@
 //! * `warp` — Delaunay triangulation, the piecewise-affine warp, similarities.
 //! * `render` — base face, subjects and one rendered frame.
 //! * `layouts` — the CK+, Oulu-CASIA and FER2013 trees and fold lists written to disk.
+//! * `wild` — the FER+, RAF-DB, AffectNet and ExpW layouts, with planted duplicates.
 
 mod expressions;
 mod layouts;
@@ -20,11 +21,13 @@ mod render;
 #[cfg(test)]
 mod tests;
 mod warp;
+mod wild;
 
 pub use expressions::*;
 pub use layouts::*;
 pub use render::*;
 pub use warp::*;
+pub use wild::*;
 
 /// Expressions in CK+ code order (1–7); 0 is neutral.
 pub const EXPRESSIONS: [&str; 7] = [
@@ -33,7 +36,7 @@ pub const EXPRESSIONS: [&str; 7] = [
 
 /// Version of the generator's output; bump it whenever a recipe, the warp or a layout changes so
 /// that `prep synth` regenerates instead of reusing older data.
-pub const SYNTH_VERSION: u32 = 2;
+pub const SYNTH_VERSION: u32 = 3;
 
 /// Overall strength of the recipes below: 1.6 makes every peak expression plainly visible at
 /// CK+ resolution while keeping the warp free of fold-overs.
