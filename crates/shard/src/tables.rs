@@ -69,7 +69,13 @@ fn write_parquet(path: &Path, mut df: DataFrame) -> Result<()> {
 
 /// Writes `samples.parquet` atomically.
 pub fn write_samples(path: &Path, rows: &[SampleRow]) -> Result<()> {
-    let df = df!(
+    let df = samples_frame(rows).map_err(|e| table_err(path, e))?;
+    write_parquet(path, df)
+}
+
+/// The `samples.parquet` columns of `rows`.
+fn samples_frame(rows: &[SampleRow]) -> PolarsResult<DataFrame> {
+    df!(
         "global_index" => rows.iter().map(|r| r.global_index).collect::<Vec<u64>>(),
         "sample_id" => rows.iter().map(|r| r.sample_id.as_str()).collect::<Vec<_>>(),
         "dataset" => rows.iter().map(|r| r.dataset.as_str()).collect::<Vec<_>>(),
@@ -82,8 +88,6 @@ pub fn write_samples(path: &Path, rows: &[SampleRow]) -> Result<()> {
         "index" => rows.iter().map(|r| r.index).collect::<Vec<u32>>(),
         "flags" => rows.iter().map(|r| r.flags).collect::<Vec<u32>>(),
     )
-    .map_err(|e| table_err(path, e))?;
-    write_parquet(path, df)
 }
 
 /// One row of `landmarks.parquet`: one frame slot of one sample.
@@ -109,12 +113,26 @@ pub struct LandmarkRow {
     pub flags: u32,
 }
 
+/// Columns of landmark points in `landmarks.parquet`: `x_0 … x_67`, `y_0 … y_67` (dlib's 68).
+pub const LANDMARK_COLUMNS: usize = 68;
+
 /// Writes `landmarks.parquet` atomically: `global_index` u64, `sample_id` str, `slot` u16,
-/// `frame_index` u32, `source` str, `x_0 … x_{n−1}` and `y_0 … y_{n−1}` f32 (n = the most points
-/// of any row, 68; null where a row has fewer), `box_left`, `box_top`, `box_right`,
-/// `box_bottom` i32 (null without a box), `detector` str, `flags` u32.
+/// `frame_index` u32, `source` str, `x_0 … x_67` and `y_0 … y_67` f32 (null where a row has
+/// fewer points), `box_left`, `box_top`, `box_right`, `box_bottom` i32 (null without a box),
+/// `detector` str, `flags` u32.
+///
+/// Errors: a row with more than [`LANDMARK_COLUMNS`] points, I/O.
 pub fn write_landmarks(path: &Path, rows: &[LandmarkRow]) -> Result<()> {
-    let n = rows.iter().map(|r| r.points.len()).max().unwrap_or(68);
+    let df = landmarks_frame(rows).map_err(|e| table_err(path, e))?;
+    write_parquet(path, df)
+}
+
+/// The `landmarks.parquet` columns of `rows`.
+fn landmarks_frame(rows: &[LandmarkRow]) -> PolarsResult<DataFrame> {
+    if let Some(r) = rows.iter().find(|r| r.points.len() > LANDMARK_COLUMNS) {
+        polars_bail!(ComputeError: "{} slot {}: {} landmarks, the table holds {LANDMARK_COLUMNS}",
+            r.sample_id, r.slot, r.points.len());
+    }
     let mut cols: Vec<Column> = vec![
         Column::new(
             "global_index".into(),
@@ -142,7 +160,7 @@ pub fn write_landmarks(path: &Path, rows: &[LandmarkRow]) -> Result<()> {
         ),
     ];
     for axis in 0..2 {
-        for k in 0..n {
+        for k in 0..LANDMARK_COLUMNS {
             let name = format!("{}_{k}", ["x", "y"][axis]);
             cols.push(Column::new(
                 name.into(),
@@ -171,8 +189,97 @@ pub fn write_landmarks(path: &Path, rows: &[LandmarkRow]) -> Result<()> {
         "flags".into(),
         rows.iter().map(|r| r.flags).collect::<Vec<u32>>(),
     ));
-    let df = DataFrame::new(rows.len(), cols).map_err(|e| table_err(path, e))?;
-    write_parquet(path, df)
+    DataFrame::new(rows.len(), cols)
+}
+
+/// Rows buffered before a [`TableStream`] writes them as one row group.
+pub const STREAM_BATCH_ROWS: usize = 8192;
+
+/// A parquet table written as its rows arrive, [`STREAM_BATCH_ROWS`] at a time (one row group
+/// each), so that a build's memory does not grow with its sample count. The rows go to
+/// `<file>.tmp`; [`TableStream::finish`] fsyncs it and renames it into place, so the table under
+/// its final name is always complete.
+pub struct TableStream<R> {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    file: std::fs::File,
+    writer: polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    rows: Vec<R>,
+    frame: fn(&[R]) -> PolarsResult<DataFrame>,
+}
+
+impl<R> TableStream<R> {
+    fn create(path: &Path, frame: fn(&[R]) -> PolarsResult<DataFrame>) -> Result<TableStream<R>> {
+        let tmp = crate::fsutil::tmp_path(path);
+        let file = std::fs::File::create(&tmp).map_err(|e| ShardError::io(&tmp, e))?;
+        let handle = file.try_clone().map_err(|e| ShardError::io(&tmp, e))?;
+        // The schema comes from the empty table, so every batch (and an empty table) has it.
+        let schema = frame(&[]).map_err(|e| table_err(path, e))?.schema().clone();
+        let writer = ParquetWriter::new(handle)
+            .batched(&schema)
+            .map_err(|e| table_err(path, e))?;
+        Ok(TableStream {
+            path: path.to_path_buf(),
+            tmp,
+            file,
+            writer,
+            rows: Vec::new(),
+            frame,
+        })
+    }
+
+    /// Adds a row; a full batch is written out.
+    ///
+    /// Errors: [`ShardError::Table`] when the batch cannot be built or written.
+    pub fn push(&mut self, row: R) -> Result<()> {
+        self.rows.push(row);
+        if self.rows.len() >= STREAM_BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let df = (self.frame)(&self.rows).map_err(|e| table_err(&self.path, e))?;
+        self.writer
+            .write_batch(&df)
+            .map_err(|e| table_err(&self.path, e))?;
+        self.rows.clear();
+        Ok(())
+    }
+
+    /// Writes the last rows and the footer, then fsync, rename and fsync of the directory.
+    ///
+    /// Errors: [`ShardError::Table`], [`ShardError::Io`].
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        self.writer.finish().map_err(|e| table_err(&self.path, e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| ShardError::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| ShardError::io(&self.path, e))?;
+        if let Some(dir) = self.path.parent() {
+            crate::fsync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// `samples.parquet` written as the samples arrive (see [`write_samples`] for the columns).
+///
+/// Errors: the temporary file cannot be created.
+pub fn stream_samples(path: &Path) -> Result<TableStream<SampleRow>> {
+    TableStream::create(path, samples_frame)
+}
+
+/// `landmarks.parquet` written as the samples arrive (see [`write_landmarks`] for the columns).
+///
+/// Errors: the temporary file cannot be created.
+pub fn stream_landmarks(path: &Path) -> Result<TableStream<LandmarkRow>> {
+    TableStream::create(path, landmarks_frame)
 }
 
 /// Writes `failures.parquet` atomically.

@@ -139,8 +139,11 @@ pub struct CacheWriter {
     opts: CacheWriterOptions,
     current: Option<ShardWriter>,
     shards: Vec<ShardEntry>,
-    rows: Vec<SampleRow>,
-    landmarks: Vec<crate::tables::LandmarkRow>,
+    /// `samples.parquet` and `landmarks.parquet`, streamed to disk as records arrive (a build's
+    /// memory stays flat in its sample count).
+    rows: crate::tables::TableStream<SampleRow>,
+    landmarks: crate::tables::TableStream<crate::tables::LandmarkRow>,
+    samples: u64,
     failures: Vec<FailureRow>,
     counts: Counts,
 }
@@ -162,6 +165,8 @@ impl CacheWriter {
             fsync_dir(dir)?;
         }
         remove_stale(dir)?;
+        let rows = crate::tables::stream_samples(&dir.join("samples.parquet"))?;
+        let landmarks = crate::tables::stream_landmarks(&dir.join("landmarks.parquet"))?;
         Ok(CacheWriter {
             dir: dir.to_path_buf(),
             name: name.to_string(),
@@ -170,8 +175,9 @@ impl CacheWriter {
             opts,
             current: None,
             shards: Vec::new(),
-            rows: Vec::new(),
-            landmarks: Vec::new(),
+            rows,
+            landmarks,
+            samples: 0,
             failures: Vec::new(),
             counts: Counts::default(),
         })
@@ -184,7 +190,8 @@ impl CacheWriter {
 
     /// Appends a record, opening a new shard when needed; returns its global record number.
     ///
-    /// Errors: [`ShardError::Encode`] for a label outside `class_names`, I/O errors.
+    /// Errors: [`ShardError::Encode`] for a label outside `class_names` or more landmarks than
+    /// `landmarks.parquet` holds; I/O and table errors.
     pub fn push(&mut self, rec: &EncodedRecord) -> Result<u64> {
         let meta = &rec.meta;
         let class_name = self
@@ -199,6 +206,18 @@ impl CacheWriter {
                     self.class_names.len()
                 ),
             })?;
+        for (slot, points) in meta.landmarks.iter().enumerate() {
+            if points.len() > crate::tables::LANDMARK_COLUMNS {
+                return Err(ShardError::Encode {
+                    sample_id: meta.sample_id.clone(),
+                    reason: format!(
+                        "{} landmarks in slot {slot}; landmarks.parquet holds {}",
+                        points.len(),
+                        crate::tables::LANDMARK_COLUMNS
+                    ),
+                });
+            }
+        }
         if self.current.is_none() {
             let number = self.shards.len() as u32;
             let path = self.dir.join(shard_file_name(number));
@@ -210,7 +229,7 @@ impl CacheWriter {
         };
         let index = w.append(rec)?;
         let full = w.bytes() >= self.opts.target_shard_bytes;
-        let global = self.rows.len() as u64;
+        let global = self.samples;
         for (slot, points) in meta.landmarks.iter().enumerate() {
             let frame = meta.ext.frames.get(slot);
             self.landmarks.push(crate::tables::LandmarkRow {
@@ -224,8 +243,9 @@ impl CacheWriter {
                 // 1.0 records (merged from older parts) have only the sample's detector and flags.
                 detector: frame.map_or_else(|| meta.detector.clone(), |f| f.detector.clone()),
                 flags: frame.map_or(meta.flags, |f| f.flags),
-            });
+            })?;
         }
+        self.samples += 1;
         self.rows.push(SampleRow {
             global_index: global,
             sample_id: meta.sample_id.clone(),
@@ -238,7 +258,7 @@ impl CacheWriter {
             shard: shard_number,
             index,
             flags: meta.flags,
-        });
+        })?;
         *self
             .counts
             .by_split
@@ -263,7 +283,7 @@ impl CacheWriter {
 
     /// Samples written so far.
     pub fn samples(&self) -> u64 {
-        self.rows.len() as u64
+        self.samples
     }
 
     fn close_shard(&mut self) -> Result<()> {
@@ -285,14 +305,14 @@ impl CacheWriter {
     /// `manifest.json`. `extra` is stored in the manifest as writer-specific notes.
     pub fn finish(mut self, extra: serde_json::Value) -> Result<Manifest> {
         self.close_shard()?;
-        crate::tables::write_samples(&self.dir.join("samples.parquet"), &self.rows)?;
-        crate::tables::write_landmarks(&self.dir.join("landmarks.parquet"), &self.landmarks)?;
+        self.rows.finish()?;
+        self.landmarks.finish()?;
         crate::tables::write_failures(&self.dir.join("failures.parquet"), &self.failures)?;
         let created_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let samples = self.rows.len() as u64;
+        let samples = self.samples;
         let failures = self.failures.len() as u64;
         let manifest = Manifest {
             format: FormatVersion::CURRENT,
@@ -341,7 +361,7 @@ impl CacheWriter {
             "reason": reason,
             "name": self.name,
             "key": self.key.hex(),
-            "samples": self.rows.len(),
+            "samples": self.samples,
             "failures": self.failures.len(),
             "extra": extra,
         });

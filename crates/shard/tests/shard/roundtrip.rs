@@ -24,7 +24,7 @@ prop_compose! {
         label in 0u16..7,
         split in arb_split(),
         landmarks in proptest::collection::vec(
-            proptest::collection::vec(any::<[f32; 2]>(), 0..70), 0..3),
+            proptest::collection::vec(any::<[f32; 2]>(), 0..=68), 0..3),
         detector in "[a-z_]{0,24}",
         flags in 0u32..=shard::flags::KNOWN,
         shapes in proptest::collection::vec((0u16..40, 0u16..40), 0..6),
@@ -106,6 +106,72 @@ proptest! {
         // A cache with no sample is readable but never verifies: it is a failed build.
         prop_assert_eq!(cache.verify().unwrap().is_ok(), !samples.is_empty());
     }
+}
+
+/// The tables are streamed in row groups of `STREAM_BATCH_ROWS`; a table of several groups (and
+/// a partial last one) reads back as one table, every row in order.
+#[test]
+fn streamed_table_of_several_row_groups_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.parquet");
+    let n = 2 * shard::tables::STREAM_BATCH_ROWS + 17;
+    let mut t = shard::tables::stream_samples(&path).unwrap();
+    for i in 0..n {
+        t.push(shard::SampleRow {
+            global_index: i as u64,
+            sample_id: format!("s{i:06}"),
+            dataset: "d".into(),
+            subject: format!("p{}", i % 13),
+            label: (i % 7) as u16,
+            class_name: format!("c{}", i % 7),
+            split: "train".into(),
+            fold: -1,
+            shard: (i / 1000) as u32,
+            index: (i % 1000) as u32,
+            flags: i as u32 & 0xff,
+        })
+        .unwrap();
+    }
+    assert!(
+        !path.exists(),
+        "the table is under a temporary name until finished"
+    );
+    t.finish().unwrap();
+    let ids = shard::tables::read_sample_ids(&path).unwrap();
+    assert_eq!(ids.len(), n);
+    assert!(ids
+        .iter()
+        .enumerate()
+        .all(|(i, s)| *s == format!("s{i:06}")));
+    let df = shard::tables::read_table(&path).unwrap();
+    let gi = df.column("global_index").unwrap().u64().unwrap();
+    assert_eq!(gi.get(n - 1), Some(n as u64 - 1));
+    // An empty stream is an empty table with the columns.
+    let empty = dir.path().join("landmarks.parquet");
+    shard::tables::stream_landmarks(&empty)
+        .unwrap()
+        .finish()
+        .unwrap();
+    let df = shard::tables::read_table(&empty).unwrap();
+    assert_eq!((df.height(), df.width()), (0, 5 + 2 * 68 + 6));
+}
+
+/// A slot with more points than `landmarks.parquet` has columns is refused before anything of the
+/// record is written.
+#[test]
+fn record_with_more_landmarks_than_the_table_holds_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w =
+        CacheWriter::create(dir.path(), "c", &key("c"), classes(), Default::default()).unwrap();
+    let (mut m, p) = sample(0);
+    m.landmarks = vec![vec![[1.0, 2.0]; 69]];
+    match w.push(&encode(&m, &p)) {
+        Err(ShardError::Encode { reason, .. }) => {
+            assert!(reason.contains("69 landmarks"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.samples(), 0);
 }
 
 #[test]
