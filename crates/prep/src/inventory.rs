@@ -76,13 +76,34 @@ pub mod reason {
 pub enum FrameSource {
     /// An image file, path relative to the dataset root, with its frame number in its sequence.
     File { path: String, index: u32 },
-    /// Grey pixels given inline (FER2013 csv rows), row-major.
-    Pixels {
-        width: usize,
-        height: usize,
-        pixels: Arc<Vec<u8>>,
+    /// Grey pixels in a row of a FER2013-style csv, read again (and parsed as at inventory time)
+    /// when the frame is needed: the inventory holds where the row is, not its 2,304 pixels, so a
+    /// build's memory does not grow by the csv's size.
+    CsvRow {
+        /// The csv and its layout.
+        file: Arc<CsvPixels>,
+        /// Byte offset of the row's line in the file.
+        offset: u64,
+        /// Bytes of the line (with its line end).
+        len: u32,
+        /// Frame number (0: a still image).
         index: u32,
     },
+}
+
+/// A csv whose rows hold grey images as a space-separated pixel column (FER2013, FER+).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvPixels {
+    /// The csv file.
+    pub path: std::path::PathBuf,
+    /// Column of the pixels.
+    pub column: usize,
+    /// Columns of the header (a row with another count is malformed).
+    pub columns: usize,
+    /// Image width.
+    pub width: usize,
+    /// Image height.
+    pub height: usize,
 }
 
 impl FrameSource {
@@ -90,14 +111,14 @@ impl FrameSource {
     pub fn name(&self, input: &str) -> String {
         match self {
             FrameSource::File { path, .. } => path.clone(),
-            FrameSource::Pixels { .. } => input.to_string(),
+            FrameSource::CsvRow { .. } => input.to_string(),
         }
     }
 
     /// Frame number within the sequence.
     pub fn index(&self) -> u32 {
         match self {
-            FrameSource::File { index, .. } | FrameSource::Pixels { index, .. } => *index,
+            FrameSource::File { index, .. } | FrameSource::CsvRow { index, .. } => *index,
         }
     }
 }

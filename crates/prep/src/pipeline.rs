@@ -275,13 +275,10 @@ pub fn decode_source(
     src: &FrameSource,
 ) -> Result<GrayImage, (&'static str, &'static str, String)> {
     match src {
-        FrameSource::Pixels {
-            width,
-            height,
-            pixels,
-            ..
-        } => GrayImage::new(*width, *height, pixels.to_vec())
-            .map_err(|e| ("decode", reason::DECODE_ERROR, e.to_string())),
+        FrameSource::CsvRow {
+            file, offset, len, ..
+        } => crate::datasets::fer2013::read_csv_pixels(file, *offset, *len)
+            .map_err(|e| ("decode", reason::DECODE_ERROR, e)),
         FrameSource::File { path, .. } => {
             let bytes = std::fs::read(root.join(path))
                 .map_err(|e| ("read", reason::UNREADABLE, format!("{path}: {e}")))?;
@@ -344,9 +341,14 @@ fn record_flags(r: &FrameCrops) -> u32 {
 fn same_frame(a: &FrameSource, b: &FrameSource) -> bool {
     match (a, b) {
         (FrameSource::File { path: p, .. }, FrameSource::File { path: q, .. }) => p == q,
-        (FrameSource::Pixels { pixels: p, .. }, FrameSource::Pixels { pixels: q, .. }) => {
-            std::sync::Arc::ptr_eq(p, q)
-        }
+        (
+            FrameSource::CsvRow {
+                file: f, offset: a, ..
+            },
+            FrameSource::CsvRow {
+                file: g, offset: b, ..
+            },
+        ) => a == b && std::sync::Arc::ptr_eq(f, g),
         _ => false,
     }
 }

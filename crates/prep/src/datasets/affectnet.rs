@@ -147,7 +147,7 @@ pub fn inventory(root: &Path, classes: u8, slots: usize) -> Result<Inventory> {
         for (c, name) in cols.iter_mut().zip(want) {
             *c = column(&header, name, &path)?;
         }
-        for (line, text) in lines {
+        for (line, _, text) in lines {
             let input = format!("{list}:{line}");
             let fields = match text.and_then(|t| split_csv_line(&t)) {
                 Ok(f) => f,

@@ -7,7 +7,7 @@
 //! decoded pixels (2,304 bytes a row, 83 MB for the full 35,887 rows).
 
 use super::walk;
-use crate::inventory::{reason, FrameSource, InputItem, Inventory};
+use crate::inventory::{reason, CsvPixels, FrameSource, InputItem, Inventory};
 use crate::{PrepError, Result};
 use shard::votes::{ferplus_target, FerPlusMode};
 use shard::Split;
@@ -90,13 +90,40 @@ pub fn split_csv_line(line: &str) -> std::result::Result<Vec<String>, String> {
 }
 
 /// Parses FER2013's space-separated pixel list: exactly `n` integers 0–255.
+///
+/// Rows are parsed at inventory time and again whenever their frame is decoded, so the common
+/// token (1–3 digits) is read byte by byte; anything else goes through `str::parse`, which gives
+/// the error its wording.
 pub fn parse_pixels(text: &str, n: usize) -> std::result::Result<Vec<u8>, String> {
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(n);
-    for tok in text.split_ascii_whitespace() {
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == bytes.len() {
+            break;
+        }
+        let start = i;
+        let mut v = 0u32;
+        let mut plain = true;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+            let b = bytes[i];
+            plain &= b.is_ascii_digit() && i - start < 3;
+            v = v.wrapping_mul(10).wrapping_add(b.wrapping_sub(b'0') as u32);
+            i += 1;
+        }
         if out.len() == n {
-            let extra = text.split_ascii_whitespace().count() - n;
+            let extra = text[start..].split_ascii_whitespace().count();
             return Err(format!("{} values, expected {n}", n + extra));
         }
+        if plain && v <= 255 {
+            out.push(v as u8);
+            continue;
+        }
+        // Token boundaries are ASCII whitespace, so `start..i` is a char boundary range.
+        let tok = &text[start..i];
         let v: u32 = tok
             .parse()
             .map_err(|_| format!("pixel {} is {tok:?}, not an integer", out.len()))?;
@@ -111,8 +138,50 @@ pub fn parse_pixels(text: &str, n: usize) -> std::result::Result<Vec<u8>, String
     Ok(out)
 }
 
-/// One line of a csv file: its 1-based number and text, or why it is not text.
-pub(crate) type Line = (usize, std::result::Result<String, String>);
+/// Reads the pixels of the csv line at `offset` (`len` bytes) of `file` again, checking them as
+/// the inventory did. Errors: the detail (unreadable file, changed line, bad pixels).
+pub fn read_csv_pixels(
+    file: &CsvPixels,
+    offset: u64,
+    len: u32,
+) -> std::result::Result<face::GrayImage, String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(&file.path).map_err(|e| format!("{}: {e}", file.path.display()))?;
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact_at(&mut buf, offset)
+        .map_err(|e| format!("{} at byte {offset}: {e}", file.path.display()))?;
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+    let text = std::str::from_utf8(&buf).map_err(|_| "line is not UTF-8".to_string())?;
+    let changed = |n: usize| {
+        format!(
+            "{n} fields at byte {offset}, the header has {} (the file changed during the build?)",
+            file.columns
+        )
+    };
+    // Without quotes a row splits at its commas, with no copy of its 9 KB of text; a quoted row
+    // goes through the csv splitter the inventory used.
+    let px = if text.contains('"') {
+        let fields = split_csv_line(text)?;
+        if fields.len() != file.columns {
+            return Err(changed(fields.len()));
+        }
+        parse_pixels(&fields[file.column], file.width * file.height)?
+    } else {
+        let n = text.split(',').count();
+        if n != file.columns {
+            return Err(changed(n));
+        }
+        let field = text.split(',').nth(file.column).unwrap_or_default();
+        parse_pixels(field, file.width * file.height)?
+    };
+    face::GrayImage::new(file.width, file.height, px).map_err(|e| e.to_string())
+}
+
+/// One line of a csv file: its 1-based number, where it is (byte offset and length with its line
+/// end) and its text, or why it is not text.
+pub(crate) type Line = (usize, (u64, u32), std::result::Result<String, String>);
 
 /// Reads a csv file line by line (CRLF and a UTF-8 BOM accepted); a line that is not UTF-8 is
 /// returned as an error for that line only.
@@ -124,7 +193,8 @@ pub(crate) fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item 
     let f = std::fs::File::open(path).map_err(io)?;
     let mut r = std::io::BufReader::with_capacity(1 << 20, f);
     let mut first = Vec::new();
-    if r.read_until(b'\n', &mut first).map_err(io)? == 0 {
+    let first_len = r.read_until(b'\n', &mut first).map_err(io)?;
+    if first_len == 0 {
         return Err(PrepError::parse(path, 1, "empty file: no header"));
     }
     let header =
@@ -138,18 +208,21 @@ pub(crate) fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item 
         .map(|s| s.trim().to_string())
         .collect();
     let mut line_no = 1;
+    let mut pos = first_len as u64;
     let mut buf = Vec::new();
     let iter = std::iter::from_fn(move || loop {
         buf.clear();
+        let at = pos;
         match r.read_until(b'\n', &mut buf) {
             Ok(0) => return None,
-            Ok(_) => {}
+            Ok(n) => pos += n as u64,
             Err(e) => {
                 line_no += 1;
-                return Some((line_no, Err(format!("read error: {e}"))));
+                return Some((line_no, (at, 0), Err(format!("read error: {e}"))));
             }
         }
         line_no += 1;
+        let span = (at, buf.len() as u32);
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
@@ -158,6 +231,7 @@ pub(crate) fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item 
         }
         return Some((
             line_no,
+            span,
             String::from_utf8(std::mem::take(&mut buf)).map_err(|_| "line is not UTF-8".into()),
         ));
     });
@@ -289,7 +363,7 @@ fn read_ferplus(path: &Path, mode: FerPlusMode) -> Result<FerPlusLabels> {
         .map(|c| column(&names, c, path))
         .collect::<Result<_>>()?;
     let mut out = Vec::new();
-    for (line, text) in lines {
+    for (line, _, text) in lines {
         let parsed = text.and_then(|t| {
             let f = split_csv_line(&t)?;
             if f.len() != names.len() {
@@ -359,8 +433,15 @@ pub fn inventory(
         ("fer2013", &FER2013_CLASSES)
     };
     let mut inv = Inventory::new(dataset, root, classes);
+    let source = Arc::new(CsvPixels {
+        path: csv.to_path_buf(),
+        column: cols.1,
+        columns: names.len(),
+        width: FER2013_SIDE,
+        height: FER2013_SIDE,
+    });
     let mut row = 0usize;
-    for (line, text) in lines {
+    for (line, (offset, len), text) in lines {
         let input = format!("{file}:{line}");
         let mut votes = Vec::new();
         let parsed = text
@@ -406,11 +487,12 @@ pub fn inventory(
                 }
             },
         };
-        let pixels = Arc::new(r.pixels);
-        let frame = FrameSource::Pixels {
-            width: FER2013_SIDE,
-            height: FER2013_SIDE,
-            pixels,
+        // The row parsed (so a bad row is a rejection now); its pixels are read again when needed.
+        drop(r.pixels);
+        let frame = FrameSource::CsvRow {
+            file: source.clone(),
+            offset,
+            len,
             index: 0,
         };
         inv.push(InputItem {
@@ -546,6 +628,40 @@ mod tests {
         assert!(parse_pixels("0 1 2 3", 3).unwrap_err().contains("4 values"));
         assert!(parse_pixels("0 x 2", 3).unwrap_err().contains("\"x\""));
         assert!(parse_pixels("0 -1 2", 3).is_err());
+        // The byte-wise fast path and str::parse agree on every token shape.
+        assert_eq!(
+            parse_pixels("007 +5 255\t\n1", 4).unwrap(),
+            vec![7, 5, 255, 1]
+        );
+        assert!(parse_pixels("0 1000 2", 3)
+            .unwrap_err()
+            .contains("pixel 1 is 1000, above 255"));
+        assert!(parse_pixels("0 99999999999 2", 3)
+            .unwrap_err()
+            .contains("not an integer"));
+        assert!(parse_pixels("0 1é 2", 3).unwrap_err().contains("\"1é\""));
+    }
+
+    proptest::proptest! {
+        /// Any list of 0–999 tokens with any whitespace parses as the per-token `str::parse`
+        /// reading would: the same pixels or an error.
+        #[test]
+        fn pixel_parser_equals_the_token_by_token_reading(
+            vals in proptest::collection::vec(0u32..1000, 0..8),
+            seps in proptest::collection::vec("[ \t]{1,3}", 8),
+        ) {
+            let mut text = String::new();
+            for (k, v) in vals.iter().enumerate() {
+                text.push_str(&seps[k]);
+                text.push_str(&v.to_string());
+            }
+            let slow: Option<Vec<u8>> = text
+                .split_ascii_whitespace()
+                .map(|t| t.parse::<u32>().ok().filter(|v| *v <= 255).map(|v| v as u8))
+                .collect();
+            let fast = parse_pixels(&text, vals.len()).ok();
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]
@@ -573,5 +689,45 @@ mod tests {
             assert_eq!(e.reason, want, "{}", e.detail);
             assert_eq!((e.line, e.row), (5, 3));
         }
+    }
+
+    /// The inventory keeps where each row is, not its pixels: reading the rows back (a BOM, CRLF
+    /// and LF endings, a quoted pixel field, a bad row skipped) gives each row's pixels, and a
+    /// file changed after the inventory is an error for that row, not a panic.
+    #[test]
+    fn csv_rows_are_read_back_from_their_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fer2013.csv");
+        let row = |v: u8| px(2304, &v.to_string());
+        let text = format!(
+            "\u{feff}emotion,pixels,Usage\r\n3,{},Training\r\n1,bad,Training\n\n0,\"{}\",PublicTest\n5,{},PrivateTest",
+            row(7),
+            row(200),
+            row(0)
+        );
+        std::fs::write(&path, text).unwrap();
+        let inv = inventory(&path, None, 2).unwrap();
+        assert_eq!(inv.items.len(), 3);
+        let want = [7u8, 200, 0];
+        for (item, v) in inv.items.iter().zip(want) {
+            let FrameSource::CsvRow {
+                file, offset, len, ..
+            } = &item.frames[1]
+            else {
+                panic!("{:?}", item.frames[1]);
+            };
+            let img = read_csv_pixels(file, *offset, *len).unwrap();
+            assert_eq!((img.width(), img.height()), (48, 48));
+            assert!(img.data().iter().all(|&p| p == v), "{}", item.sample_id);
+        }
+        // The file rewritten under the build: the row no longer parses where it was.
+        std::fs::write(&path, "emotion,pixels,Usage\n").unwrap();
+        let FrameSource::CsvRow {
+            file, offset, len, ..
+        } = &inv.items[2].frames[0]
+        else {
+            unreachable!()
+        };
+        assert!(read_csv_pixels(file, *offset, *len).is_err());
     }
 }
