@@ -89,17 +89,20 @@ fn ferplus_synthetic_votes_give_each_rules_known_rows() {
         i => (i % 8, i % 5),
     };
     let id = |i: usize| format!("ferplus/r{i:06}");
-    for (mode, kept_patterns) in [
-        (prep::FerPlusMode::Majority, &[0usize, 2][..]),
-        (prep::FerPlusMode::Plurality, &[0, 1, 2][..]),
-    ] {
-        let out = build(
+    let build_mode = |mode| {
+        build(
             fx,
             DatasetKind::Ferplus,
             "ferplus/fer2013.csv",
             "e2e-ferplus",
-            |r| r.ferplus_mode = mode,
-        );
+            |r: &mut BuildRequest| r.ferplus_mode = mode,
+        )
+    };
+    for (mode, kept_patterns) in [
+        (prep::FerPlusMode::Majority, &[0usize, 2][..]),
+        (prep::FerPlusMode::Plurality, &[0, 1, 2][..]),
+    ] {
+        let out = build_mode(mode);
         let want: BTreeMap<String, u16> = (0..w.ferplus_rows)
             .filter(|&i| kept_patterns.contains(&row(i).1))
             .map(|i| (id(i), row(i).0 as u16))
@@ -132,13 +135,7 @@ fn ferplus_synthetic_votes_give_each_rules_known_rows() {
         prep::FerPlusMode::Crossentropy,
         prep::FerPlusMode::MultiTarget,
     ] {
-        let out = build(
-            fx,
-            DatasetKind::Ferplus,
-            "ferplus/fer2013.csv",
-            "e2e-ferplus",
-            |r| r.ferplus_mode = mode,
-        );
+        let out = build_mode(mode);
         let want: BTreeMap<String, u16> = (0..w.ferplus_rows)
             .filter_map(|i| {
                 let (class, p) = row(i);
