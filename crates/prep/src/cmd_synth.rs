@@ -73,19 +73,19 @@ pub fn run(a: SynthArgs) -> Result<()> {
         a.out.display(),
         start.elapsed().as_secs_f64()
     );
-    println!("  ckplus/   {} labelled sequences (+{} unlabelled), {} frames 640x490 PNG, Emotion + Landmarks, folds.txt", r.ckplus_sequences, a.subjects, r.ckplus_frames);
+    println!("  ckplus/    {} labelled sequences (+{} unlabelled), {} frames 640x490 PNG, Emotion + Landmarks, folds.txt", r.ckplus_sequences, a.subjects, r.ckplus_frames);
     println!(
-        "  oulu/     {} sequences, VL/Strong, 320x240 JPEG, folds.txt",
+        "  oulu/      {} sequences, VL/Strong, 320x240 JPEG, folds.txt",
         r.oulu_sequences
     );
-    println!("  fer2013/  fer2013.csv, {} rows of 48x48 (Training / PublicTest / PrivateTest by subject)", r.fer2013_rows);
+    println!("  fer2013/   fer2013.csv, {} rows of 48x48 (Training / PublicTest / PrivateTest by subject)", r.fer2013_rows);
     let w = &r.wild;
     println!(
-        "  ferplus/  fer2013.csv + fer2013new.csv, {} rows of 48x48, FERPlus vote patterns pinning each rule",
+        "  ferplus/   fer2013.csv + fer2013new.csv, {} rows of 48x48, FERPlus vote patterns pinning each rule",
         w.ferplus_rows
     );
     println!(
-        "  rafdb/    {} images 320x240 JPEG + aligned 100x100, {} without a box file",
+        "  rafdb/     {} images 320x240 JPEG + aligned 100x100, {} without a box file",
         w.rafdb_images, w.rafdb_without_box
     );
     println!(
@@ -93,7 +93,7 @@ pub fn run(a: SynthArgs) -> Result<()> {
         w.affectnet_rows, w.affectnet_excluded
     );
     println!(
-        "  expw/     {} faces in {} photos 400x240 JPEG",
+        "  expw/      {} faces in {} photos 400x240 JPEG",
         w.expw_faces, w.expw_photos
     );
     println!(
