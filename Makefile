@@ -31,7 +31,7 @@ INPUTS      ?=
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 
-.PHONY: help setup build demo prep train resume report predict env test test-real bench lint fuzz fuzz-seeds clean-cache
+.PHONY: help setup build demo prep train resume report predict env test test-real test-learning bench lint fuzz fuzz-seeds clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -75,6 +75,9 @@ test-real: setup ## the tests that use ../shared (parity with dlib/OpenCV, real 
 	@if [ -d "$(FER_SHARED)" ]; then echo "test-real: using FER_SHARED=$(FER_SHARED)"; \
 	  else echo "test-real: skipped: $(FER_SHARED) not found"; exit 0; fi; \
 	FER_REQUIRE_SHARED=1 $(CARGO) test --release --workspace real_
+
+test-learning: build ## the learning tests under 5 seeds x every CPU kernel set libtorch offers here, then their worst margins
+	./scripts/test_learning.sh
 
 bench: setup ## benchmarks (criterion + bench subcommands), release build
 	$(CARGO) bench --workspace

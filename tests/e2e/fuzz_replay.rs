@@ -129,10 +129,7 @@ fn five_point_shape_model_is_refused_at_load() {
     std::fs::write(&model, checks::tiny_dlib_model(5, 2, 3, 2, 4))
         .unwrap_or_else(|e| panic!("{e}"));
     let cascade = face::cascade_path("haarcascade_frontalface_default");
-    if !cascade.exists() {
-        println!(
-            "skipped: five_point_shape_model_is_refused_at_load: no cascade (run `make setup`)"
-        );
+    if !testkit::files_present("five_point_shape_model_is_refused_at_load", &[&cascade]) {
         return;
     }
     let models = prep::ModelFiles {

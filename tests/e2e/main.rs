@@ -27,27 +27,10 @@ fn models() -> Option<ModelFiles> {
         cascade: face::cascade_path("lbpcascade_frontalface"),
         fallback: Some(face::cascade_path("haarcascade_frontalface_default")),
     };
-    if m.shape_predictor.exists() && m.cascade.exists() {
-        return Some(m);
-    }
-    let why = "skipped: e2e: model files missing (run `make setup`)";
-    assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-    println!("{why}");
-    None
+    testkit::files_present("e2e", &[&m.shape_predictor, &m.cascade]).then_some(m)
 }
 
-/// `../shared` (through `FER_SHARED`), or None with a "skipped" line.
-fn shared(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("FER_SHARED").map(PathBuf::from) {
-        Some(d) if d.join("data").is_dir() => Some(d),
-        other => {
-            let why = format!("skipped: {test}: FER_SHARED ({other:?}) is not the shared/ folder");
-            assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-            println!("{why}");
-            None
-        }
-    }
-}
+use testkit::shared_dir as shared;
 
 fn request(
     kind: DatasetKind,
@@ -386,90 +369,91 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
     }
 }
 
-/// Learning, with a margin any correct implementation reaches on any CPU (AVX-512 or AVX2 kernels,
-/// any reduction order): MGLN memorises 16 fixed training samples (two or three of each of the 7
-/// classes) with augmentation and mixup off. Evaluated in eval mode on those same samples, the
-/// fused prediction must be right on at least 12 of them (chance: about 2), and the last epoch's
-/// training loss (GFM + PBM cross-entropy) must be under half of chance, 0.5 · 2 · ln 7 = 1.95.
-/// Measured with the authors' init: 15/16 and 0.96 with libtorch's AVX2 kernels, 16/16 and 1.11
-/// with `ATEN_CPU_CAPABILITY=default` (another kernel set, as on another CPU); a network that
-/// learns nothing stays at a loss of ≈ 3.9. A network that does not learn, a loss that does not
-/// reach the weights, labels shuffled against their samples, or eval-mode batch norm that
-/// disagrees with training all fail it.
+/// Learning on the real pipeline's crops (synthetic CK+ cache): MGLN memorises 16 fixed training
+/// samples (two or three of each of the 7 classes), full batch, augmentation and mixup off, a
+/// small MGLN (width 1/8, 64 × 64 face, the SSM's batch norm) and the authors' init. Evaluated in
+/// eval mode on those same
+/// samples, the fused prediction must be right on more than 11 of them (accuracy > 0.7; chance:
+/// about 2), and the last epoch's training loss (GFM + PBM cross-entropy) must be under half of
+/// chance, 0.5 · 2 · ln 7 = 1.95; a network that learns nothing stays at ≈ 3.9. A network that
+/// does not learn, a loss that does not reach the weights, labels shuffled against their samples,
+/// or eval-mode batch norm that disagrees with training all fail it. Runs under every seed of
+/// `FER_LEARNING_SEEDS`; worst seen with `make test-learning` (5 seeds × DEFAULT, AVX2 and AVX512
+/// kernels on an Intel Xeon): accuracy 0.875 (margin 0.175, AVX2 seed 2), loss 1.638 (margin
+/// 0.308, DEFAULT seed 2).
 #[test]
-fn mgln_memorises_sixteen_training_samples_on_any_cpu() {
-    const EPOCHS: usize = 80;
+fn learns_to_memorise_sixteen_training_samples() {
+    const EPOCHS: usize = 100;
     let Some(fx) = fixture() else { return };
-    let runs = fx.root.join("runs-memorise");
-    let mut cfg = small_config(&fx.ck.dir, &runs, "[0]", EPOCHS);
-    // One full batch per step: batch-norm statistics in training equal those of the whole set.
-    cfg.train.batch = 16;
-    cfg.train.lr = 2e-3;
-    cfg.train.shift = 0.0;
-    cfg.train.scale = 0.0;
-    cfg.train.flip = false;
-    cfg.train.mixup_alpha = 0.0;
-    cfg.train.eval_every = EPOCHS;
-    let cache = train::loader::open_cache(&fx.ck.dir).unwrap();
-    let layout = train::loader::Layout::from_cache(&cache, None).unwrap();
-    let classes = cache.manifest().class_names.clone();
-    // 16 records, round-robin over the classes, in record order: fixed by the cache alone.
-    let infos = train::loader::sample_infos(&cache).unwrap();
-    let mut by_class: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
-    for i in &infos {
-        by_class.entry(i.label).or_default().push(i.record);
-    }
-    assert_eq!(by_class.len(), 7);
-    let mut picked = Vec::new();
-    'fill: for round in 0.. {
-        for records in by_class.values() {
-            if let Some(&r) = records.get(round) {
-                picked.push(r);
-                if picked.len() == 16 {
-                    break 'fill;
+    let mut check = testkit::LearningCheck::new("learns_to_memorise_sixteen_training_samples");
+    for seed in testkit::learning_seeds() {
+        let runs = fx.root.join(format!("runs-memorise-{seed}"));
+        let mut cfg = small_config(&fx.ck.dir, &runs, "[0]", EPOCHS);
+        cfg.train.seed = seed;
+        // One full batch per step: batch-norm statistics in training equal those of the whole set.
+        cfg.train.batch = 16;
+        cfg.train.shift = 0.0;
+        cfg.train.scale = 0.0;
+        cfg.train.flip = false;
+        cfg.train.mixup_alpha = 0.0;
+        cfg.train.eval_every = EPOCHS;
+        // Fast at first, then ten times slower for the last 30 steps, so that the weights and the
+        // batch-norm running statistics (what eval mode uses) settle: at 1e-3 without the step,
+        // the PBM had not fitted in 80 steps on some seeds, and at 3e-3 without it the running
+        // statistics lagged the moving weights (training accuracy 0.94, eval mode 0.19).
+        cfg.train.lr = 3e-3;
+        cfg.train.lr_step_epoch = 70;
+        let cache = train::loader::open_cache(&fx.ck.dir).unwrap();
+        let layout = train::loader::Layout::from_cache(&cache, None).unwrap();
+        let classes = cache.manifest().class_names.clone();
+        // 16 records, round-robin over the classes, in record order: fixed by the cache alone.
+        let infos = train::loader::sample_infos(&cache).unwrap();
+        let mut by_class: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+        for i in &infos {
+            by_class.entry(i.label).or_default().push(i.record);
+        }
+        assert_eq!(by_class.len(), 7);
+        let mut picked = Vec::new();
+        'fill: for round in 0.. {
+            for records in by_class.values() {
+                if let Some(&r) = records.get(round) {
+                    picked.push(r);
+                    if picked.len() == 16 {
+                        break 'fill;
+                    }
                 }
             }
         }
-    }
-    let dir = runs.join("memorise");
-    std::fs::create_dir_all(&dir).unwrap();
-    tch::set_num_threads(2);
-    let runner = train::trainer::Runner {
-        cfg: &cfg,
-        dir: dir.clone(),
-        cache,
-        layout,
-        classes,
-        device: tch::Device::Cpu,
-        progress: &train::trainer::Quiet,
-        targets: None,
-    };
-    let plan = train::trainer::FoldPlan {
-        name: "memorise".into(),
-        index: 0,
-        train: picked.clone(),
-        validation: Vec::new(),
-        test: picked,
-    };
-    let result = runner.run_fold(&plan).unwrap();
-    let history = train::report::read_metrics(&dir).unwrap();
-    let last = history.last().expect("every epoch recorded");
-    let chance = 2.0 * (7f64).ln();
-    println!(
-        "memorise: eval-mode accuracy {:.3}, training loss {:.4} -> {:.4} (chance {chance:.3})",
+        let dir = runs.join("memorise");
+        std::fs::create_dir_all(&dir).unwrap();
+        tch::set_num_threads(2);
+        let runner = train::trainer::Runner {
+            cfg: &cfg,
+            dir: dir.clone(),
+            cache,
+            layout,
+            classes,
+            device: tch::Device::Cpu,
+            progress: &train::trainer::Quiet,
+            targets: None,
+        };
+        let plan = train::trainer::FoldPlan {
+            name: "memorise".into(),
+            index: 0,
+            train: picked.clone(),
+            validation: Vec::new(),
+            test: picked,
+        };
+        let result = runner.run_fold(&plan).unwrap();
+        let history = train::report::read_metrics(&dir).unwrap();
+        let last = history.last().expect("every epoch recorded");
+        let chance = 2.0 * (7f64).ln();
+        println!(
+        "memorise seed {seed}: eval-mode accuracy {:.3}, training loss {:.4} -> {:.4} (chance {chance:.3})",
         result.accuracy, history[0].loss, last.loss
     );
-    assert!(
-        result.accuracy >= 0.75,
-        "eval-mode accuracy on the 16 training samples: {} (loss {} -> {})",
-        result.accuracy,
-        history[0].loss,
-        last.loss
-    );
-    assert!(
-        last.loss < 0.5 * chance,
-        "training loss {} -> {}, chance {chance}",
-        history[0].loss,
-        last.loss
-    );
+        check.at_least("training_set_accuracy", seed, result.accuracy, 0.7);
+        check.at_most("training_loss", seed, last.loss, 0.5 * chance);
+    }
+    check.finish();
 }

@@ -5,11 +5,6 @@
 use super::{fixture, repo};
 use std::path::{Path, PathBuf};
 
-fn python() -> Option<PathBuf> {
-    let p = repo().join(".venv/bin/python");
-    p.exists().then_some(p)
-}
-
 /// The records of a cache as the Rust reader sees them, in the JSON shape the Python script
 /// prints (landmarks as f32 bit patterns, planes as name, height, width and blake3).
 fn rust_view(dir: &Path) -> serde_json::Value {
@@ -128,8 +123,8 @@ print(json.dumps({"records": records}))
 #[test]
 fn python_reader_decodes_every_record_as_the_rust_reader() {
     let Some(fx) = fixture() else { return };
-    let Some(py) = python() else {
-        println!("skipped: python reader test: no .venv/bin/python (run `make setup`)");
+    let Some(py) = testkit::venv_python("python_reader_decodes_every_record_as_the_rust_reader")
+    else {
         return;
     };
     // Plus a cache with every appended field set (votes, valence / arousal, a box-less slot).
@@ -171,8 +166,7 @@ fn python_reader_decodes_every_record_as_the_rust_reader() {
 /// `pip install ./python` works (offline, with the .venv's setuptools).
 #[test]
 fn python_package_installs_with_pip() {
-    let Some(py) = python() else {
-        println!("skipped: python install test: no .venv/bin/python (run `make setup`)");
+    let Some(py) = testkit::venv_python("python_package_installs_with_pip") else {
         return;
     };
     let target = tempfile::tempdir().unwrap();

@@ -246,7 +246,7 @@ pub fn report(out: &BuildOutcome) {
         println!(
             "cache hit: {} (key {}, {} samples) in {:.2} s — nothing to do",
             out.dir.display(),
-            &m.key[..16],
+            m.short_key(),
             m.samples,
             out.seconds
         );
@@ -254,7 +254,7 @@ pub fn report(out: &BuildOutcome) {
         println!(
             "built {} (key {}, {} samples, {} shards) in {:.1} s",
             out.dir.display(),
-            &m.key[..16],
+            m.short_key(),
             m.samples,
             m.shards.len(),
             out.seconds

@@ -105,7 +105,14 @@ fn verify(caches: &[PathBuf]) -> Result<()> {
     let mut bad = 0;
     for dir in caches {
         let t = std::time::Instant::now();
-        let cache = Cache::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+        let cache = Cache::open_shared(dir, &mut |holder| {
+            eprintln!(
+                "note: {} is being written by {}; waiting",
+                dir.display(),
+                shard::lock::describe_holder(holder)
+            )
+        })
+        .with_context(|| format!("opening {}", dir.display()))?;
         let report = cache.verify()?;
         let secs = t.elapsed().as_secs_f64();
         if report.is_ok() {
@@ -290,6 +297,29 @@ fn gc(cache_dir: &Path, experiments: &Path, delete: bool) -> Result<()> {
     let plan = gc_plan(cache_dir, &caches, &refs);
     let (mut freed, mut removed) = (0u64, 0usize);
     for (c, verdict) in caches.iter().zip(&plan) {
+        // A cache being built or read is never removed: its lock is held for as long as the
+        // removal takes, so no build or reader can start on it meanwhile either.
+        let lock = match verdict {
+            GcVerdict::Remove(_) => {
+                match shard::DirLock::try_acquire(&c.dir, shard::LockMode::Exclusive)
+                    .with_context(|| format!("locking {}", c.dir.display()))?
+                {
+                    Ok(lock) => Some(lock),
+                    Err(holder) => {
+                        println!(
+                            "keep          {}  (in use: {})",
+                            c.dir_name(),
+                            holder.map_or_else(
+                                || "being read".to_string(),
+                                |h| format!("being written by {h}")
+                            )
+                        );
+                        continue;
+                    }
+                }
+            }
+            GcVerdict::Keep(_) => None,
+        };
         match verdict {
             GcVerdict::Keep(why) => println!("keep          {}  ({why})", c.dir_name()),
             GcVerdict::Remove(why) => {
@@ -305,6 +335,7 @@ fn gc(cache_dir: &Path, experiments: &Path, delete: bool) -> Result<()> {
                 removed += 1;
             }
         }
+        drop(lock);
     }
     println!(
         "{} {removed} caches, {:.1} MiB{}",
@@ -413,9 +444,8 @@ pub fn gc_plan(
                 }
                 CacheState::Empty => GcVerdict::Remove("holds no sample".into()),
                 CacheState::Failed(r) => GcVerdict::Remove(format!("failed build: {r}")),
-                CacheState::Incomplete(r) => {
-                    GcVerdict::Remove(format!("{r}; make sure no build is writing it"))
-                }
+                // A build that is writing it holds its lock, and `gc` keeps it then.
+                CacheState::Incomplete(r) => GcVerdict::Remove(r.clone()),
             }
         })
         .collect()

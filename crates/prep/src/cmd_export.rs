@@ -19,7 +19,14 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
-    let cache = shard::Cache::open(&a.cache).with_context(|| format!("{}", a.cache.display()))?;
+    let cache = shard::Cache::open_shared(&a.cache, &mut |holder| {
+        eprintln!(
+            "note: {} is being written by {}; waiting",
+            a.cache.display(),
+            shard::lock::describe_holder(holder)
+        )
+    })
+    .with_context(|| format!("{}", a.cache.display()))?;
     let bars = crate::progress::Bars::new();
     bars.stage("export", cache.len());
     let summary = prep::export::export_image_folders(&cache, &a.out, &a.plane, &|| bars.advance(1))

@@ -191,8 +191,13 @@ impl PrepConfig {
     }
 
     /// The resolved configuration as TOML (written beside each cache).
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    ///
+    /// Errors: [`PrepError::Serialize`] for a value TOML cannot hold (e.g. a NaN margin).
+    pub fn to_toml(&self) -> crate::Result<String> {
+        toml::to_string_pretty(self).map_err(|e| crate::PrepError::Serialize {
+            what: "prep configuration".into(),
+            reason: e.to_string(),
+        })
     }
 
     /// Number of frame slots per sample.
@@ -232,7 +237,7 @@ mod tests {
     #[test]
     fn toml_round_trip_and_errors() {
         let c = PrepConfig::default();
-        let back = PrepConfig::parse(&c.to_toml(), Path::new("x.toml")).unwrap();
+        let back = PrepConfig::parse(&c.to_toml().unwrap(), Path::new("x.toml")).unwrap();
         assert_eq!(back, c);
         let partial =
             PrepConfig::parse("seed = 7\n[crops]\npart_margin = 3.0\n", Path::new("p")).unwrap();

@@ -44,6 +44,9 @@ pub enum PrepError {
     /// A record `prep export` cannot write (no such plane, a file that cannot be written).
     #[error("{record}: {reason}")]
     Export { record: String, reason: String },
+    /// A value that cannot be written as TOML or JSON (never replaced by an empty file).
+    #[error("{what}: cannot be serialised: {reason}")]
+    Serialize { what: String, reason: String },
     /// Model loading or face processing that cannot go on (a missing model file).
     #[error(transparent)]
     Face(#[from] face::FaceError),

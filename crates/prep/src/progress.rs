@@ -60,6 +60,14 @@ impl prep::build::Progress for Bars {
             }
         }
     }
+
+    fn note(&self, text: &str) {
+        match self.current.lock().ok().and_then(|c| c.clone()) {
+            // Not `println`, which prints nothing when the bar is hidden (stderr not a terminal).
+            Some(b) => b.suspend(|| eprintln!("note: {text}")),
+            None => eprintln!("note: {text}"),
+        }
+    }
 }
 
 impl Drop for Bars {

@@ -97,7 +97,7 @@ impl ListedCache {
             Some(m) => format!(
                 "{}  key {}  {} samples  source {}  created {} (unix)",
                 self.dir_name(),
-                &m.key[..m.key.len().min(16)],
+                m.short_key(),
                 m.samples,
                 self.source_path(),
                 m.created_unix

@@ -68,15 +68,21 @@ impl CacheKey {
         &self.hex
     }
 
-    /// The first 16 hex digits, used in directory names.
+    /// The first 16 hex digits, used in directory names and messages.
     pub fn short(&self) -> &str {
-        &self.hex[..16]
+        short_hex(&self.hex)
     }
 
     /// What went into the key, as stored in the manifest.
     pub fn ingredients(&self) -> &serde_json::Value {
         &self.ingredients
     }
+}
+
+/// The first 16 characters of a key's hex digits (all of them when shorter, e.g. a damaged
+/// manifest's key: never a panic).
+pub(crate) fn short_hex(hex: &str) -> &str {
+    hex.get(..16).unwrap_or(hex)
 }
 
 /// Canonical JSON: object keys sorted by their UTF-8 bytes, no whitespace. Written by hand so

@@ -1,7 +1,7 @@
 //! Reading and verifying caches (FORMAT.md section 3.5).
 
 use crate::format::{Header, IndexEntry, Trailer, INDEX_ENTRY_LEN, TRAILER_LEN};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, MANIFEST_FILE};
 use crate::record::decode_payload;
 use crate::{PlaneInfo, Result, SampleMeta, ShardError};
 use rayon::prelude::*;
@@ -301,6 +301,8 @@ pub struct Cache {
     shards: Vec<ShardReader>,
     /// Cumulative record counts: shard s holds global records starts[s]..starts[s+1].
     starts: Vec<u64>,
+    /// The shared lock held while this reader lives ([`Cache::open_shared`]).
+    lock: Option<crate::DirLock>,
 }
 
 impl Cache {
@@ -340,7 +342,32 @@ impl Cache {
             manifest,
             shards,
             starts,
+            lock: None,
         })
+    }
+
+    /// [`Cache::open`] under the directory's shared lock, held as long as the returned reader
+    /// lives: `prep cache gc` does not remove a cache that is being read, and a build of the same
+    /// directory that is under way is waited for (`on_wait` is told by whom) before opening.
+    ///
+    /// Errors: those of [`Cache::open`], and [`ShardError::Io`] from the lock.
+    pub fn open_shared(
+        dir: &Path,
+        on_wait: &mut dyn FnMut(Option<crate::LockHolder>),
+    ) -> Result<Cache> {
+        if !dir.join(MANIFEST_FILE).exists() && !dir.join(crate::LOCK_FILE).exists() {
+            // Not a cache (and no build under way): say so without creating a lock file there.
+            return Cache::open(dir);
+        }
+        let lock = crate::DirLock::acquire(dir, crate::LockMode::Shared, on_wait)?;
+        let mut cache = Cache::open(dir)?;
+        cache.lock = Some(lock);
+        Ok(cache)
+    }
+
+    /// Whether this reader holds the directory's shared lock ([`Cache::open_shared`]).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
     }
 
     /// The cache directory.

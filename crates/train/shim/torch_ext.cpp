@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+#include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/_fused_adam.h>
 
@@ -29,6 +30,23 @@ at::DeviceType device_type(int device) { return device == 1 ? at::kCUDA : at::kC
 } // namespace
 
 extern "C" {
+
+// The CPU kernel set libtorch dispatches to in this process ("DEFAULT", "AVX2", "AVX512"): the
+// CPU's best, or what ATEN_CPU_CAPABILITY asks for. Copied into `out` (NUL-terminated, cut to
+// `len` - 1 bytes).
+const char *fer_cpu_capability(char *out, size_t len) {
+  try {
+    std::string cap = at::get_cpu_capability();
+    if (len > 0) {
+      size_t n = cap.size() < len - 1 ? cap.size() : len - 1;
+      std::memcpy(out, cap.data(), n);
+      out[n] = '\0';
+    }
+    return nullptr;
+  } catch (const std::exception &e) {
+    return fail(e);
+  }
+}
 
 // Allows (or forbids) TF32 tensor-core arithmetic for cuBLAS matmuls and cuDNN convolutions:
 // what `torch.backends.cuda.matmul.allow_tf32` and `torch.backends.cudnn.allow_tf32` set.

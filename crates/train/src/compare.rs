@@ -170,7 +170,7 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
             reason: format!("not a run directory (config.toml: {e})"),
         })?;
     let mut settings = BTreeMap::new();
-    if let Ok(t) = toml::from_str::<toml::Table>(&config.to_toml()) {
+    if let Ok(t) = toml::from_str::<toml::Table>(&config.to_toml()?) {
         flatten("", &toml::Value::Table(t), &mut settings);
     }
     // Where runs are written is not a setting of the experiment.

@@ -338,9 +338,14 @@ impl ExperimentConfig {
         Ok(())
     }
 
-    /// The resolved configuration as TOML (written into every run directory).
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    /// The resolved configuration as TOML (written into every run directory and compared on
+    /// resume).
+    ///
+    /// Errors: [`TrainError::Serialize`] for a value TOML cannot hold, never an empty text (two
+    /// different configurations must not compare equal).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self)
+            .map_err(|e| TrainError::serialize("experiment configuration", e))
     }
 
     /// The cache directory `cache` names: a cache directory, a cache name under `cache_dir`, or

@@ -67,12 +67,26 @@ pub enum TrainError {
     /// cannot reproduce, model files that differ from the ones the cache was built with).
     #[error("cache {cache}: cannot preprocess new inputs as its samples were: {reason}")]
     Unreproducible { cache: PathBuf, reason: String },
+    /// Another process is running in this run directory (it holds the directory's lock).
+    #[error("run directory {dir} is in use by {holder}; wait for it to finish, or choose another --run-name")]
+    RunInUse { dir: PathBuf, holder: String },
+    /// A value that cannot be written as JSON or TOML (a non-finite float, a map with non-string
+    /// keys): an error, never an empty file that would compare equal to another one.
+    #[error("{what}: cannot be serialised: {reason}")]
+    Serialize { what: String, reason: String },
     /// The split leaves nothing to train or test on.
     #[error("fold {fold}: {reason}")]
     EmptySplit { fold: String, reason: String },
 }
 
 impl TrainError {
+    pub(crate) fn serialize(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        TrainError::Serialize {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, cause: std::io::Error) -> Self {
         TrainError::Io {
             path: path.to_path_buf(),

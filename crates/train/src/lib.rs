@@ -35,15 +35,23 @@ pub struct DeviceReport {
     pub cudnn: bool,
     /// Threads libtorch uses for CPU work.
     pub cpu_threads: i32,
+    /// The CPU kernel set libtorch dispatches to (`DEFAULT`, `AVX2`, `AVX512`; set with
+    /// `ATEN_CPU_CAPABILITY`).
+    pub cpu_capability: String,
 }
+
+/// The tch crate version this build binds (libtorch 2.11.0), as run records and `train env`
+/// name it.
+pub const TCH_VERSION: &str = "0.24.0";
 
 /// Queries libtorch for the devices it can use.
 pub fn device_report() -> DeviceReport {
     DeviceReport {
-        tch: "0.24.0",
+        tch: TCH_VERSION,
         cuda: tch::Cuda::is_available(),
         cuda_devices: tch::Cuda::device_count(),
         cudnn: tch::Cuda::cudnn_is_available(),
         cpu_threads: tch::get_num_threads(),
+        cpu_capability: torch_ext::cpu_capability().unwrap_or_else(|e| format!("unknown ({e})")),
     }
 }

@@ -480,6 +480,10 @@ fn dispatch(cli: Cli) -> Result<()> {
                 println!("cuda         {} ({} devices)", r.cuda, r.cuda_devices);
                 println!("cudnn        {}", r.cudnn);
                 println!("cpu threads  {}", r.cpu_threads);
+                println!(
+                    "cpu kernels  {} (ATEN_CPU_CAPABILITY selects DEFAULT, AVX2 or AVX512)",
+                    r.cpu_capability
+                );
                 println!("face simd    {}", face::simd_description());
             }
             Ok(())

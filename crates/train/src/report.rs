@@ -332,7 +332,7 @@ pub fn write_summary(
     };
     shard::atomic_write(
         &run.join("summary.json"),
-        &serde_json::to_vec_pretty(&s).unwrap_or_default(),
+        &serde_json::to_vec_pretty(&s).map_err(|e| TrainError::serialize("summary.json", e))?,
     )?;
     Ok(s)
 }

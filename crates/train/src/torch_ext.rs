@@ -17,6 +17,7 @@ extern "C" {
     ) -> *const c_char;
     fn fer_autocast_leave(device: c_int, was_enabled: bool, was_dtype: c_int) -> *const c_char;
     fn fer_autocast_enabled(device: c_int) -> bool;
+    fn fer_cpu_capability(out: *mut c_char, len: usize) -> *const c_char;
     #[allow(clippy::too_many_arguments)]
     fn fer_fused_adam(
         params: *const *const C_tensor,
@@ -64,6 +65,22 @@ pub fn tf32() -> Result<(bool, bool)> {
     // SAFETY: both pointers are valid for the call.
     check(unsafe { fer_tf32(&mut cublas, &mut cudnn) }, "read TF32")?;
     Ok((cublas, cudnn))
+}
+
+/// The CPU kernel set libtorch dispatches to in this process: `DEFAULT`, `AVX2` or `AVX512` on
+/// x86-64 — the CPU's best, or what the `ATEN_CPU_CAPABILITY` environment variable asks for (read
+/// once, at libtorch's start). Kernels of different sets round differently, so a run records it.
+///
+/// Errors: libtorch refuses (it does not today).
+pub fn cpu_capability() -> Result<String> {
+    let mut buf = [0 as c_char; 32];
+    // SAFETY: `buf` is valid for `buf.len()` bytes; the shim NUL-terminates within them.
+    let message = unsafe { fer_cpu_capability(buf.as_mut_ptr(), buf.len()) };
+    check(message, "read the CPU capability")?;
+    // SAFETY: NUL-terminated by the shim (the buffer was zeroed too).
+    Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned())
 }
 
 fn device_code(device: Device) -> c_int {

@@ -577,7 +577,8 @@ impl Runner<'_> {
         self.write_fold_outputs(&fold_dir, &result, &history)?;
         shard::atomic_write(
             &result_path,
-            &serde_json::to_vec_pretty(&result).unwrap_or_default(),
+            &serde_json::to_vec_pretty(&result)
+                .map_err(|e| TrainError::serialize(result_path.display().to_string(), e))?,
         )?;
         Ok(result)
     }
@@ -659,12 +660,21 @@ impl Runner<'_> {
         let f = std::fs::File::open(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
         f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
         std::fs::rename(&tmp, tensors).map_err(|e| TrainError::io(tensors, e))?;
+        // The rename is durable only once the directory is synced (as `shard::atomic_write`
+        // does): otherwise a crash can leave checkpoint.json naming tensors that are not there.
+        if let Some(dir) = tensors.parent() {
+            shard::fsync_dir(dir)?;
+        }
         let ci = CheckpointInfo {
             epoch,
             tensors_blake3: shard::hash_file(tensors)?,
             history: history.to_vec(),
         };
-        shard::atomic_write(info, &serde_json::to_vec_pretty(&ci).unwrap_or_default())?;
+        shard::atomic_write(
+            info,
+            &serde_json::to_vec_pretty(&ci)
+                .map_err(|e| TrainError::serialize(info.display().to_string(), e))?,
+        )?;
         Ok(())
     }
 
@@ -829,8 +839,26 @@ impl Runner<'_> {
         tf: &DeviceTransform,
         records: &[u64],
     ) -> Result<(f64, Confusion)> {
-        let t = &self.cfg.train;
         let mut conf = Confusion::new(self.classes.len());
+        for s in self.score(model, tf, records)? {
+            conf.add(s.label as usize, s.predicted as usize);
+        }
+        Ok((conf.accuracy(), conf))
+    }
+
+    /// The fused class probabilities ([`fuse`]) of every readable record of `records`, in
+    /// order, in eval mode and without augmentation.
+    ///
+    /// Errors: cache and libtorch errors (damaged records are skipped only with
+    /// `skip_bad_records`).
+    pub fn score(
+        &self,
+        model: &Mgln,
+        tf: &DeviceTransform,
+        records: &[u64],
+    ) -> Result<Vec<ScoredSample>> {
+        let t = &self.cfg.train;
+        let mut scored = Vec::with_capacity(records.len());
         let rx = loader::stream(
             self.cache.clone(),
             self.layout.clone(),
@@ -851,24 +879,49 @@ impl Runner<'_> {
                 let out = crate::torch_ext::autocast_bf16(self.device, amp, || {
                     model.forward(&input, false)
                 })?;
-                let pred: Vec<i64> = Vec::try_from(
-                    &fuse(
-                        &out.global,
-                        &out.local,
-                        self.cfg.model.fusion,
-                        self.cfg.model.fusion_weight,
-                    )
-                    .argmax(1, false)
-                    .to_device(Device::Cpu),
-                )?;
-                for (y, p) in batch.labels.iter().zip(pred) {
-                    conf.add(*y as usize, p as usize);
+                let probs = fuse(
+                    &out.global,
+                    &out.local,
+                    self.cfg.model.fusion,
+                    self.cfg.model.fusion_weight,
+                )
+                .to_device(Device::Cpu);
+                let pred: Vec<i64> = Vec::try_from(&probs.argmax(1, false))?;
+                let c = probs.size().get(1).copied().unwrap_or(0);
+                let flat: Vec<f32> = Vec::try_from(&probs.reshape([-1]))?;
+                for (k, ((record, label), predicted)) in batch
+                    .records
+                    .iter()
+                    .zip(&batch.labels)
+                    .zip(pred)
+                    .enumerate()
+                {
+                    let row = (k as i64 * c) as usize..((k as i64 + 1) * c) as usize;
+                    scored.push(ScoredSample {
+                        record: *record,
+                        label: *label,
+                        predicted,
+                        probabilities: flat[row].to_vec(),
+                    });
                 }
             }
             Ok(())
         })?;
-        Ok((conf.accuracy(), conf))
+        Ok(scored)
     }
+}
+
+/// One evaluated sample: its record, label, the fused prediction and its class probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredSample {
+    /// Global record number in the cache.
+    pub record: u64,
+    /// The record's label.
+    pub label: i64,
+    /// The arg-max of `probabilities` (the first on ties, as libtorch's argmax).
+    pub predicted: i64,
+    /// The fused class probabilities (sum 1).
+    pub probabilities: Vec<f32>,
 }
 
 /// Mixup of one batch (Zhang et al. 2018), as the authors apply it: the peak face becomes
@@ -1033,6 +1086,25 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether `config_file` exists with exactly `config_text` (the run can be continued); an error
+/// when it exists with another configuration.
+fn same_config_exists(config_file: &Path, config_text: &str, dir: &Path) -> Result<bool> {
+    if !config_file.exists() {
+        return Ok(false);
+    }
+    let old = std::fs::read_to_string(config_file).map_err(|e| TrainError::io(config_file, e))?;
+    if old != config_text {
+        return Err(TrainError::Config(format!(
+            "run directory {} exists with another configuration; choose another --run-name, \
+             or continue it with `train run --resume {}`. Differences (- there, + now):{}",
+            dir.display(),
+            dir.display(),
+            config_difference(&old, config_text)
+        )));
+    }
+    Ok(true)
+}
+
 /// Lines of `a` missing from `b` and of `b` missing from `a`, for "the configs differ" errors.
 fn config_difference(old: &str, new: &str) -> String {
     let old_lines: BTreeSet<&str> = old.lines().collect();
@@ -1068,7 +1140,14 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     }
     crate::torch_ext::set_tf32(t.precision.allows_tf32())?;
     let cache_dir = cfg.resolve_cache()?;
-    let cache = loader::open_cache(&cache_dir)?;
+    // Read under the cache's shared lock for the whole run: `prep cache gc` leaves it alone.
+    let cache = Arc::new(Cache::open_shared(&cache_dir, &mut |holder| {
+        opts.progress.note(&format!(
+            "cache {} is being written by {}; waiting",
+            cache_dir.display(),
+            shard::lock::describe_holder(holder)
+        ))
+    })?);
     let layout = Layout::from_cache(&cache, t.frames)?;
     let classes = cache.manifest().class_names.clone();
     let infos = loader::sample_infos(&cache)?;
@@ -1113,7 +1192,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         "cache {} (name {}, key {}, {} samples)",
         cache_dir.display(),
         m.name,
-        &m.key[..m.key.len().min(16)],
+        m.short_key(),
         m.samples
     ));
     if m.extra.pointer("/notes/folds_by").and_then(|v| v.as_str()) == Some("image")
@@ -1134,27 +1213,35 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         }
     };
     let config_file = dir.join("config.toml");
-    if resume.is_none() && config_file.exists() {
-        let old =
-            std::fs::read_to_string(&config_file).map_err(|e| TrainError::io(&config_file, e))?;
-        if old != cfg.to_toml() {
-            return Err(TrainError::Config(format!(
-                "run directory {} exists with another configuration; choose another --run-name, \
-                 or continue it with `train run --resume {}`. Differences (- there, + now):{}",
-                dir.display(),
-                dir.display(),
-                config_difference(&old, &cfg.to_toml())
-            )));
+    let config_text = cfg.to_toml()?;
+    // A first look before anything is created (a refused run leaves nothing behind) ...
+    if resume.is_none() {
+        same_config_exists(&config_file, &config_text, &dir)?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+    // ... then the run directory's lock, held until the run returns: a second process on the same
+    // run is refused (it would write into this run's files), and the kernel releases the lock of
+    // a killed run so that `--resume` can continue it.
+    let _run_lock = match shard::DirLock::try_acquire(&dir, shard::LockMode::Exclusive)? {
+        Ok(lock) => lock,
+        Err(holder) => {
+            return Err(TrainError::RunInUse {
+                dir: dir.clone(),
+                holder: shard::lock::describe_holder(holder),
+            })
         }
+    };
+    // ... and the authoritative look under the lock (another process may have started this run
+    // name since the first look, and finished).
+    if resume.is_none() && same_config_exists(&config_file, &config_text, &dir)? {
         opts.progress.note(&format!(
             "run directory {} exists with the same configuration: continuing it",
             dir.display()
         ));
         resume = Some(dir.clone());
     }
-    std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     if resume.is_none() {
-        shard::atomic_write(&config_file, cfg.to_toml().as_bytes())?;
+        shard::atomic_write(&config_file, config_text.as_bytes())?;
     }
     opts.progress.note(&format!(
         "run directory {}; to continue it after an interruption: train run --resume {}",
@@ -1178,7 +1265,9 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         "cuda": tch::Cuda::is_available(),
         "cudnn": tch::Cuda::cudnn_is_available(),
         "libtorch_threads": tch::get_num_threads(),
-        "tch": "0.24.0",
+        // Another CPU's kernels round differently: a run is reproducible on the same kernel set.
+        "cpu_capability": crate::torch_ext::cpu_capability().ok(),
+        "tch": crate::TCH_VERSION,
         "tool": format!("train {}", env!("CARGO_PKG_VERSION")),
         "layout": {"face": layout.face, "parts": layout.parts, "frames": layout.use_slots},
         "classes": classes,
@@ -1194,7 +1283,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     let run_json_file = dir.join("run.json");
     shard::atomic_write(
         &run_json_file,
-        &serde_json::to_vec_pretty(&run_json).unwrap_or_default(),
+        &serde_json::to_vec_pretty(&run_json).map_err(|e| TrainError::serialize("run.json", e))?,
     )?;
     let runner = Runner {
         cfg,
@@ -1238,7 +1327,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     run_json["finished_unix"] = serde_json::json!(unix_now());
     shard::atomic_write(
         &run_json_file,
-        &serde_json::to_vec_pretty(&run_json).unwrap_or_default(),
+        &serde_json::to_vec_pretty(&run_json).map_err(|e| TrainError::serialize("run.json", e))?,
     )?;
     Ok(RunOutcome {
         dir,

@@ -11,10 +11,11 @@ fn vector_features_give_the_scalar_landmarks() {
     if !crate::lanes::avx2_or_skip("vector_features_give_the_scalar_landmarks") {
         return;
     }
-    let Ok(vector) = ShapePredictor::load(&super::default_shape_model_path()) else {
-        println!("skipped: shape model not installed (make setup)");
+    let path = super::default_shape_model_path();
+    if !testkit::files_present("vector_features_give_the_scalar_landmarks", &[&path]) {
         return;
-    };
+    }
+    let vector = ShapePredictor::load(&path).expect("the installed shape model loads");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/faces/astronaut.png");
     let Ok(img) = GrayImage::open(&root, GrayConversion::PilLuma) else {
         panic!("astronaut.png missing");

@@ -1,34 +1,10 @@
 use std::path::PathBuf;
 
-/// `../shared`, or None with a visible "skipped" line (a panic when FER_REQUIRE_SHARED is set).
-pub fn shared(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("FER_SHARED").map(PathBuf::from);
-    match dir {
-        Some(d) if d.join("reference").is_dir() => Some(d),
-        other => {
-            let why = format!(
-                "skipped: {test}: FER_SHARED ({other:?}) does not point at the shared/ folder"
-            );
-            assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-            println!("{why}");
-            None
-        }
-    }
-}
+pub use testkit::shared_dir as shared;
 
-/// True when a model file installed by `make setup` exists; otherwise prints a "skipped" line
-/// (a panic when FER_REQUIRE_SHARED is set).
+/// True when a model file installed by `make setup` exists (else [`testkit::unavailable`]).
 pub fn model_file_present(path: &std::path::Path, test: &str) -> bool {
-    if path.exists() {
-        return true;
-    }
-    let why = format!(
-        "skipped: {test}: {} missing (run `make setup`)",
-        path.display()
-    );
-    assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-    println!("{why}");
-    false
+    testkit::files_present(test, &[path])
 }
 
 /// The dlib model from libdlib-data, or None with a "skipped" line.

@@ -13,8 +13,21 @@ pub fn merge_parts(
 ) -> Result<BuildOutcome> {
     let start = std::time::Instant::now();
     let bad = |reason: String| PrepError::parse(Path::new("prep cache merge"), 0, reason);
+    // Parts are read under their shared locks (`prep cache gc` leaves them alone meanwhile).
     let mut caches = Vec::new();
+    let mut _part_locks = Vec::new();
     for p in parts {
+        _part_locks.push(shard::DirLock::acquire(
+            p,
+            shard::LockMode::Shared,
+            &mut |holder| {
+                progress.note(&format!(
+                    "{} is locked by {}; waiting",
+                    p.display(),
+                    shard::lock::describe_holder(holder)
+                ))
+            },
+        )?);
         caches.push(shard::Cache::open(p)?);
     }
     let Some(first) = caches.first() else {
@@ -67,6 +80,13 @@ pub fn merge_parts(
         }
     }
     order.sort();
+    let _lock = shard::DirLock::acquire(&dir, shard::LockMode::Exclusive, &mut |holder| {
+        progress.note(&format!(
+            "{} is being written by {}; waiting for it to finish",
+            dir.display(),
+            shard::lock::describe_holder(holder)
+        ))
+    })?;
     let mut writer = CacheWriter::create(
         &dir,
         &m0.name,
@@ -137,12 +157,12 @@ pub fn merge_parts(
             shard::atomic_write(&dir.join("duplicates.parquet"), &bytes)?;
         }
     }
-    shard::atomic_write(&dir.join("prep-config.toml"), config.to_toml().as_bytes())?;
+    shard::atomic_write(&dir.join("prep-config.toml"), config.to_toml()?.as_bytes())?;
     let mut extra = m0.extra.clone();
     if let Some(o) = extra.as_object_mut() {
         o.insert(
             "summary".into(),
-            serde_json::to_value(&summary).unwrap_or_default(),
+            serde_json::to_value(&summary).map_err(|e| bad(format!("summary: {e}")))?,
         );
         o.insert("part".into(), serde_json::Value::Null);
         o.insert("merged_from".into(), serde_json::json!(n));

@@ -192,6 +192,8 @@ pub trait Progress: Sync {
     fn advance(&self, n: u64);
     /// The current stage is done.
     fn done(&self);
+    /// A message for the user (e.g. whom the build waits for). Default: ignored.
+    fn note(&self, _text: &str) {}
 }
 
 /// Progress that reports nothing.
@@ -242,7 +244,28 @@ pub fn qa_indices(inv: &Inventory, seed: u64, n: usize) -> Vec<usize> {
     v
 }
 
+/// The complete cache of `key` in `dir`, as a cache hit.
+fn existing_cache(dir: &Path, key: &CacheKey, start: std::time::Instant) -> Option<BuildOutcome> {
+    let cache = shard::Cache::open(dir).ok()?;
+    let m = cache.manifest().clone();
+    if m.key != key.hex() {
+        return None;
+    }
+    let summary = stored_summary(&m).unwrap_or_default();
+    Some(BuildOutcome {
+        dir: dir.to_path_buf(),
+        hit: true,
+        manifest: m,
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 /// Builds (or reuses) the cache of a request.
+///
+/// Concurrent builds of one key are serialised by the key directory's lock
+/// ([`shard::DirLock`]): the second waits (saying for whom, through [`Progress::note`]) and
+/// ends as a cache hit.
 ///
 /// Errors: unreadable dataset roots, fold lists or models, and cache I/O. Per-input problems are
 /// failure rows, not errors.
@@ -268,18 +291,20 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
         .clone()
         .unwrap_or_else(|| req.kind.name().to_string());
     let dir = cache_dir_for(&req.cache_dir, &name, &key, req.part);
-    if let Ok(cache) = shard::Cache::open(&dir) {
-        let m = cache.manifest().clone();
-        if m.key == key.hex() {
-            let summary = stored_summary(&m).unwrap_or_default();
-            return Ok(BuildOutcome {
-                dir,
-                hit: true,
-                manifest: m,
-                summary,
-                seconds: start.elapsed().as_secs_f64(),
-            });
-        }
+    if let Some(hit) = existing_cache(&dir, &key, start) {
+        return Ok(hit);
+    }
+    // One build per key directory at a time: a second build of the same key waits here and then
+    // finds the first one's cache. The kernel releases the lock of a killed build.
+    let _lock = shard::DirLock::acquire(&dir, shard::LockMode::Exclusive, &mut |holder| {
+        progress.note(&format!(
+            "{} is being built by {}; waiting for it to finish",
+            dir.display(),
+            shard::lock::describe_holder(holder)
+        ))
+    })?;
+    if let Some(hit) = existing_cache(&dir, &key, start) {
+        return Ok(hit);
     }
     progress.stage("parse", 0);
     let mut inv = inventory(req, &root, ferplus.as_deref())?;
@@ -407,7 +432,7 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
     }
     shard::atomic_write(
         &dir.join("prep-config.toml"),
-        req.config.to_toml().as_bytes(),
+        req.config.to_toml()?.as_bytes(),
     )?;
     let extra = serde_json::json!({
         "summary": summary,

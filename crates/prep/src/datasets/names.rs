@@ -118,13 +118,7 @@ mod tests {
 
     #[test]
     fn real_shared_names_parse() {
-        let Some(shared) = std::env::var_os("FER_SHARED")
-            .map(std::path::PathBuf::from)
-            .filter(|p| p.join("data").is_dir())
-        else {
-            let why = "skipped: real_shared_names_parse: FER_SHARED not set to the shared/ folder";
-            assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-            println!("{why}");
+        let Some(shared) = testkit::shared_dir("real_shared_names_parse") else {
             return;
         };
         let mut jaffe_subjects = std::collections::BTreeSet::new();

@@ -14,32 +14,10 @@ pub fn models(test: &str) -> Option<ModelFiles> {
         cascade: face::cascade_path("lbpcascade_frontalface"),
         fallback: Some(face::cascade_path("haarcascade_frontalface_default")),
     };
-    for p in [&m.shape_predictor, &m.cascade] {
-        if !p.exists() {
-            let why = format!(
-                "skipped: {test}: {} missing (run `make setup`)",
-                p.display()
-            );
-            assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-            println!("{why}");
-            return None;
-        }
-    }
-    Some(m)
+    testkit::files_present(test, &[&m.shape_predictor, &m.cascade]).then_some(m)
 }
 
-/// `../shared`, or None with a "skipped" line.
-pub fn shared(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("FER_SHARED").map(PathBuf::from) {
-        Some(d) if d.join("data").is_dir() => Some(d),
-        other => {
-            let why = format!("skipped: {test}: FER_SHARED ({other:?}) is not the shared/ folder");
-            assert!(std::env::var_os("FER_REQUIRE_SHARED").is_none(), "{why}");
-            println!("{why}");
-            None
-        }
-    }
-}
+pub use testkit::shared_dir as shared;
 
 pub fn request(
     kind: DatasetKind,

@@ -94,20 +94,35 @@ fn killed_builds_finish_identical_to_an_uninterrupted_one() {
     // Kill when the partial shard holds at least this share of the finished shard's bytes
     // (0 = as soon as the .tmp file exists).
     for share in [0.0, 0.25, 0.5, 0.75] {
-        let caches = tempfile::tempdir().unwrap();
-        let mut child = prep_build(raw.path(), caches.path()).spawn().unwrap();
         let threshold = (shard_bytes as f64 * share) as u64;
-        let start = Instant::now();
-        loop {
-            if tmp_bytes(caches.path()).is_some_and(|b| b >= threshold.max(1) || share == 0.0) {
-                break;
+        // The window between the kill point and the end of the build is milliseconds; on a loaded
+        // machine the watcher can miss it. A missed point says nothing about the product, so the
+        // build is started again (a fresh directory) until the kill lands, 20 tries at most.
+        let mut attempt = 0;
+        let (caches, mut child) = loop {
+            attempt += 1;
+            let caches = tempfile::tempdir().unwrap();
+            let mut child = prep_build(raw.path(), caches.path()).spawn().unwrap();
+            let start = Instant::now();
+            let reached = loop {
+                if tmp_bytes(caches.path()).is_some_and(|b| b >= threshold.max(1) || share == 0.0)
+                {
+                    break true;
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break false;
+                }
+                assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            if reached {
+                break (caches, child);
             }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the build ended ({status}) before its shard reached {share} of its bytes");
-            }
-            assert!(start.elapsed() < Duration::from_secs(120), "no progress");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+            assert!(
+                attempt < 20,
+                "20 builds ended before their shard reached {share} of its bytes"
+            );
+        };
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(9), "share {share}: {status}");

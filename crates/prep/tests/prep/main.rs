@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod common;
+mod concurrent;
 mod crash;
 mod duplicates;
 mod export;

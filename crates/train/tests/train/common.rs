@@ -30,9 +30,26 @@ pub fn small_model(
 pub const FACE: (usize, usize) = (32, 32);
 pub const PARTS: [(usize, usize); 3] = [(16, 32), (16, 16), (16, 16)];
 
-/// A cache of `classes` classes where the class is visible as a bright band whose position
-/// depends on the class (in the face and in every part crop), plus per-subject brightness and
-/// noise. Subjects are spread over `folds` folds, `per_subject` samples each.
+/// Whether pixel (`x`, `y`) of an `h`-row plane is bright in class `label`'s texture: stripes
+/// whose orientation (horizontal, vertical, and the two diagonals) and period (two sizes) depend on
+/// the class, so 8 classes look different everywhere in every crop. A texture, not a position:
+/// MGLN's branches end in global average pooling, which sees a texture at once but a position only
+/// through the borders (a class drawn as a band at a class-dependent row took hundreds of steps).
+pub fn class_texture(label: usize, x: usize, y: usize, h: usize) -> bool {
+    let (orientation, size) = (label % 4, label / 4 % 2);
+    let half = (1 + size) * if orientation >= 2 { 2 } else { 1 };
+    let coord = match orientation {
+        0 => y,
+        1 => x,
+        2 => x + y,
+        _ => x + h - y,
+    };
+    (coord / half) % 2 == 0
+}
+
+/// A cache of `classes` classes where the class is visible as a texture ([`class_texture`]) in the
+/// face and in every part crop, plus per-subject brightness and noise. Subjects are spread over
+/// `folds` folds, `per_subject` samples each.
 pub fn synthetic_cache(
     dir: &Path,
     classes: usize,
@@ -91,11 +108,10 @@ pub fn synthetic_cache_with_votes(
             let base = 60 + (s % 5) as u8 * 10;
             let mut plane = |(h, w): (usize, usize)| -> Vec<u8> {
                 let mut v = vec![base; h * w];
-                let band = label * h / classes;
                 for y in 0..h {
                     for x in 0..w {
-                        let on = y >= band && y < band + (h / classes).max(1);
-                        v[y * w + x] = if on { 220 } else { base } + noise();
+                        let on = class_texture(label, x, y, h);
+                        v[y * w + x] = if on { base + 100 } else { base } + noise();
                     }
                 }
                 v
@@ -198,7 +214,7 @@ pub fn one_fold_experiment(dir: &Path, epochs: usize) -> (ExperimentConfig, Path
     let mut cfg = small_experiment(&cache, &dir.join("runs"), epochs);
     cfg.folds = Some(vec![0]);
     let toml = dir.join("exp.toml");
-    std::fs::write(&toml, cfg.to_toml()).unwrap();
+    std::fs::write(&toml, cfg.to_toml().unwrap()).unwrap();
     (cfg, toml)
 }
 
@@ -232,8 +248,41 @@ pub fn opts(name: &str) -> train::trainer::RunOptions<'static> {
     }
 }
 
-/// The `.venv` Python of the workspace, when `make setup` has installed it.
-pub fn python() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    p.exists().then_some(p)
+/// The fused predictions of a finished run's fold `k` model (its last checkpoint) on the fold's
+/// test records.
+pub fn score_fold(cfg: &ExperimentConfig, run: &Path, k: u16) -> Vec<train::trainer::ScoredSample> {
+    let cache = train::loader::open_cache(&cfg.resolve_cache().unwrap()).unwrap();
+    let layout = train::loader::Layout::from_cache(&cache, cfg.train.frames).unwrap();
+    let classes = cache.manifest().class_names.clone();
+    let test: Vec<u64> = train::loader::sample_infos(&cache)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.split == Split::Fold(k))
+        .map(|i| i.record)
+        .collect();
+    let runner = train::trainer::Runner {
+        cfg,
+        dir: run.to_path_buf(),
+        cache,
+        layout,
+        classes,
+        device: tch::Device::Cpu,
+        progress: &train::trainer::Quiet,
+        targets: None,
+    };
+    let mc = runner.model_config();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let model = train::model::Mgln::new(&vs.root(), &mc).unwrap();
+    train::trainer::load_model_vars(
+        &vs,
+        &run.join(format!("fold-fold{k}"))
+            .join("checkpoint.safetensors"),
+    )
+    .unwrap();
+    runner.score(&model, &runner.transform(&mc), &test).unwrap()
+}
+
+/// The `.venv` Python of the workspace, or `None` after [`testkit::unavailable`].
+pub fn python(test: &str) -> Option<PathBuf> {
+    testkit::venv_python(test)
 }

@@ -426,10 +426,7 @@ fn compare(
 }
 
 fn run_cases(cases: &[Case]) -> Option<Vec<Vec<OverLimit>>> {
-    let Some(py) = python() else {
-        println!("skipped: oracle tests: no .venv/bin/python (run `make setup`)");
-        return None;
-    };
+    let py = python("oracle tests")?;
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = cases.iter().map(|c| tmp.path().join(&c.name)).collect();
     let ours: Vec<_> = cases
@@ -578,8 +575,7 @@ fn real_paper_width_equals_the_pytorch_oracle() {
 /// square root round differently in at most a few ulp).
 #[test]
 fn adam_equals_torch_optim_adam_on_the_same_gradients() {
-    let Some(py) = python() else {
-        println!("skipped: oracle tests: no .venv/bin/python (run `make setup`)");
+    let Some(py) = python("adam_equals_torch_optim_adam_on_the_same_gradients") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

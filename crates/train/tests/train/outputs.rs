@@ -26,8 +26,7 @@ fn finished_runs() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
 #[test]
 fn tensorboard_reads_every_epoch_scalar_of_metrics_jsonl() {
     let (_, run, _) = finished_runs();
-    let Some(py) = python() else {
-        println!("skipped: tensorboard test: no .venv/bin/python (run `make setup`)");
+    let Some(py) = python("tensorboard_reads_every_epoch_scalar_of_metrics_jsonl") else {
         return;
     };
     // `tensorboard --logdir` loads runs through the multiplexer; this reads them the same way
@@ -297,16 +296,10 @@ fn report_marks_unfinished_runs_with_epochs_run_and_planned() {
 #[test]
 fn html_report_renders_in_chromium_with_the_summary_numbers() {
     let (_, a, b) = finished_runs();
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            std::process::Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-    else {
-        println!("skipped: HTML report test: no chromium (run `make setup`)");
+    let Some(chromium) = testkit::program(
+        "HTML report test",
+        &["chromium", "chromium-browser", "google-chrome"],
+    ) else {
         return;
     };
     let out = tempfile::tempdir().unwrap();
@@ -325,7 +318,7 @@ fn html_report_renders_in_chromium_with_the_summary_numbers() {
     }
     let browser = |extra: &[&str]| {
         let profile = tempfile::tempdir().unwrap();
-        let o = std::process::Command::new(chromium)
+        let o = std::process::Command::new(&chromium)
             .args([
                 "--headless",
                 "--no-sandbox",
