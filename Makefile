@@ -73,6 +73,7 @@ test: setup ## all tests (release build; real-data tests print "skipped" without
 
 test-real: setup ## the tests that use ../shared (parity with dlib/OpenCV, real datasets)
 	@if [ -d "$(FER_SHARED)" ]; then echo "test-real: using FER_SHARED=$(FER_SHARED)"; \
+	  elif [ -n "$$FER_REQUIRE_SHARED" ]; then echo "test-real: FAILED: $(FER_SHARED) not found (FER_REQUIRE_SHARED is set)"; exit 1; \
 	  else echo "test-real: skipped: $(FER_SHARED) not found"; exit 0; fi; \
 	FER_REQUIRE_SHARED=1 $(CARGO) test --release --workspace real_
 
@@ -82,15 +83,16 @@ test-learning: build ## the learning tests under 5 seeds x every CPU kernel set 
 bench: setup ## benchmarks (criterion + bench subcommands), release build
 	$(CARGO) bench --workspace
 
-lint: setup ## rustfmt check and clippy with warnings as errors
+lint: setup ## rustfmt check, clippy with warnings as errors (missing docs included), every relative link in the docs
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	$(CARGO) test --release --workspace --test e2e docs::
 
 fuzz: ## fuzz every reader FUZZ_SECONDS each (default 600; cargo-fuzz, needs nightly), then a table
 	./scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 fuzz-seeds: setup ## regenerate the committed fuzz seeds in fuzz/corpus from their generator
-	$(CARGO) test --release -p e2e --test e2e fuzz_replay::write_fuzz_seeds -- --ignored
+	$(CARGO) test --release --workspace --test e2e fuzz_replay::write_fuzz_seeds -- --ignored
 
 clean-cache: ## delete built caches under CACHE_DIR (raw data is kept)
 	rm -rf $(CACHE_DIR)

@@ -89,7 +89,7 @@ pub fn fer2013_csv(data: &[u8]) {
 
     if let Ok(text) = std::str::from_utf8(csv) {
         for (i, line) in text.lines().enumerate() {
-            if let Ok(fields) = prep::datasets::fer2013::split_csv_line(line) {
+            if let Ok(fields) = prep::datasets::csv::split_csv_line(line) {
                 assert!(!fields.is_empty(), "split_csv_line returned no field");
             }
             match prep::datasets::fer2013::parse_fer2013_row(line, (0, 1, 2), 3, i + 1, i) {

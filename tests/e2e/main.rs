@@ -4,6 +4,7 @@
 //! correct implementation reaches on any CPU (memorising 16 samples), never a trajectory recorded
 //! on one machine. CPU, well under a minute.
 
+mod docs;
 mod fuzz_replay;
 mod gpu_check;
 mod python_reader;
@@ -261,7 +262,7 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
             run_name: Some("r".into()),
             git_revision: None,
             progress: &train::trainer::Quiet,
-            stop_after_epochs: None,
+            stop: train::trainer::StopToken::never(),
         },
     )
     .unwrap();
@@ -436,6 +437,7 @@ fn learns_to_memorise_sixteen_training_samples() {
             device: tch::Device::Cpu,
             progress: &train::trainer::Quiet,
             targets: None,
+            stop: train::trainer::StopToken::never(),
         };
         let plan = train::trainer::FoldPlan {
             name: "memorise".into(),

@@ -12,7 +12,7 @@ const NEAR_BITS: u32 = 2;
 
 type Pair = (String, String, String);
 
-fn pair(kind: &str, a: &str, b: &str) -> Pair {
+fn pair(kind: prep::dedup::DuplicateKind, a: &str, b: &str) -> Pair {
     let (a, b) = if a <= b { (a, b) } else { (b, a) };
     (kind.to_string(), a.to_string(), b.to_string())
 }
@@ -33,7 +33,7 @@ fn reported(out: &prep::BuildOutcome) -> BTreeSet<Pair> {
     prep::dedup::read_table(&out.dir.join("duplicates.parquet"))
         .unwrap()
         .iter()
-        .map(|p| pair(&p.kind, &p.samples[0], &p.samples[1]))
+        .map(|p| pair(p.kind, &p.samples[0], &p.samples[1]))
         .collect()
 }
 

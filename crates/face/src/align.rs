@@ -1,4 +1,4 @@
-//! Eye-level alignment and the MGLN face and part crops (`shared/docs/mgln.md`, "Preprocessing").
+//! Eye-level alignment and the MGLN face and part crops (`docs/specs/mgln.md`, "Preprocessing").
 //!
 //! Every crop is one bilinear resampling of the source image through an affine map (rotation,
 //! scale, shift), so the aligned face is not resampled twice. Samples that fall outside the image

@@ -9,6 +9,7 @@ pub enum FaceError {
     /// An operating-system error on `path`.
     #[error("{path}: {cause}")]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
         /// The operating system's error (in the message, not chained as a `source()`, so that it
         /// is printed once).
@@ -17,42 +18,61 @@ pub enum FaceError {
     /// A dlib `.dat` file that does not follow the serialisation format.
     #[error("{file}: malformed dlib model at byte {offset}: {reason}")]
     DlibFormat {
+        /// The file.
         file: PathBuf,
+        /// Byte offset in the file.
         offset: u64,
+        /// What is wrong, in words.
         reason: String,
     },
     /// An OpenCV cascade XML that cannot be used.
     #[error("{file}: bad cascade: {reason}")]
-    Cascade { file: PathBuf, reason: String },
+    Cascade {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// An image that cannot be decoded (truncated, unsupported, too large).
     #[error("{path}: cannot decode image: {reason}")]
-    Decode { path: PathBuf, reason: String },
+    Decode {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A face box with no area or outside any sensible range.
     #[error("invalid face box {left},{top},{right},{bottom}: {reason}")]
     BadBox {
+        /// Left edge (pixels).
         left: i64,
+        /// Top edge (pixels).
         top: i64,
+        /// Right edge (pixels).
         right: i64,
+        /// Bottom edge (pixels).
         bottom: i64,
+        /// What is wrong, in words.
         reason: String,
     },
     /// An image with no pixels, or a plane whose size does not match its dimensions.
     #[error("image of {width}×{height} with {len} bytes: {reason}")]
     BadImage {
+        /// Width in pixels.
         width: usize,
+        /// Height in pixels.
         height: usize,
+        /// Length (records or bytes).
         len: usize,
+        /// What is wrong, in words.
         reason: String,
     },
     /// A dlib model that does not predict 68 points (the MGLN crops need dlib's 68-point layout).
     #[error("{file}: the shape model predicts {parts} landmarks; the face and part crops need a 68-point model (dlib's shape_predictor_68_face_landmarks.dat)")]
-    ShapeModelParts { file: PathBuf, parts: usize },
-    /// A cache whose recorded prep settings cannot be read back as a [`crate::SampleRecipe`].
-    #[error("cache {cache}: prep settings: {field}: {reason}")]
-    Provenance {
-        cache: String,
-        /// The path of the field in the manifest (`extra.config.cascade`).
-        field: String,
-        reason: String,
+    ShapeModelParts {
+        /// The file.
+        file: PathBuf,
+        /// How many points the model predicts.
+        parts: usize,
     },
 }

@@ -1,7 +1,7 @@
 //! Face geometry: detection, 68-point landmarks, alignment and crops.
 //!
 //! Owns the readers of the two model files (dlib's `shape_predictor_68_face_landmarks.dat`, OpenCV's
-//! cascade XML) and the algorithms that use them, written from `shared/docs/face-models.md`.
+//! cascade XML) and the algorithms that use them, written from `docs/specs/face-models.md`.
 //! Must not depend on `shard`, `prep` or `tch`: it maps images to boxes, points and u8 planes.
 //!
 //! * [`ShapePredictor`] — dlib's ERT landmarks, bit-compatible with dlib.
@@ -10,6 +10,8 @@
 //! * [`GrayImage`] — decoding and grey conversion as the reference tools do it.
 //! * [`SampleCropper`] — the one frames → crops path of `prep build` and `train predict`, with
 //!   the [`SampleRecipe`] a cache records and the [`ModelFiles`] it names.
+
+#![warn(missing_docs)]
 
 mod align;
 mod cascade;

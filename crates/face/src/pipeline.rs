@@ -18,7 +18,7 @@ pub struct BoxCalibration {
 
 impl BoxCalibration {
     /// Measured mapping for `haarcascade_frontalface_default` (s 0.88, dx −0.01, dy +0.055;
-    /// `shared/docs/face-models.md`).
+    /// `docs/specs/face-models.md`).
     pub const HAAR_DEFAULT: BoxCalibration = BoxCalibration {
         scale: 0.88,
         dx: -0.01,

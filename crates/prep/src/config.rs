@@ -94,16 +94,18 @@ fn is_report(m: &crate::dedup::DedupMode) -> bool {
 
 impl Default for PrepConfig {
     fn default() -> Self {
+        // The recipe's settings are the face crate's defaults (the paper's preprocessing).
+        let r = face::SampleRecipe::default();
         PrepConfig {
-            crops: CropConfig::default(),
-            frame_positions: vec![0.0, 0.5, 1.0],
+            crops: r.crops,
+            frame_positions: r.frame_positions,
             box_mode: None,
-            cascade: "lbpcascade_frontalface".into(),
-            fallback_cascade: "haarcascade_frontalface_default".into(),
-            min_face_fraction: 0.2,
-            detect_every_frame: false,
-            reinitialise: false,
-            dataset_landmarks: false,
+            cascade: r.cascade,
+            fallback_cascade: r.fallback_cascade,
+            min_face_fraction: r.min_face_fraction,
+            detect_every_frame: r.detect_every_frame,
+            reinitialise: r.reinitialise,
+            dataset_landmarks: r.dataset_landmarks,
             include_neutral: false,
             oulu_modality: "VL".into(),
             oulu_illumination: "Strong".into(),
@@ -135,7 +137,13 @@ impl PrepConfig {
     /// Parses TOML text (see [`PrepConfig::load`]) and checks it.
     pub fn parse(text: &str, file: &Path) -> Result<PrepConfig> {
         let cfg: PrepConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(1, |s| shard::line_at(text, s.start));
+            // The 1-based line of the error's first byte.
+            let line = e.span().map_or(1, |s| {
+                1 + text.as_bytes()[..s.start.min(text.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            });
             PrepError::parse(file, line, e.message().to_string())
         })?;
         cfg.check()

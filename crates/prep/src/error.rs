@@ -9,6 +9,7 @@ pub enum PrepError {
     /// An operating-system error on `path`.
     #[error("{path}: {cause}")]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
         /// The operating system's error (in the message, not chained as a `source()`, so that it
         /// is printed once).
@@ -17,20 +18,30 @@ pub enum PrepError {
     /// A line of a text file that does not parse.
     #[error("{file}:{line}: {reason}")]
     Parse {
+        /// The file.
         file: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong, in words.
         reason: String,
     },
     /// A fold list that contradicts itself (a sequence in two folds, with two labels, …).
     #[error("{file}: inconsistent fold list: {reason}")]
-    Folds { file: PathBuf, reason: String },
+    Folds {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A build whose counts fail its [`crate::build::FailurePolicy`] (or that cached nothing):
     /// the directory holds `failures.parquet` and `build-failed.json`, and no manifest.
     #[error(
         "{cache}: build failed, no cache written: {reason} (see `prep cache failures {cache}`)"
     )]
     BuildFailed {
+        /// The cache.
         cache: PathBuf,
+        /// What is wrong, in words.
         reason: String,
         /// The counts, for the summary table.
         summary: Box<crate::build::Summary>,
@@ -38,15 +49,27 @@ pub enum PrepError {
     /// A table prep writes (duplicates.parquet) that cannot be built or written.
     #[error("{path}: {reason}")]
     Table {
+        /// The file or directory the operation was on.
         path: std::path::PathBuf,
+        /// What is wrong, in words.
         reason: String,
     },
     /// A record `prep export` cannot write (no such plane, a file that cannot be written).
     #[error("{record}: {reason}")]
-    Export { record: String, reason: String },
+    Export {
+        /// Global record number.
+        record: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A value that cannot be written as TOML or JSON (never replaced by an empty file).
     #[error("{what}: cannot be serialised: {reason}")]
-    Serialize { what: String, reason: String },
+    Serialize {
+        /// What was being written or drawn.
+        what: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// Model loading or face processing that cannot go on (a missing model file).
     #[error(transparent)]
     Face(#[from] face::FaceError),

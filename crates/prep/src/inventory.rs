@@ -75,7 +75,12 @@ pub mod reason {
 #[derive(Debug, Clone)]
 pub enum FrameSource {
     /// An image file, path relative to the dataset root, with its frame number in its sequence.
-    File { path: String, index: u32 },
+    File {
+        /// Relative to the dataset root.
+        path: String,
+        /// Its frame number in its sequence (0 for a still image).
+        index: u32,
+    },
     /// Grey pixels in a row of a FER2013-style csv, read again (and parsed as at inventory time)
     /// when the frame is needed: the inventory holds where the row is, not its 2,304 pixels, so a
     /// build's memory does not grow by the csv's size.
@@ -154,15 +159,15 @@ pub struct InputItem {
 }
 
 impl InputItem {
-    /// An input whose one image file (`path`, relative to the dataset root; also its failure-row
-    /// name) fills every one of `slots` frame slots, with no subject, sequence or dataset
-    /// annotations: the still-image datasets' common case, to which they add what they have.
-    pub fn still_file(
+    /// An input of `frames` (one per slot), named `input` in failure rows, with no subject,
+    /// sequence or dataset annotations: what every dataset starts from and adds to
+    /// (`InputItem { subject, ..InputItem::new(…) }`).
+    pub fn new(
         sample_id: String,
         label: u16,
         split: Split,
-        path: String,
-        slots: usize,
+        frames: Vec<FrameSource>,
+        input: String,
     ) -> InputItem {
         InputItem {
             sample_id,
@@ -170,18 +175,45 @@ impl InputItem {
             sequence: None,
             label,
             split,
-            frames: vec![
-                FrameSource::File {
-                    path: path.clone(),
-                    index: 0
-                };
-                slots
-            ],
+            frames,
             dataset_landmarks: None,
             dataset_boxes: None,
-            input: path,
+            input,
             votes: Vec::new(),
             valence_arousal: None,
+        }
+    }
+
+    /// An input whose one image file (`path`, relative to the dataset root; also its failure-row
+    /// name) fills every one of `slots` frame slots: the still-image datasets' common case.
+    pub fn still_file(
+        sample_id: String,
+        label: u16,
+        split: Split,
+        path: String,
+        slots: usize,
+    ) -> InputItem {
+        let frame = FrameSource::File {
+            path: path.clone(),
+            index: 0,
+        };
+        InputItem::new(sample_id, label, split, vec![frame; slots], path)
+    }
+
+    /// Sequence `sequence` of `subject` (CK+, Oulu-CASIA, grouped CK+48 frames): its `frames` at
+    /// the recipe's slot positions, in the training split until the folds are assigned.
+    pub fn sequence(
+        sample_id: String,
+        subject: String,
+        sequence: String,
+        label: u16,
+        frames: Vec<FrameSource>,
+        input: String,
+    ) -> InputItem {
+        InputItem {
+            subject,
+            sequence: Some(sequence),
+            ..InputItem::new(sample_id, label, Split::Train, frames, input)
         }
     }
 }

@@ -6,6 +6,8 @@
 //! `train predict`) and `shard` (the cache) and must not depend on `tch`: data flows raw files →
 //! face → prep → shard → train, and nothing depends on `prep`.
 
+#![warn(missing_docs)]
+
 pub mod build;
 pub mod config;
 pub mod datasets;

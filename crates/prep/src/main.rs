@@ -1,20 +1,13 @@
 //! `prep`: build and inspect the shard caches that `train` reads.
 //!
-//! A thin binary: argument parsing, progress and tables. The work lives in the `prep`, `face` and
-//! `shard` libraries.
+//! A thin binary: argument parsing, progress and tables, one file per command under `cli/`. The
+//! work lives in the `prep`, `face` and `shard` libraries.
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-mod cmd_bench;
-mod cmd_build;
-mod cmd_cache;
-mod cmd_demo;
-mod cmd_detect;
-mod cmd_export;
-mod cmd_synth;
-mod progress;
+mod cli;
 
 /// Turn raw facial-expression datasets into aligned face and part crops in a verified shard cache.
 #[derive(Parser, Debug)]
@@ -29,32 +22,32 @@ enum Command {
     /// Build a cache from a dataset: faces, 68 landmarks, aligned face and part crops, folds.
     /// Unchanged inputs and config are a cache hit. Example:
     /// prep build --dataset jaffe --source ../shared/data/jaffe
-    Build(cmd_build::BuildArgs),
+    Build(cli::build::BuildArgs),
     /// Detect faces and 68 landmarks in images; print a table or JSON, optionally draw overlays.
-    Detect(cmd_detect::DetectArgs),
+    Detect(cli::detect::DetectArgs),
     /// Write synthetic CK+, Oulu-CASIA, FER2013, FER+, RAF-DB, AffectNet and ExpW datasets made
     /// from the embedded public-domain face (expressions by landmark displacement and
     /// piecewise-affine warping), with fold lists and planted duplicates.
-    Synth(cmd_synth::SynthArgs),
+    Synth(cli::synth::SynthArgs),
     /// Inspect, verify, list and garbage-collect caches.
     Cache(CacheArgs),
     /// Time detection + landmarks + crops on images, one thread (see scripts/bench_face.sh).
-    BenchFace(cmd_bench::BenchFaceArgs),
+    BenchFace(cli::bench::BenchFaceArgs),
     /// Scale face images up and pad them into larger frames (benchmark input).
     #[command(hide = true)]
-    MakeFrames(cmd_bench::MakeFramesArgs),
+    MakeFrames(cli::bench::MakeFramesArgs),
     /// Build a small cache from the embedded public-domain face (a cache hit when unchanged).
-    DemoCache(cmd_demo::DemoCacheArgs),
+    DemoCache(cli::demo::DemoCacheArgs),
     /// Write a cache's crops as PNG files in torchvision's ImageFolder layout,
     /// <out>/<split>/<class>/<id>.png. Example:
     /// prep export data/cache/jaffe-e56c64fccabc93a0 --out data/export/jaffe-face
-    Export(cmd_export::ExportArgs),
+    Export(cli::export::ExportArgs),
 }
 
 #[derive(Args, Debug)]
 struct CacheArgs {
     #[command(subcommand)]
-    command: cmd_cache::CacheCommand,
+    command: cli::cache::CacheCommand,
 }
 
 /// Errors are values: printed once as `error: context: cause`, exit status 1, never a backtrace
@@ -73,14 +66,14 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build(a) => cmd_build::run(a),
-        Command::Synth(a) => cmd_synth::run(a).context("prep synth"),
-        Command::Detect(a) => cmd_detect::run(a).context("prep detect"),
-        Command::Cache(a) => cmd_cache::run(a.command),
-        Command::BenchFace(a) => cmd_bench::run(a).context("prep bench-face"),
-        Command::MakeFrames(a) => cmd_bench::make_frames(a).context("prep make-frames"),
-        Command::DemoCache(a) => cmd_demo::run(a).context("prep demo-cache"),
-        Command::Export(a) => cmd_export::run(a).context("prep export"),
+        Command::Build(a) => cli::build::run(a),
+        Command::Synth(a) => cli::synth::run(a).context("prep synth"),
+        Command::Detect(a) => cli::detect::run(a).context("prep detect"),
+        Command::Cache(a) => cli::cache::run(a.command),
+        Command::BenchFace(a) => cli::bench::run(a).context("prep bench-face"),
+        Command::MakeFrames(a) => cli::bench::make_frames(a).context("prep make-frames"),
+        Command::DemoCache(a) => cli::demo::run(a).context("prep demo-cache"),
+        Command::Export(a) => cli::export::run(a).context("prep export"),
     }
 }
 

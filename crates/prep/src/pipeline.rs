@@ -11,7 +11,7 @@ use face::{
     GrayImage, SampleCropper, SampleFrames,
 };
 use rayon::prelude::*;
-use shard::{flags, EncodedRecord, FailureRow, PlaneInfo, SampleMeta};
+use shard::{flags, EncodedRecord, FailureRow, SampleMeta};
 use std::path::Path;
 
 /// Everything a QA contact sheet needs about one sample (peak frame).
@@ -199,25 +199,20 @@ impl Processor<'_> {
         let flags_all = results.iter().fold(0u32, |acc, r| acc | record_flags(r));
         let c = &self.config.crops;
         let peak = &results[slots - 1];
-        let mut planes = vec![PlaneInfo::new(
-            "face",
-            c.face.height as u16,
-            c.face.width as u16,
-        )];
+        let size = |s: face::CropSize| (s.height as u16, s.width as u16);
+        let planes = shard::planes::sample_planes(
+            size(c.face),
+            [size(c.eyes), size(c.nose), size(c.mouth)],
+            results.len(),
+        );
+        // In the order of `planes`: the face, then each slot's parts.
         let mut data: Vec<&[u8]> = vec![peak.crops.face.data()];
-        for (k, r) in results.iter().enumerate() {
-            for (name, img, size) in [
-                ("eyes", &r.crops.eyes, c.eyes),
-                ("nose", &r.crops.nose, c.nose),
-                ("mouth", &r.crops.mouth, c.mouth),
-            ] {
-                planes.push(PlaneInfo::new(
-                    format!("{name}/{k}"),
-                    size.height as u16,
-                    size.width as u16,
-                ));
-                data.push(img.data());
-            }
+        for r in &results {
+            data.extend([
+                r.crops.eyes.data(),
+                r.crops.nose.data(),
+                r.crops.mouth.data(),
+            ]);
         }
         let meta = SampleMeta {
             sample_id: item.sample_id.clone(),

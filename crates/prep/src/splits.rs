@@ -154,24 +154,12 @@ fn subject_key<'a>(subject: &'a str, sample_id: &'a str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{FrameSource, InputItem};
+    use crate::inventory::InputItem;
 
     fn item(id: &str, subject: &str, label: u16) -> InputItem {
         InputItem {
-            sample_id: id.into(),
             subject: subject.into(),
-            sequence: None,
-            label,
-            split: Split::Train,
-            frames: vec![FrameSource::File {
-                path: id.into(),
-                index: 0,
-            }],
-            dataset_landmarks: None,
-            dataset_boxes: None,
-            input: id.into(),
-            votes: Vec::new(),
-            valence_arousal: None,
+            ..InputItem::still_file(id.into(), label, Split::Train, id.into(), 1)
         }
     }
 

@@ -147,19 +147,13 @@ mod tests {
     fn inv(files: &[&str]) -> Inventory {
         let mut inv = Inventory::new("folders", "/x".into(), &["a"]);
         for f in files {
-            inv.push(InputItem {
-                sample_id: f.to_string(),
-                subject: String::new(),
-                sequence: None,
-                label: 0,
-                split: shard::Split::Train,
-                frames: Vec::new(),
-                dataset_landmarks: None,
-                dataset_boxes: None,
-                input: f.to_string(),
-                votes: Vec::new(),
-                valence_arousal: None,
-            });
+            inv.push(InputItem::new(
+                f.to_string(),
+                0,
+                shard::Split::Train,
+                Vec::new(),
+                f.to_string(),
+            ));
         }
         inv
     }

@@ -12,6 +12,7 @@ pub enum ShardError {
     /// An operating-system error on `path`.
     #[error("{path}: {cause}")]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
         /// The operating system's error (in the message, not chained as a `source()`, so that it
         /// is printed once).
@@ -19,79 +20,132 @@ pub enum ShardError {
     },
     /// The 32-byte shard header is missing or wrong.
     #[error("{shard}: bad shard header: {reason}")]
-    BadHeader { shard: PathBuf, reason: String },
+    BadHeader {
+        /// The shard file.
+        shard: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// The file was written by a format major this reader does not understand.
     #[error("{file}: format version {major}.{minor} is not supported (this reader knows major {known}); rebuild the cache with this version of prep")]
     UnsupportedVersion {
+        /// The file.
         file: PathBuf,
+        /// Format major version found.
         major: u16,
+        /// Format minor version found.
         minor: u16,
+        /// What this reader knows.
         known: u16,
     },
     /// The header names a metadata schema this reader does not know.
     #[error("{shard}: unknown metadata schema id {schema} (this reader knows {known})")]
     UnknownSchema {
+        /// The shard file.
         shard: PathBuf,
+        /// Schema id found.
         schema: u32,
+        /// What this reader knows.
         known: u32,
     },
     /// The trailer or index is missing, inconsistent or fails its checksum.
     #[error("{shard}: bad footer at byte {offset}: {reason}")]
     BadFooter {
+        /// The shard file.
         shard: PathBuf,
+        /// Byte offset in the file.
         offset: u64,
+        /// What is wrong, in words.
         reason: String,
     },
     /// A record's compressed bytes do not match the checksum stored in the index.
     #[error("{shard} record {record} at byte {offset}: checksum mismatch (index says {expected:016x}, bytes hash to {found:016x})")]
     RecordChecksum {
+        /// The shard file.
         shard: PathBuf,
+        /// Global record number.
         record: u64,
+        /// Byte offset in the file.
         offset: u64,
+        /// What was expected.
         expected: u64,
+        /// What was found.
         found: u64,
     },
     /// A record's frame or payload cannot be decoded.
     #[error("{shard} record {record} at byte {offset}: {reason}")]
     BadRecord {
+        /// The shard file.
         shard: PathBuf,
+        /// Global record number.
         record: u64,
+        /// Byte offset in the file.
         offset: u64,
+        /// What is wrong, in words.
         reason: String,
     },
     /// A global record number past the end of the cache.
     #[error("{cache}: record {index} is out of range (the cache holds {len})")]
     OutOfRange {
+        /// The cache.
         cache: PathBuf,
+        /// The record asked for.
         index: u64,
+        /// Length (records or bytes).
         len: u64,
     },
     /// The directory is not a complete cache.
     #[error("{cache}: not a cache: {reason}")]
-    NotACache { cache: PathBuf, reason: String },
+    NotACache {
+        /// The cache.
+        cache: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// `manifest.json` exists but is malformed or disagrees with the shards.
     #[error("{cache}: bad manifest: {reason}")]
-    BadManifest { cache: PathBuf, reason: String },
+    BadManifest {
+        /// The cache.
+        cache: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A shard file's blake3 differs from the manifest.
     #[error("{shard}: blake3 {found} does not match the manifest's {expected}")]
     ShardHash {
+        /// The shard file.
         shard: PathBuf,
+        /// What was expected.
         expected: String,
+        /// What was found.
         found: String,
     },
     /// A record could not be encoded (metadata serialisation or plane sizes).
     #[error("record {sample_id}: {reason}")]
-    Encode { sample_id: String, reason: String },
+    Encode {
+        /// The sample.
+        sample_id: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A cache reference (`cache = "…"` of an experiment) that names no cache, or several.
     #[error("cache {reference:?} under {cache_dir}: {reason}")]
     CacheRef {
+        /// The reference as written (`cache = "…"`).
         reference: String,
+        /// Where caches were looked for.
         cache_dir: PathBuf,
+        /// What is wrong, in words.
         reason: String,
     },
     /// A parquet table could not be written or read.
     #[error("{path}: table error: {reason}")]
-    Table { path: PathBuf, reason: String },
+    Table {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
 }
 
 impl ShardError {

@@ -47,25 +47,3 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     let d = File::open(dir).map_err(|e| ShardError::io(dir, e))?;
     d.sync_all().map_err(|e| ShardError::io(dir, e))
 }
-
-/// The 1-based line of byte `offset` in `text` (offsets past the end count as the last line):
-/// how configuration and table errors name the line a person should look at.
-pub fn line_at(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-#[cfg(test)]
-mod line_tests {
-    #[test]
-    fn lines_are_one_based_and_clamped() {
-        let t = "a = 1\nb = 2\n";
-        assert_eq!(super::line_at(t, 0), 1);
-        assert_eq!(super::line_at(t, 6), 2);
-        assert_eq!(super::line_at(t, 999), 3);
-    }
-}

@@ -13,6 +13,8 @@
 //!   `make test-learning` (`scripts/test_learning.sh`) gathers into a table of worst margins over
 //!   seeds and libtorch's CPU kernel sets.
 
+#![warn(missing_docs)]
+
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 """MGLN in plain PyTorch: the oracle the tch network and trainer are tested against.
 
-Written from ../shared/docs/mgln.md and the structure of the authors' code (yummy2108/
+Written from docs/specs/mgln.md and the structure of the authors' code (yummy2108/
 FER-global-local-network), not from the Rust source: the deformable sampling is done here with
 explicit gathers and bilinear weights (the Rust side uses grid_sample), the LSTM is torch.nn.LSTM
 and the optimiser is torch.optim.Adam. Parameter names equal the tch VarStore's, so one

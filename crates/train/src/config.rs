@@ -300,7 +300,13 @@ impl ExperimentConfig {
     /// Parses TOML text; `file` names it in errors.
     pub fn parse(text: &str, file: &Path) -> Result<ExperimentConfig> {
         let cfg: ExperimentConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(1, |s| shard::line_at(text, s.start));
+            // The 1-based line of the error's first byte.
+            let line = e.span().map_or(1, |s| {
+                1 + text.as_bytes()[..s.start.min(text.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            });
             TrainError::ConfigFile {
                 file: file.to_path_buf(),
                 line,

@@ -9,6 +9,7 @@ pub enum TrainError {
     /// An operating-system error on `path`.
     #[error("{path}: {cause}")]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
         /// The operating system's error (in the message, not chained as a `source()`, so that it
         /// is printed once).
@@ -17,19 +18,25 @@ pub enum TrainError {
     /// An experiment TOML that does not parse or check.
     #[error("{file}:{line}: {reason}")]
     ConfigFile {
+        /// The file.
         file: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong, in words.
         reason: String,
     },
     /// A configuration that cannot run (e.g. crops below the network's stride).
     #[error("configuration: {0}")]
     Config(String),
-    /// The run was asked to stop ([`crate::trainer::request_stop`], Ctrl-C) during `epoch`
+    /// The run was asked to stop (its [`crate::trainer::StopToken`]: Ctrl-C, SIGTERM) during `epoch`
     /// (1-based) of `fold`; the last finished epoch's checkpoint is on disk.
     #[error("{run}: stopped during {fold} epoch {epoch}; continue with: train run --resume {run}")]
     Stopped {
+        /// The run directory.
         run: PathBuf,
+        /// The fold.
         fold: String,
+        /// The epoch (1-based).
         epoch: usize,
     },
     /// A cache that is damaged or does not hold what the experiment needs.
@@ -38,45 +45,103 @@ pub enum TrainError {
     /// A record whose planes do not match the cache's layout.
     #[error("{cache}: record {record}: {reason}")]
     Record {
+        /// The cache.
         cache: PathBuf,
+        /// Global record number.
         record: u64,
+        /// What is wrong, in words.
         reason: String,
     },
     /// A table of the cache that cannot be read.
     #[error("{path}: {reason}")]
-    Table { path: PathBuf, reason: String },
+    Table {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// libtorch reported an error.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
     /// A call into the project's libtorch shim (`shim/torch_ext.cpp`) threw.
     #[error("libtorch {op}: {reason}")]
-    Libtorch { op: &'static str, reason: String },
+    Libtorch {
+        /// The operation.
+        op: &'static str,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A figure that cannot be drawn (no font, a plotting error).
     #[error("figure {what}: {reason}")]
-    Figure { what: String, reason: String },
+    Figure {
+        /// What was being written or drawn.
+        what: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A weights file that does not fit the model.
     #[error("{file}: {reason}")]
-    Weights { file: PathBuf, reason: String },
+    Weights {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A checkpoint or run directory that cannot be resumed.
     #[error("{path}: {reason}")]
-    Checkpoint { path: PathBuf, reason: String },
+    Checkpoint {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// Face models or a cache's recorded prep settings that cannot be loaded.
     #[error(transparent)]
     Face(#[from] face::FaceError),
     /// A cache whose preprocessing `train predict` cannot repeat for new inputs (settings it
     /// cannot reproduce, model files that differ from the ones the cache was built with).
     #[error("cache {cache}: cannot preprocess new inputs as its samples were: {reason}")]
-    Unreproducible { cache: PathBuf, reason: String },
+    Unreproducible {
+        /// The cache.
+        cache: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// Another process is running in this run directory (it holds the directory's lock).
     #[error("run directory {dir} is in use by {holder}; wait for it to finish, or choose another --run-name")]
-    RunInUse { dir: PathBuf, holder: String },
+    RunInUse {
+        /// The directory.
+        dir: PathBuf,
+        /// Who holds it.
+        holder: String,
+    },
     /// A value that cannot be written as JSON or TOML (a non-finite float, a map with non-string
     /// keys): an error, never an empty file that would compare equal to another one.
     #[error("{what}: cannot be serialised: {reason}")]
-    Serialize { what: String, reason: String },
+    Serialize {
+        /// What was being written or drawn.
+        what: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// A cache whose recorded prep settings cannot be read back as a [`face::SampleRecipe`].
+    #[error("cache {cache}: prep settings: {field}: {reason}")]
+    Provenance {
+        /// The cache.
+        cache: String,
+        /// The path of the field in the manifest (`extra.config.cascade`).
+        field: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// The split leaves nothing to train or test on.
     #[error("fold {fold}: {reason}")]
-    EmptySplit { fold: String, reason: String },
+    EmptySplit {
+        /// The fold.
+        fold: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 }
 
 impl TrainError {

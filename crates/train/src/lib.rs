@@ -3,19 +3,25 @@
 //! This is the only crate that depends on `tch` (libtorch). It depends on `shard` (it reads caches)
 //! and `face` (`train predict` cuts new inputs with [`face::SampleCropper`] under the recipe the
 //! cache recorded), never on `prep`: data flows raw files → face → prep → shard → train.
+//!
+//! * [`loader`] — records into batches of tensors (streamed, seeded order and augmentation).
+//! * [`model`] — MGLN (SSM, GFM, PBM) and its initialisation; [`adam`] — the optimiser.
+//! * [`trainer`] — fold plans, the epoch loop, checkpoints, resumption, the run directory.
+//! * [`report`] — metrics, summaries, figures, TensorBoard and `train report`'s comparisons.
+//! * [`predict`] and [`recipe`] — new inputs through the cache's own preprocessing.
+//! * [`bench`], [`torch_ext`] — step throughput, and what tch does not bind (shim).
+
+#![warn(missing_docs)]
 
 pub mod adam;
 pub mod bench;
-pub mod compare;
 pub mod config;
 mod error;
-pub mod figures;
-pub mod html;
 pub mod loader;
 pub mod model;
 pub mod predict;
+pub mod recipe;
 pub mod report;
-pub mod tensorboard;
 pub mod torch_ext;
 pub mod trainer;
 

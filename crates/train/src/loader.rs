@@ -7,7 +7,7 @@
 //! of an epoch, which is how a resumed run continues exactly where it stopped.
 
 use crate::{Result, TrainError};
-use shard::KeyedRng;
+use shard::{planes, KeyedRng};
 use shard::{Cache, Split};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -52,22 +52,29 @@ impl Layout {
             record: 0,
             reason,
         };
-        let face = find("face").ok_or_else(|| bad("no face plane".into()))?;
+        let face = find(planes::FACE).ok_or_else(|| bad("no face plane".into()))?;
         let slots = r
             .meta
             .planes
             .iter()
-            .filter(|p| p.name.starts_with("eyes/"))
+            .filter(|p| {
+                planes::parse_part_plane(&p.name).is_some_and(|(part, _)| part == planes::PARTS[0])
+            })
             .count();
         if slots == 0 {
-            return Err(bad("no eyes/k planes".into()));
+            return Err(bad(format!(
+                "no {} planes",
+                planes::part_plane(planes::PARTS[0], 0)
+            )));
         }
         let mut parts = [(0, 0); 3];
-        for (i, name) in ["eyes", "nose", "mouth"].iter().enumerate() {
-            parts[i] = find(&format!("{name}/0")).ok_or_else(|| bad(format!("no {name}/0")))?;
+        for (i, name) in planes::PARTS.iter().enumerate() {
+            let first = planes::part_plane(name, 0);
+            parts[i] = find(&first).ok_or_else(|| bad(format!("no {first}")))?;
             for k in 1..slots {
-                if find(&format!("{name}/{k}")) != Some(parts[i]) {
-                    return Err(bad(format!("{name}/{k} differs from {name}/0")));
+                let other = planes::part_plane(name, k);
+                if find(&other) != Some(parts[i]) {
+                    return Err(bad(format!("{other} differs from {first}")));
                 }
             }
         }
@@ -159,13 +166,12 @@ pub fn decode_batch(
 ) -> Result<HostBatch> {
     type Decoded = (Vec<u8>, [Vec<u8>; 3], i64);
     let decoded = cache.par_decode(ids, |_, r| -> std::result::Result<Decoded, String> {
-        let face = r.plane("face").ok_or("no face plane")?.to_vec();
+        let face = r.plane(planes::FACE).ok_or("no face plane")?.to_vec();
         let mut parts: [Vec<u8>; 3] = Default::default();
-        for (i, name) in ["eyes", "nose", "mouth"].iter().enumerate() {
+        for (i, name) in planes::PARTS.iter().enumerate() {
             for &k in &layout.use_slots {
-                let p = r
-                    .plane(&format!("{name}/{k}"))
-                    .ok_or_else(|| format!("no {name}/{k} plane"))?;
+                let plane = planes::part_plane(name, k);
+                let p = r.plane(&plane).ok_or_else(|| format!("no {plane} plane"))?;
                 parts[i].extend_from_slice(p);
             }
         }

@@ -1,4 +1,4 @@
-//! MGLN in tch (`shared/docs/mgln.md`): a shared VGG16 trunk (SSM), the global face module (GFM)
+//! MGLN in tch (`docs/specs/mgln.md`): a shared VGG16 trunk (SSM), the global face module (GFM)
 //! with deformable sampling, the part-based module (PBM) of per-part conv + LSTM blocks over the
 //! frames, and the part end. All shapes come from [`ModelConfig`]; defaults are the paper's.
 

@@ -67,13 +67,13 @@ impl InputPreprocessor {
     /// Reads `cache`'s recipe and loads its models (`shape_predictor`: the dlib model file on
     /// this machine; cascades by the names the recipe records).
     ///
-    /// Errors: [`face::FaceError::Provenance`] for a manifest whose settings do not read back,
+    /// Errors: [`TrainError::Provenance`] for a manifest whose settings do not read back,
     /// [`TrainError::Unreproducible`] for settings a new input cannot follow or model files whose
     /// content differs from the cache's, model files that do not load.
     pub fn for_cache(cache: &shard::Cache, shape_predictor: PathBuf) -> Result<InputPreprocessor> {
         let m = cache.manifest();
         let label = format!("{} ({})", m.name, cache.dir().display());
-        let recipe = SampleRecipe::from_manifest_extra(&m.extra, &label)?;
+        let recipe = crate::recipe::from_manifest_extra(&m.extra, &label)?;
         let refuse = |reason: String| TrainError::Unreproducible {
             cache: cache.dir().to_path_buf(),
             reason,
@@ -181,6 +181,7 @@ impl Predictor {
             device,
             progress: &crate::trainer::Quiet,
             targets: None,
+            stop: crate::trainer::StopToken::never(),
         };
         let mc = runner.model_config();
         let transform = runner.transform(&mc);

@@ -1,7 +1,7 @@
 //! OpenCV cascade face detection (new-format XML, HAAR and LBP), reproducing
 //! `CascadeClassifier::detectMultiScale` of OpenCV 4.x: bit-exact bilinear pyramid
 //! (`INTER_LINEAR_EXACT`), integral images, variance normalisation, the step rule and
-//! `groupRectangles`. Written from `shared/docs/face-models.md` section 2.
+//! `groupRectangles`. Written from `docs/specs/face-models.md` section 2.
 
 //!
 //! * `xml` — the model file: XML → stages, weak classifiers, nodes, features.

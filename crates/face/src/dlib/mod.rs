@@ -1,6 +1,6 @@
 //! dlib's ERT shape predictor (`shape_predictor_68_face_landmarks.dat`): reader and inference.
 //!
-//! The serialisation and the algorithm follow `shared/docs/face-models.md` section 1 (verified
+//! The serialisation and the algorithm follow `docs/specs/face-models.md` section 1 (verified
 //! against dlib 20.0.1). The model is stored in flat arrays: per cascade, the 500 anchors and
 //! deltas; per tree, 15 packed splits; all leaves in one contiguous `f32` array, so that inference
 //! walks memory forward.

@@ -8,7 +8,7 @@
 //! valence / arousal are kept in the record. training.csv is the training split; validation.csv
 //! is the test split by convention (the official test set is not public).
 
-use super::fer2013::{column, csv_lines, split_csv_line};
+use super::csv::{column, csv_lines, split_csv_line};
 use crate::inventory::{reason, InputItem, Inventory};
 use crate::{PrepError, Result};
 use std::path::Path;
@@ -145,7 +145,7 @@ pub fn inventory(root: &Path, classes: u8, slots: usize) -> Result<Inventory> {
         ];
         let mut cols = [0usize; 9];
         for (c, name) in cols.iter_mut().zip(want) {
-            *c = column(&header, name, &path)?;
+            *c = column(&header, name, &path, &want.join(","))?;
         }
         for (line, _, text) in lines {
             let input = format!("{list}:{line}");

@@ -105,26 +105,8 @@ pub fn inventory(root: &Path, opts: CkPlusOptions<'_>) -> Result<Inventory> {
         CKPLUS_CLASSES.to_vec()
     };
     let mut inv = Inventory::new("ckplus", root.to_path_buf(), &classes);
-    for subject in walk::list(&images, "cohn-kanade-images", &mut inv) {
-        let srel = walk::join("cohn-kanade-images", &subject.name);
-        if !subject.is_dir {
-            inv.exclude(
-                &srel,
-                reason::NOT_AN_IMAGE,
-                "a file where subject folders are",
-            );
-            continue;
-        }
-        for seq in walk::list(&subject.path, &srel, &mut inv) {
-            let rel = walk::join(&srel, &seq.name);
-            if !seq.is_dir {
-                inv.exclude(
-                    &rel,
-                    reason::NOT_AN_IMAGE,
-                    "a file where sequence folders are",
-                );
-                continue;
-            }
+    for (subject, srel) in walk::subdirs(&images, "cohn-kanade-images", "subject", &mut inv) {
+        for (seq, rel) in walk::subdirs(&subject.path, &srel, "sequence", &mut inv) {
             let id = format!("{}/{}", subject.name, seq.name);
             let Some(mut frames) = walk::sequence_frames(&seq.path, &rel, &mut inv) else {
                 continue;
@@ -170,17 +152,15 @@ pub fn inventory(root: &Path, opts: CkPlusOptions<'_>) -> Result<Inventory> {
                 None
             };
             inv.push(InputItem {
-                sample_id: id.clone(),
-                subject: subject.name.clone(),
-                sequence: Some(seq.name.clone()),
-                label,
-                split: shard::Split::Train,
-                frames: sources,
                 dataset_landmarks: landmarks,
-                dataset_boxes: None,
-                input: rel,
-                votes: Vec::new(),
-                valence_arousal: None,
+                ..InputItem::sequence(
+                    id.clone(),
+                    subject.name.clone(),
+                    seq.name.clone(),
+                    label,
+                    sources,
+                    rel,
+                )
             });
         }
     }

@@ -1,17 +1,16 @@
 //! FER2013: the Kaggle csv (`emotion,pixels,Usage`), the FER+ relabelling (`fer2013new.csv`), and
 //! the image-folder release (`train|test/<class>/*.jpg`).
 //!
-//! The csv is read line by line with a small quote-aware splitter rather than a dataframe reader:
-//! every malformed row must become a failure row naming its line, while a dataframe reader either
-//! rejects the whole file or turns a bad field into a silent null. Memory stays bounded by the
-//! decoded pixels (2,304 bytes a row, 83 MB for the full 35,887 rows).
+//! The csv is read line by line ([`super::csv`]) so that every malformed row becomes a failure row
+//! naming its line. A row is kept as its place in the file (offset and length) and its pixels are
+//! read again when its frame is decoded, so memory does not grow with the pixels.
 
+use super::csv::{column, csv_lines, split_csv_line};
 use super::walk;
 use crate::inventory::{reason, CsvPixels, FrameSource, InputItem, Inventory};
 use crate::{PrepError, Result};
 use shard::votes::{ferplus_target, FerPlusMode};
 use shard::Split;
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,6 +31,12 @@ pub const FERPLUS_CLASSES: [&str; 8] = [
     "contempt",
 ];
 
+/// The header line of `fer2013.csv`.
+const FER2013_HEADER: &str = "emotion,pixels,Usage";
+
+/// The first columns of `fer2013new.csv`'s header (then the ten vote columns).
+const FERPLUS_HEADER: &str = "Usage,Image name,neutral,happiness,…";
+
 /// Side of a FER2013 image.
 pub const FER2013_SIDE: usize = 48;
 
@@ -43,50 +48,6 @@ pub fn usage_split(usage: &str) -> Option<Split> {
         "PrivateTest" => Some(Split::Test),
         _ => None,
     }
-}
-
-/// Splits one csv line into fields: commas separate, double quotes enclose fields that may hold
-/// commas, `""` inside quotes is a quote. Errors name what is wrong.
-pub fn split_csv_line(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    cur.push('"');
-                }
-                '"' => {
-                    quoted = false;
-                    if !matches!(chars.peek(), None | Some(',')) {
-                        return Err("text after a closing quote".into());
-                    }
-                }
-                _ => cur.push(c),
-            }
-        } else {
-            match c {
-                ',' => {
-                    fields.push(std::mem::take(&mut cur));
-                    at_start = true;
-                    continue;
-                }
-                '"' if at_start => quoted = true,
-                '"' => return Err("a quote inside an unquoted field".into()),
-                _ => cur.push(c),
-            }
-        }
-        at_start = false;
-    }
-    if quoted {
-        return Err("unterminated quote".into());
-    }
-    fields.push(cur);
-    Ok(fields)
 }
 
 /// Parses FER2013's space-separated pixel list: exactly `n` integers 0–255.
@@ -179,103 +140,6 @@ pub fn read_csv_pixels(
     face::GrayImage::new(file.width, file.height, px).map_err(|e| e.to_string())
 }
 
-/// One line of a csv file: its 1-based number, where it is (byte offset and length with its line
-/// end) and its text, or why it is not text.
-pub(crate) type Line = (usize, (u64, u32), std::result::Result<String, String>);
-
-/// Reads a csv file line by line (CRLF and a UTF-8 BOM accepted); a line that is not UTF-8 is
-/// returned as an error for that line only.
-pub(crate) fn csv_lines(path: &Path) -> Result<(Vec<String>, impl Iterator<Item = Line>)> {
-    let io = |e: std::io::Error| PrepError::Io {
-        path: path.to_path_buf(),
-        cause: e,
-    };
-    let f = std::fs::File::open(path).map_err(io)?;
-    let mut r = std::io::BufReader::with_capacity(1 << 20, f);
-    let mut first = Vec::new();
-    let first_len = r.read_until(b'\n', &mut first).map_err(io)?;
-    if first_len == 0 {
-        return Err(PrepError::parse(path, 1, "empty file: no header"));
-    }
-    let header =
-        String::from_utf8(first).map_err(|_| PrepError::parse(path, 1, "header is not UTF-8"))?;
-    let header = header
-        .trim_start_matches('\u{feff}')
-        .trim_end_matches(['\r', '\n']);
-    let names = split_csv_line(header)
-        .map_err(|e| PrepError::parse(path, 1, format!("header: {e}")))?
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .collect();
-    let mut line_no = 1;
-    let mut pos = first_len as u64;
-    let mut buf = Vec::new();
-    let iter = std::iter::from_fn(move || loop {
-        buf.clear();
-        let at = pos;
-        match r.read_until(b'\n', &mut buf) {
-            Ok(0) => return None,
-            Ok(n) => pos += n as u64,
-            Err(e) => {
-                line_no += 1;
-                return Some((line_no, (at, 0), Err(format!("read error: {e}"))));
-            }
-        }
-        line_no += 1;
-        let span = (at, buf.len() as u32);
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        return Some((
-            line_no,
-            span,
-            String::from_utf8(std::mem::take(&mut buf)).map_err(|_| "line is not UTF-8".into()),
-        ));
-    });
-    Ok((names, iter))
-}
-
-pub(crate) fn column(names: &[String], want: &str, file: &Path) -> Result<usize> {
-    names
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(want))
-        .ok_or_else(|| {
-            // A file without a header has a data row here: name the columns, not 2,304 pixels.
-            let shown: Vec<String> = names
-                .iter()
-                .take(4)
-                .map(|n| {
-                    if n.chars().count() > 24 {
-                        format!("{}…", n.chars().take(24).collect::<String>())
-                    } else {
-                        n.clone()
-                    }
-                })
-                .collect();
-            let looks_like_data = names
-                .first()
-                .is_some_and(|n| n.trim().parse::<i64>().is_ok());
-            PrepError::parse(
-                file,
-                1,
-                format!(
-                    "no {want:?} column in the header (line 1 holds {} fields: {shown:?}{}){}",
-                    names.len(),
-                    if names.len() > 4 { ", …" } else { "" },
-                    if looks_like_data {
-                        "; it looks like a data row: FER2013 csv files start with the header \
-                         `emotion,pixels,Usage`"
-                    } else {
-                        ""
-                    }
-                ),
-            )
-        })
-}
-
 /// One good FER2013 csv row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fer2013Row {
@@ -360,7 +224,7 @@ fn read_ferplus(path: &Path, mode: FerPlusMode) -> Result<FerPlusLabels> {
         .iter()
         .copied()
         .chain(["unknown", "NF"])
-        .map(|c| column(&names, c, path))
+        .map(|c| column(&names, c, path, FERPLUS_HEADER))
         .collect::<Result<_>>()?;
     let mut out = Vec::new();
     for (line, _, text) in lines {
@@ -422,9 +286,9 @@ pub fn inventory(
         .unwrap_or_else(|| "fer2013.csv".into());
     let (names, lines) = csv_lines(csv)?;
     let cols = (
-        column(&names, "emotion", csv)?,
-        column(&names, "pixels", csv)?,
-        column(&names, "Usage", csv)?,
+        column(&names, "emotion", csv, FER2013_HEADER)?,
+        column(&names, "pixels", csv, FER2013_HEADER)?,
+        column(&names, "Usage", csv, FER2013_HEADER)?,
     );
     let plus = ferplus.map(|(p, m)| read_ferplus(p, m)).transpose()?;
     let (dataset, classes): (&str, &[&str]) = if plus.is_some() {
@@ -496,17 +360,14 @@ pub fn inventory(
             index: 0,
         };
         inv.push(InputItem {
-            sample_id: format!("{dataset}/r{this_row:06}"),
-            subject: String::new(),
-            sequence: None,
-            label,
-            split: r.split,
-            frames: vec![frame; frames],
-            dataset_landmarks: None,
-            dataset_boxes: None,
-            input,
             votes,
-            valence_arousal: None,
+            ..InputItem::new(
+                format!("{dataset}/r{this_row:06}"),
+                label,
+                r.split,
+                vec![frame; frames],
+                input,
+            )
         });
     }
     if row == 0 {
@@ -579,19 +440,13 @@ pub fn inventory_folders(root: &Path, frames: usize) -> Result<Inventory> {
                     path: rel.clone(),
                     index: 0,
                 };
-                inv.push(InputItem {
-                    sample_id: format!("{}/{}", crel, stem),
-                    subject: String::new(),
-                    sequence: None,
-                    label: label as u16,
+                inv.push(InputItem::new(
+                    format!("{}/{}", crel, stem),
+                    label as u16,
                     split,
-                    frames: vec![frame; frames],
-                    dataset_landmarks: None,
-                    dataset_boxes: None,
-                    input: rel,
-                    votes: Vec::new(),
-                    valence_arousal: None,
-                });
+                    vec![frame; frames],
+                    rel,
+                ));
             }
         }
     }

@@ -99,19 +99,13 @@ pub fn inventory(
                         path: rel.clone(),
                         index: 0,
                     };
-                    inv.push(InputItem {
-                        sample_id: format!("{}/{}", top.name, stem),
-                        subject: String::new(),
-                        sequence: None,
-                        label: label as u16,
-                        split: shard::Split::Train,
-                        frames: vec![frame; slots],
-                        dataset_landmarks: None,
-                        dataset_boxes: None,
-                        input: rel,
-                        votes: Vec::new(),
-                        valence_arousal: None,
-                    });
+                    inv.push(InputItem::new(
+                        format!("{}/{}", top.name, stem),
+                        label as u16,
+                        shard::Split::Train,
+                        vec![frame; slots],
+                        rel,
+                    ));
                 }
             }
         }
@@ -137,19 +131,14 @@ pub fn inventory(
             .collect::<Vec<_>>()
             .join(",");
         *files_grouped += frames.len() as u64;
-        inv.push(InputItem {
-            sample_id: format!("{}/{}_{}", class_names[label as usize], subject, sequence),
+        inv.push(InputItem::sequence(
+            format!("{}/{}_{}", class_names[label as usize], subject, sequence),
             subject,
-            sequence: Some(sequence),
+            sequence,
             label,
-            split: shard::Split::Train,
-            frames: sources,
-            dataset_landmarks: None,
-            dataset_boxes: None,
+            sources,
             input,
-            votes: Vec::new(),
-            valence_arousal: None,
-        });
+        ));
     }
     if style == NameStyle::CkPlus {
         inv.notes.insert(
@@ -207,17 +196,15 @@ pub fn inventory_jaffe(root: &Path, slots: usize) -> Result<Inventory> {
             index: 0,
         };
         inv.push(InputItem {
-            sample_id: stem.to_string(),
             subject: n.subject,
             sequence: n.sequence,
-            label: label as u16,
-            split: shard::Split::Train,
-            frames: vec![frame; slots],
-            dataset_landmarks: None,
-            dataset_boxes: None,
-            input: rel,
-            votes: Vec::new(),
-            valence_arousal: None,
+            ..InputItem::new(
+                stem.to_string(),
+                label as u16,
+                shard::Split::Train,
+                vec![frame; slots],
+                rel,
+            )
         });
     }
     if inv.items.is_empty() && inv.rejected.is_empty() {

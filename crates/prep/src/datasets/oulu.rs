@@ -61,26 +61,8 @@ pub fn inventory(
         ));
     }
     let mut inv = Inventory::new("oulu", root.to_path_buf(), &OULU_CLASSES);
-    for person in walk::list(&base, &base_rel, &mut inv) {
-        let prel = walk::join(&base_rel, &person.name);
-        if !person.is_dir {
-            inv.exclude(
-                &prel,
-                reason::NOT_AN_IMAGE,
-                "a file where subject folders are",
-            );
-            continue;
-        }
-        for emo in walk::list(&person.path, &prel, &mut inv) {
-            let rel = walk::join(&prel, &emo.name);
-            if !emo.is_dir {
-                inv.exclude(
-                    &rel,
-                    reason::NOT_AN_IMAGE,
-                    "a file where emotion folders are",
-                );
-                continue;
-            }
+    for (person, prel) in walk::subdirs(&base, &base_rel, "subject", &mut inv) {
+        for (emo, rel) in walk::subdirs(&person.path, &prel, "emotion", &mut inv) {
             let Some(label) = OULU_FOLDERS.iter().position(|f| *f == emo.name) else {
                 inv.reject(
                     &rel,
@@ -102,19 +84,14 @@ pub fn inventory(
                     index: number(&frames[i]).unwrap_or(i as u32),
                 })
                 .collect();
-            inv.push(InputItem {
-                sample_id: format!("{}/{}", person.name, emo.name),
-                subject: person.name.clone(),
-                sequence: Some(emo.name.clone()),
-                label: label as u16,
-                split: shard::Split::Train,
-                frames: sources,
-                dataset_landmarks: None,
-                dataset_boxes: None,
-                input: rel,
-                votes: Vec::new(),
-                valence_arousal: None,
-            });
+            inv.push(InputItem::sequence(
+                format!("{}/{}", person.name, emo.name),
+                person.name.clone(),
+                emo.name.clone(),
+                label as u16,
+                sources,
+                rel,
+            ));
         }
     }
     inv.finish()

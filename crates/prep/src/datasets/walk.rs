@@ -89,6 +89,26 @@ pub fn sequence_frames(dir: &Path, rel: &str, inv: &mut Inventory) -> Option<Vec
     Some(frames)
 }
 
+/// The sub-folders of `dir` (named `rel` in rows) with their relative paths, for layouts whose
+/// levels are folders (`<subject>/<sequence>/`): a file where a `what` folder belongs is an
+/// exclusion row ("a file where subject folders are"), not an input.
+pub fn subdirs(dir: &Path, rel: &str, what: &str, inv: &mut Inventory) -> Vec<(Entry, String)> {
+    let mut out = Vec::new();
+    for e in list(dir, rel, inv) {
+        let path = join(rel, &e.name);
+        if e.is_dir {
+            out.push((e, path));
+        } else {
+            inv.exclude(
+                &path,
+                reason::NOT_AN_IMAGE,
+                format!("a file where {what} folders are"),
+            );
+        }
+    }
+    out
+}
+
 /// `a/b`, or `b` when `a` is empty.
 pub fn join(a: &str, b: &str) -> String {
     if a.is_empty() {

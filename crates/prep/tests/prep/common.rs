@@ -164,3 +164,26 @@ pub fn ckplus_tree(root: &Path) {
     std::fs::create_dir_all(img.join("S011/003")).unwrap();
     write(&emo.join("S011/003/S011_003_00000001_emotion.txt"), b"2");
 }
+
+/// `prep build` of the CK+ tree `raw` (see [`ckplus_tree`]) into `caches`, one thread, accepting
+/// the tree's planted failures; stdout and stderr are the caller's to set.
+pub fn ckplus_build_command(raw: &Path, caches: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prep"));
+    c.args([
+        "build",
+        "--dataset",
+        "ckplus",
+        "--folds",
+        "none",
+        "-j",
+        "1",
+        // The tree holds broken sequences on purpose: accept its failure rate.
+        "--max-failure-rate",
+        "1",
+        "--source",
+    ])
+    .arg(raw)
+    .arg("--cache-dir")
+    .arg(caches);
+    c
+}

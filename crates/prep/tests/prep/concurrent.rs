@@ -11,24 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn prep_build(raw: &Path, caches: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_prep"));
-    c.args([
-        "build",
-        "--dataset",
-        "ckplus",
-        "--folds",
-        "none",
-        "-j",
-        "1",
-        "--max-failure-rate",
-        "1",
-        "--source",
-    ])
-    .arg(raw)
-    .arg("--cache-dir")
-    .arg(caches)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut c = ckplus_build_command(raw, caches);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 

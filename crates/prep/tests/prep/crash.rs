@@ -12,25 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn prep_build(raw: &Path, caches: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_prep"));
-    c.args([
-        "build",
-        "--dataset",
-        "ckplus",
-        "--folds",
-        "none",
-        "-j",
-        "1",
-        // The tree holds broken sequences on purpose: accept its failure rate.
-        "--max-failure-rate",
-        "1",
-        "--source",
-    ])
-    .arg(raw)
-    .arg("--cache-dir")
-    .arg(caches)
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
+    let mut c = ckplus_build_command(raw, caches);
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     c
 }
 
@@ -105,8 +89,7 @@ fn killed_builds_finish_identical_to_an_uninterrupted_one() {
             let mut child = prep_build(raw.path(), caches.path()).spawn().unwrap();
             let start = Instant::now();
             let reached = loop {
-                if tmp_bytes(caches.path()).is_some_and(|b| b >= threshold.max(1) || share == 0.0)
-                {
+                if tmp_bytes(caches.path()).is_some_and(|b| b >= threshold.max(1) || share == 0.0) {
                     break true;
                 }
                 if child.try_wait().unwrap().is_some() {

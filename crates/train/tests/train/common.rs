@@ -244,7 +244,56 @@ pub fn opts(name: &str) -> train::trainer::RunOptions<'static> {
         run_name: Some(name.into()),
         git_revision: None,
         progress: &train::trainer::Quiet,
-        stop_after_epochs: None,
+        stop: train::trainer::StopToken::never(),
+    }
+}
+
+/// Progress that trips the run's stop token once `epochs` epochs have ended (what Ctrl-C does
+/// at that moment).
+struct StopAfter {
+    epochs: usize,
+    ended: std::sync::atomic::AtomicUsize,
+    token: train::trainer::StopToken,
+}
+
+impl train::trainer::TrainProgress for StopAfter {
+    fn epoch_start(&self, _: &str, _: usize, _: usize, _: u64) {}
+    fn batch_done(&self, _: u64) {}
+    fn epoch_end(&self, _: &train::report::EpochRecord) {
+        let n = self.ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if n >= self.epochs {
+            self.token.stop();
+        }
+    }
+    fn note(&self, _: &str) {}
+}
+
+/// Runs `cfg` as run `name` (continuing `resume` when given) and stops it after `epochs` more
+/// epochs, through the run's stop token; returns the run directory, left as an interrupted run
+/// leaves it.
+pub fn run_stopped_after(
+    cfg: &ExperimentConfig,
+    name: &str,
+    resume: Option<PathBuf>,
+    epochs: usize,
+) -> PathBuf {
+    let token = train::trainer::StopToken::new();
+    let progress = StopAfter {
+        epochs,
+        ended: Default::default(),
+        token: token.clone(),
+    };
+    let options = train::trainer::RunOptions {
+        resume,
+        run_name: Some(name.into()),
+        git_revision: None,
+        progress: &progress,
+        stop: token,
+    };
+    match train::trainer::run_experiment(cfg, options) {
+        Err(train::TrainError::Stopped { run, .. }) => run,
+        Err(e) => panic!("run {name}: {e}"),
+        Ok(_) => panic!("run {name} finished instead of stopping after {epochs} epochs"),
     }
 }
 
@@ -269,6 +318,7 @@ pub fn score_fold(cfg: &ExperimentConfig, run: &Path, k: u16) -> Vec<train::trai
         device: tch::Device::Cpu,
         progress: &train::trainer::Quiet,
         targets: None,
+        stop: train::trainer::StopToken::never(),
     };
     let mc = runner.model_config();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);

@@ -196,7 +196,7 @@ fn svg_texts(path: &std::path::Path) -> Vec<String> {
 #[test]
 fn report_lists_differing_settings_folds_epochs_and_the_paired_comparison() {
     let (_, a, b) = finished_runs();
-    let c = train::compare::compare(&[a.clone(), b.clone()]).unwrap();
+    let c = train::report::compare(&[a.clone(), b.clone()]).unwrap();
     // Exactly what the ablation changed (and the experiment's name).
     assert_eq!(
         c.differing.keys().collect::<Vec<_>>(),
@@ -268,10 +268,8 @@ fn report_marks_unfinished_runs_with_epochs_run_and_planned() {
     let cache = synthetic_cache(dir.path(), 3, 6, 2, 4);
     let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 4);
     cfg.folds = Some(vec![0, 1]);
-    let mut o = opts("cut");
-    o.stop_after_epochs = Some(2);
-    let run = run_experiment(&cfg, o).unwrap().dir;
-    let c = train::compare::compare(std::slice::from_ref(&run)).unwrap();
+    let run = run_stopped_after(&cfg, "cut", None, 2);
+    let c = train::report::compare(std::slice::from_ref(&run)).unwrap();
     let r = &c.runs[0];
     assert!(!r.finished());
     assert_eq!(
@@ -289,7 +287,7 @@ fn report_marks_unfinished_runs_with_epochs_run_and_planned() {
     assert!(md.contains("| fold0 | unfinished (2/4) |"), "{md}");
     assert!(md.contains("| fold1 | unfinished (0/4) |"), "{md}");
     // The HTML page is written for unfinished runs too.
-    let page = train::html::html(&c).unwrap();
+    let page = train::report::html(&c).unwrap();
     assert!(page.contains("unfinished: 2 of 4 epochs"));
 }
 
@@ -402,7 +400,7 @@ fn html_report_renders_in_chromium_with_the_summary_numbers() {
 #[test]
 fn report_of_one_run_lists_every_setting() {
     let (_, a, _) = finished_runs();
-    let c = train::compare::compare(std::slice::from_ref(a)).unwrap();
+    let c = train::report::compare(std::slice::from_ref(a)).unwrap();
     let md = c.markdown();
     for want in [
         "# Run report",

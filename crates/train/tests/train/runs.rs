@@ -45,7 +45,7 @@ fn kfold_run_writes_every_output() {
     cfg.name = "tiny-gfm".into();
     cfg.train.epochs = 2;
     let b = run_experiment(&cfg, opts("b")).unwrap();
-    let c = train::compare::compare(&[out.dir.clone(), b.dir.clone()]).unwrap();
+    let c = train::report::compare(&[out.dir.clone(), b.dir.clone()]).unwrap();
     assert_eq!(c.runs_table().unwrap().height(), 2);
     assert_eq!(c.differing["model.branches"], ["\"both\"", "\"gfm\""]);
 }
@@ -64,16 +64,10 @@ fn same_seed_same_losses_and_resume_gives_the_uninterrupted_metrics() {
     );
     assert_eq!(ma, mb, "same seed, different metrics");
     // Interrupted after 1 and then 2 more epochs, resumed to the end.
+    let c_dir = run_stopped_after(&cfg, "c", None, 1);
+    run_stopped_after(&cfg, "c", Some(c_dir.clone()), 2);
     let mut o = opts("c");
-    o.stop_after_epochs = Some(1);
-    let c = run_experiment(&cfg, o).unwrap();
-    assert!(c.folds.is_empty());
-    let mut o = opts("c");
-    o.resume = Some(c.dir.clone());
-    o.stop_after_epochs = Some(2);
-    run_experiment(&cfg, o).unwrap();
-    let mut o = opts("c");
-    o.resume = Some(c.dir.clone());
+    o.resume = Some(c_dir);
     let c = run_experiment(&cfg, o).unwrap();
     assert_eq!(strip(train::report::read_metrics(&c.dir).unwrap()), ma);
     assert_eq!(c.folds, a.folds);
@@ -308,7 +302,11 @@ fn a_second_process_on_a_running_run_directory_is_refused() {
     };
     let first = start_run();
     let start = Instant::now();
-    while shard::lock::read_holder(&run_dir).map(|h| h.pid) != Some(first.id()) {
+    // Paused once it holds the lock and has written run.json (config.toml before it), so that
+    // `--resume` finds a run to continue and only the lock can refuse it.
+    while shard::lock::read_holder(&run_dir).map(|h| h.pid) != Some(first.id())
+        || !run_dir.join("run.json").exists()
+    {
         assert!(start.elapsed() < Duration::from_secs(120), "no lock taken");
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -6,8 +6,8 @@
 //! once the run has finished) and per fold `result.json` (a finished fold) or `checkpoint.json`
 //! (its history so far).
 
+use super::run::{mean_std, Confusion, EpochRecord, FoldResult, RunSummary};
 use crate::config::ExperimentConfig;
-use crate::report::{mean_std, EpochRecord, FoldResult, RunSummary};
 use crate::{Result, TrainError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,7 +100,7 @@ impl RunRecord {
     /// Per-class recall summed over the finished folds (NaN for a class without samples).
     pub fn recall(&self) -> Vec<f64> {
         let n = self.classes.len();
-        let mut total = crate::report::Confusion::new(n);
+        let mut total = Confusion::new(n);
         for r in self.folds.iter().filter_map(|f| f.result.as_ref()) {
             for (i, row) in r.confusion.iter().enumerate() {
                 for (j, v) in row.iter().enumerate() {
@@ -410,18 +410,6 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison> {
     })
 }
 
-fn pct(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:.2}", 100.0 * x)
-    } else {
-        "–".into()
-    }
-}
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
-}
-
 impl Comparison {
     /// Every fold name of any run, in natural order.
     pub fn fold_names(&self) -> Vec<String> {
@@ -436,313 +424,128 @@ impl Comparison {
         names
     }
 
-    /// The report as Markdown: runs, differing settings, per-fold accuracies (with differences
-    /// from the baseline), the paired comparison and per-class recall.
-    pub fn markdown(&self) -> String {
-        let mut s = String::from(if self.runs.len() == 1 {
-            "# Run report\n\n## Run\n\n"
-        } else {
-            "# Run comparison\n\n## Runs\n\n"
-        });
-        s.push_str(
-            "| # | run | status | folds finished | accuracy (mean ± std, %) | oracle mean (%) | \
-             epochs run / planned | cache key | git revision | device |\n\
-             |---|---|---|---|---|---|---|---|---|---|\n",
-        );
-        for (i, r) in self.runs.iter().enumerate() {
-            let (m, sd) = r.mean_std();
-            let done = r.folds.iter().filter(|f| f.finished()).count();
-            let oracle = r
-                .summary
-                .as_ref()
-                .map(|x| pct(x.oracle_mean))
-                .unwrap_or_else(|| "–".into());
-            let epochs: Vec<String> = r
-                .folds
-                .iter()
-                .map(|f| format!("{}/{}", f.epochs_run, f.epochs_planned))
-                .collect();
-            s.push_str(&format!(
-                "| {} | {} | {} | {done} of {} | {} | {oracle} | {} | `{}` | {} | {} |\n",
-                i + 1,
-                md_escape(&r.label),
-                r.status(),
-                r.folds.len(),
-                if done == 0 {
-                    "–".into()
-                } else {
-                    format!("{} ± {}", pct(m), pct(sd))
-                },
-                epochs.join(", "),
-                &r.cache_key()[..r.cache_key().len().min(16)],
-                md_escape(&r.git_revision()),
-                md_escape(&r.device()),
-            ));
-        }
-        if self.runs.len() == 1 {
-            s.push_str("\n## Settings\n\n| setting | value |\n|---|---|\n");
-            for (k, v) in &self.runs[0].settings {
-                s.push_str(&format!("| `{k}` | {} |\n", md_escape(v)));
-            }
-        } else {
-            s.push_str(&self.settings_markdown());
-        }
-        s.push_str(&self.rest_markdown());
-        s
-    }
-
-    /// The settings part of a comparison: those that differ as a table, the others on one line.
-    fn settings_markdown(&self) -> String {
-        let mut s = String::from("\n## Settings that differ\n\n");
-        if self.differing.is_empty() {
-            s.push_str("None: the runs have identical configurations.\n");
-        } else {
-            s.push_str("| setting |");
-            for i in 0..self.runs.len() {
-                s.push_str(&format!(" #{} |", i + 1));
-            }
-            s.push_str("\n|---|");
-            s.push_str(&"---|".repeat(self.runs.len()));
-            s.push('\n');
-            for (k, vals) in &self.differing {
-                s.push_str(&format!("| `{k}` |"));
-                for v in vals {
-                    s.push_str(&format!(" {} |", md_escape(v)));
-                }
-                s.push('\n');
-            }
-        }
-        let common: Vec<String> = self.runs[0]
-            .settings
+    /// One row per run: what every rendering (Markdown, HTML, CSV) shows of it.
+    pub fn run_rows(&self) -> Vec<RunRow> {
+        self.runs
             .iter()
-            .filter(|(k, _)| !self.differing.contains_key(*k))
-            .map(|(k, v)| format!("`{k}` = {}", md_escape(v)))
-            .collect();
-        if !common.is_empty() {
-            s.push_str(&format!("\nThe same in all runs: {}.\n", common.join(", ")));
-        }
-        s
-    }
-
-    /// Everything after the settings.
-    fn rest_markdown(&self) -> String {
-        let mut s = String::new();
-        let keys: BTreeSet<String> = self.runs.iter().map(|r| r.cache_key()).collect();
-        if keys.len() > 1 {
-            s.push_str(
-                "\n**The runs trained on different caches** (cache keys differ): their folds are \
-                 not the same samples unless the caches differ only in settings the fold lists \
-                 do not depend on.\n",
-            );
-        }
-        s.push_str("\n## Test accuracy per fold (%)\n\n| fold |");
-        for i in 0..self.runs.len() {
-            s.push_str(&format!(" #{} |", i + 1));
-        }
-        for i in 1..self.runs.len() {
-            s.push_str(&format!(" #{} − #1 |", i + 1));
-        }
-        s.push_str("\n|---|");
-        s.push_str(&"---|".repeat(2 * self.runs.len() - 1));
-        s.push('\n');
-        for fold in self.fold_names() {
-            s.push_str(&format!("| {fold} |"));
-            let accs: Vec<Option<f64>> = self
-                .runs
-                .iter()
-                .map(|r| r.fold_accuracies().get(&fold).copied())
-                .collect();
-            for (r, a) in self.runs.iter().zip(&accs) {
-                let cell = match a {
-                    Some(a) => pct(*a),
-                    None => match r.folds.iter().find(|f| f.fold == fold) {
-                        Some(f) => format!("unfinished ({}/{})", f.epochs_run, f.epochs_planned),
-                        None => "not run".into(),
-                    },
-                };
-                s.push_str(&format!(" {cell} |"));
-            }
-            for a in &accs[1..] {
-                let cell = match (accs[0], a) {
-                    (Some(x), Some(y)) => format!("{:+.2}", 100.0 * (y - x)),
-                    _ => "–".into(),
-                };
-                s.push_str(&format!(" {cell} |"));
-            }
-            s.push('\n');
-        }
-        if !self.paired.is_empty() {
-            s.push_str(
-                "\n## Paired comparison with #1 over shared finished folds\n\n\
-                 | run | shared folds | mean difference (points) | std | paired t | \
-                 p (sign-flip permutation) | better / worse / equal |\n\
-                 |---|---|---|---|---|---|---|\n",
-            );
-            for (i, p) in self.paired.iter().enumerate() {
-                s.push_str(&format!(
-                    "| #{} {} | {} | {:+.2} | {:.2} | {} | {:.4} | {} / {} / {} |\n",
-                    i + 2,
-                    md_escape(&p.run),
-                    p.folds.len(),
-                    100.0 * p.mean_difference,
-                    100.0 * p.std_difference,
-                    if p.t.is_finite() {
-                        format!("{:.2}", p.t)
-                    } else {
-                        "–".into()
-                    },
-                    p.p_permutation,
-                    p.better,
-                    p.worse,
-                    p.equal
-                ));
-            }
-            s.push_str(
-                "\nThe permutation test flips the sign of each fold's difference (exact over all \
-                 patterns): with k folds the smallest attainable two-sided p is 2/2^k.\n",
-            );
-        }
-        let classes = &self.runs[0].classes;
-        if self.runs.iter().all(|r| r.classes == *classes) && !classes.is_empty() {
-            s.push_str("\n## Recall per class over finished folds (%)\n\n| class |");
-            for i in 0..self.runs.len() {
-                s.push_str(&format!(" #{} |", i + 1));
-            }
-            s.push_str("\n|---|");
-            s.push_str(&"---|".repeat(self.runs.len()));
-            s.push('\n');
-            let recalls: Vec<Vec<f64>> = self.runs.iter().map(|r| r.recall()).collect();
-            for (ci, c) in classes.iter().enumerate() {
-                s.push_str(&format!("| {} |", md_escape(c)));
-                for r in &recalls {
-                    s.push_str(&format!(
-                        " {} |",
-                        r.get(ci).map(|x| pct(*x)).unwrap_or_default()
-                    ));
+            .enumerate()
+            .map(|(i, r)| {
+                let (mean, std) = r.mean_std();
+                RunRow {
+                    index: i + 1,
+                    label: r.label.clone(),
+                    status: r.status(),
+                    finished: r.finished(),
+                    folds_finished: r.folds.iter().filter(|f| f.finished()).count(),
+                    folds_total: r.folds.len(),
+                    mean,
+                    std,
+                    oracle_mean: r.summary.as_ref().map(|s| s.oracle_mean),
+                    epochs: r
+                        .folds
+                        .iter()
+                        .map(|f| (f.fold.clone(), f.epochs_run, f.epochs_planned))
+                        .collect(),
+                    differing: self.differing.values().map(|v| v[i].clone()).collect(),
+                    cache_key: r.cache_key(),
+                    git_revision: r.git_revision(),
+                    device: r.device(),
+                    dir: r.dir.clone(),
                 }
-                s.push('\n');
-            }
-        }
-        s
+            })
+            .collect()
     }
 
-    /// One row per run: label, status, the differing settings, cache key, git revision, folds
-    /// finished, mean and std (%), oracle mean (%).
-    pub fn runs_table(&self) -> Result<polars::prelude::DataFrame> {
-        use polars::prelude::*;
-        let n = self.runs.len();
-        let mut cols = vec![
-            Column::new(
-                "run".into(),
-                self.runs
-                    .iter()
-                    .map(|r| r.label.clone())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "status".into(),
-                self.runs.iter().map(|r| r.status()).collect::<Vec<_>>(),
-            ),
-        ];
-        for (k, vals) in &self.differing {
-            cols.push(Column::new(k.as_str().into(), vals.clone()));
-        }
-        cols.push(Column::new(
-            "cache_key".into(),
-            self.runs.iter().map(|r| r.cache_key()).collect::<Vec<_>>(),
-        ));
-        cols.push(Column::new(
-            "git_revision".into(),
-            self.runs
-                .iter()
-                .map(|r| r.git_revision())
-                .collect::<Vec<_>>(),
-        ));
-        cols.push(Column::new(
-            "folds_finished".into(),
-            self.runs
-                .iter()
-                .map(|r| r.folds.iter().filter(|f| f.finished()).count() as u32)
-                .collect::<Vec<_>>(),
-        ));
-        let ms: Vec<(f64, f64)> = self.runs.iter().map(|r| r.mean_std()).collect();
-        cols.push(Column::new(
-            "accuracy_mean_pct".into(),
-            ms.iter().map(|m| 100.0 * m.0).collect::<Vec<_>>(),
-        ));
-        cols.push(Column::new(
-            "accuracy_std_pct".into(),
-            ms.iter().map(|m| 100.0 * m.1).collect::<Vec<_>>(),
-        ));
-        cols.push(Column::new(
-            "oracle_mean_pct".into(),
-            self.runs
-                .iter()
-                .map(|r| r.summary.as_ref().map(|s| 100.0 * s.oracle_mean))
-                .collect::<Vec<_>>(),
-        ));
-        DataFrame::new(n, cols).map_err(table_err)
-    }
-
-    /// One row per (run, fold): epochs run and planned, accuracy, reported epoch, oracle
-    /// accuracy, and the difference from the baseline on that fold.
-    pub fn folds_table(&self) -> Result<polars::prelude::DataFrame> {
-        use polars::prelude::*;
-        let (mut run, mut fold, mut status) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut run_e, mut plan_e, mut acc, mut epoch, mut oracle, mut diff) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+    /// One row per run and fold (every fold a run planned or started), in run order.
+    pub fn fold_rows(&self) -> Vec<FoldRow> {
         let base = self.runs[0].fold_accuracies();
-        for r in &self.runs {
+        let mut rows = Vec::new();
+        for (i, r) in self.runs.iter().enumerate() {
             for f in &r.folds {
-                run.push(r.label.clone());
-                fold.push(f.fold.clone());
-                status.push(if f.finished() {
-                    "finished"
-                } else {
-                    "unfinished"
+                let accuracy = f.result.as_ref().map(|x| x.accuracy);
+                rows.push(FoldRow {
+                    run: i + 1,
+                    label: r.label.clone(),
+                    fold: f.fold.clone(),
+                    finished: f.finished(),
+                    epochs_run: f.epochs_run,
+                    epochs_planned: f.epochs_planned,
+                    accuracy,
+                    reported_epoch: f.result.as_ref().map(|x| x.epoch),
+                    oracle: f.result.as_ref().map(|x| x.oracle_accuracy),
+                    difference_from_first: accuracy.and_then(|a| base.get(&f.fold).map(|b| a - b)),
                 });
-                run_e.push(f.epochs_run as u32);
-                plan_e.push(f.epochs_planned as u32);
-                acc.push(f.result.as_ref().map(|x| 100.0 * x.accuracy));
-                epoch.push(f.result.as_ref().map(|x| x.epoch as u32));
-                oracle.push(f.result.as_ref().map(|x| 100.0 * x.oracle_accuracy));
-                diff.push(
-                    f.result
-                        .as_ref()
-                        .and_then(|x| base.get(&f.fold).map(|b| 100.0 * (x.accuracy - b))),
-                );
             }
         }
-        let h = run.len();
-        DataFrame::new(
-            h,
-            vec![
-                Column::new("run".into(), run),
-                Column::new("fold".into(), fold),
-                Column::new("status".into(), status),
-                Column::new("epochs_run".into(), run_e),
-                Column::new("epochs_planned".into(), plan_e),
-                Column::new("accuracy_pct".into(), acc),
-                Column::new("reported_epoch".into(), epoch),
-                Column::new("oracle_pct".into(), oracle),
-                Column::new("difference_from_first_pct".into(), diff),
-            ],
-        )
-        .map_err(table_err)
+        rows
     }
 }
 
-fn table_err(e: polars::prelude::PolarsError) -> TrainError {
-    TrainError::Table {
-        path: PathBuf::from("<report>"),
-        reason: e.to_string(),
+/// A run as every rendering of the report shows it (accuracies as fractions).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    /// Position in the report, from 1 (#1 is the baseline of the paired comparisons).
+    pub index: usize,
+    /// `<experiment>/<run name>`.
+    pub label: String,
+    /// `finished`, or what is unfinished ([`RunRecord::status`]).
+    pub status: String,
+    /// Whether every planned fold finished.
+    pub finished: bool,
+    /// Folds finished.
+    pub folds_finished: usize,
+    /// Folds planned or started.
+    pub folds_total: usize,
+    /// Mean test accuracy over the finished folds (0 when none finished).
+    pub mean: f64,
+    /// Its sample standard deviation.
+    pub std: f64,
+    /// The mean best-on-test ("oracle") accuracy, once the run has finished.
+    pub oracle_mean: Option<f64>,
+    /// Per fold: name, epochs run, epochs planned.
+    pub epochs: Vec<(String, usize, usize)>,
+    /// This run's values of [`Comparison::differing`]'s settings, in its order.
+    pub differing: Vec<String>,
+    /// The full cache key.
+    pub cache_key: String,
+    /// The git revision recorded in run.json.
+    pub git_revision: String,
+    /// The device recorded in run.json.
+    pub device: String,
+    /// The run directory.
+    pub dir: PathBuf,
+}
+
+impl RunRow {
+    /// The first 16 hex digits of the cache key (all of it when shorter).
+    pub fn short_key(&self) -> &str {
+        self.cache_key.get(..16).unwrap_or(&self.cache_key)
     }
+}
+
+/// One fold of one run as every rendering of the report shows it (accuracies as fractions).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FoldRow {
+    /// The run's position in the report, from 1.
+    pub run: usize,
+    /// The run's label.
+    pub label: String,
+    /// Fold name.
+    pub fold: String,
+    /// Whether the fold finished.
+    pub finished: bool,
+    /// Epochs trained.
+    pub epochs_run: usize,
+    /// Epochs planned.
+    pub epochs_planned: usize,
+    /// Test accuracy at the reported epoch, once finished.
+    pub accuracy: Option<f64>,
+    /// The reported epoch (1-based), once finished.
+    pub reported_epoch: Option<usize>,
+    /// The best test accuracy over the epochs (oracle), once finished.
+    pub oracle: Option<f64>,
+    /// Accuracy minus run #1's on the same fold, when both finished.
+    pub difference_from_first: Option<f64>,
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         )
     })
     .with_context(|| format!("{}", a.cache.display()))?;
-    let bars = crate::progress::Bars::new();
+    let bars = crate::cli::progress::Bars::new();
     bars.stage("export", cache.len());
     let summary = prep::export::export_image_folders(&cache, &a.out, &a.plane, &|| bars.advance(1))
         .with_context(|| format!("{} → {}", a.cache.display(), a.out.display()))?;

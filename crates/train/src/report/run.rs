@@ -1,5 +1,5 @@
-//! Run outputs: `metrics.jsonl`, per fold `confusion.csv` (figures: [`crate::figures`]),
-//! `summary.md` + `summary.json`, and `train report`'s comparison of several runs.
+//! A run's outputs: `metrics.jsonl`, per fold `result.json` and `confusion.csv` (figures:
+//! [`super::figures`]), `summary.md` and `summary.json`.
 
 use crate::config::{ExperimentConfig, Selection};
 use crate::{Result, TrainError};

@@ -1,6 +1,6 @@
 //! `prep build`: a dataset → a verified shard cache, with progress bars and a final table.
 
-use crate::progress::Bars;
+use crate::cli::progress::Bars;
 use anyhow::{Context, Result};
 use clap::builder::TypedValueParser as _;
 use clap::Args;
@@ -178,7 +178,7 @@ pub fn run(mut a: BuildArgs) -> Result<()> {
         force_rehash: a.rehash,
         qa_samples: a.qa_samples,
         tool: format!("prep {}", env!("CARGO_PKG_VERSION")),
-        git_revision: shard::git_revision(),
+        git_revision: crate::cli::git_revision(),
         subjects_file: a.subjects.clone(),
         failure_policy: prep::FailurePolicy {
             strict: a.strict,

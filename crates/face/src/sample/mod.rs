@@ -5,17 +5,19 @@
 //! a frame repeat its crops.
 //!
 //! [`SampleRecipe`] holds every setting that decides those crops. `prep` records it in each
-//! cache's manifest (`extra.recipe`) and `train` reads it back with
-//! [`SampleRecipe::from_manifest_extra`], so that both sides cut the same bytes from the same
-//! frames (pinned by a byte-identity test over every dataset layout).
+//! cache's manifest (`extra.recipe`) and `train` reads it back (`train::recipe`), so that both
+//! sides cut the same bytes from the same frames (pinned by a byte-identity test over every
+//! dataset layout).
 
 use crate::{
-    crop_face_and_parts, CascadeDetector, CropConfig, FaceBox, FaceCrops, FaceError, FacePipeline,
-    GrayImage, Landmarks, Result,
+    crop_face_and_parts, CropConfig, FaceBox, FaceCrops, FaceError, FacePipeline, GrayImage,
+    Landmarks, Result,
 };
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+mod models;
+pub use models::{cascade_file, ModelFiles};
 
 /// How the face box of a frame is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +61,26 @@ pub struct SampleRecipe {
     pub dataset_boxes: bool,
 }
 
+impl Default for SampleRecipe {
+    /// The paper's preprocessing as `prep build` does it by default: cascade detection (LBP, the
+    /// Haar cascade as fallback) on faces of at least a fifth of the shorter side, tracking within
+    /// sequences, the first, middle and last frames, the paper's crop sizes.
+    fn default() -> Self {
+        SampleRecipe {
+            box_mode: BoxMode::Detect,
+            crops: CropConfig::default(),
+            frame_positions: vec![0.0, 0.5, 1.0],
+            cascade: "lbpcascade_frontalface".into(),
+            fallback_cascade: "haarcascade_frontalface_default".into(),
+            min_face_fraction: 0.2,
+            detect_every_frame: false,
+            reinitialise: false,
+            dataset_landmarks: false,
+            dataset_boxes: false,
+        }
+    }
+}
+
 impl SampleRecipe {
     /// Number of frame slots per sample.
     pub fn slots(&self) -> usize {
@@ -81,59 +103,6 @@ impl SampleRecipe {
     /// [`ModelFiles::resolve`]).
     pub fn model_files(&self, shape_predictor: PathBuf) -> ModelFiles {
         ModelFiles::resolve(shape_predictor, &self.cascade, &self.fallback_cascade)
-    }
-
-    /// Reads the recipe a cache was built with from its manifest's `extra` object: the
-    /// `recipe` entry, or for caches written before it existed the prep `config` and the
-    /// resolved `box_mode`. No field takes a default.
-    ///
-    /// Errors: [`FaceError::Provenance`] naming `cache` and the missing or mistyped field.
-    pub fn from_manifest_extra(extra: &serde_json::Value, cache: &str) -> Result<SampleRecipe> {
-        let field =
-            |obj: &serde_json::Value, path: &str, name: &str| -> Result<serde_json::Value> {
-                obj.get(name).cloned().ok_or_else(|| FaceError::Provenance {
-                    cache: cache.to_string(),
-                    field: format!("{path}{name}"),
-                    reason: "missing".into(),
-                })
-            };
-        fn typed<T: DeserializeOwned>(
-            v: serde_json::Value,
-            cache: &str,
-            field: String,
-        ) -> Result<T> {
-            serde_json::from_value(v).map_err(|e| FaceError::Provenance {
-                cache: cache.to_string(),
-                field,
-                reason: e.to_string(),
-            })
-        }
-        if let Some(recipe) = extra.get("recipe") {
-            return typed(recipe.clone(), cache, "extra.recipe".into());
-        }
-        let config = field(extra, "extra.", "config")?;
-        let get = |name: &str| field(&config, "extra.config.", name);
-        let name = |n: &str| format!("extra.config.{n}");
-        Ok(SampleRecipe {
-            box_mode: typed(
-                field(extra, "extra.", "box_mode")?,
-                cache,
-                "extra.box_mode".into(),
-            )?,
-            crops: typed(get("crops")?, cache, name("crops"))?,
-            frame_positions: typed(get("frame_positions")?, cache, name("frame_positions"))?,
-            cascade: typed(get("cascade")?, cache, name("cascade"))?,
-            fallback_cascade: typed(get("fallback_cascade")?, cache, name("fallback_cascade"))?,
-            min_face_fraction: typed(get("min_face_fraction")?, cache, name("min_face_fraction"))?,
-            detect_every_frame: typed(
-                get("detect_every_frame")?,
-                cache,
-                name("detect_every_frame"),
-            )?,
-            reinitialise: typed(get("reinitialise")?, cache, name("reinitialise"))?,
-            dataset_landmarks: typed(get("dataset_landmarks")?, cache, name("dataset_landmarks"))?,
-            dataset_boxes: false,
-        })
     }
 
     /// Why a new input cannot be turned into crops the way this recipe made the cache's, or
@@ -174,71 +143,6 @@ pub fn is_image_name(name: &str) -> bool {
     ]
     .iter()
     .any(|e| lower.ends_with(e))
-}
-
-/// The model files of a face pipeline.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelFiles {
-    /// dlib 68-point model.
-    pub shape_predictor: PathBuf,
-    /// Primary cascade XML.
-    pub cascade: PathBuf,
-    /// Fallback cascade XML, if any.
-    pub fallback: Option<PathBuf>,
-}
-
-impl ModelFiles {
-    /// Resolves cascade names the way a recipe names them: a name ending in `.xml` is a path,
-    /// any other name a file of `opencv-data` ([`crate::cascade_path`]); the fallback is none
-    /// when it is `none`, empty or the primary's name.
-    pub fn resolve(shape_predictor: PathBuf, cascade: &str, fallback: &str) -> ModelFiles {
-        let fallback = match fallback {
-            "none" | "" => None,
-            n if n == cascade => None,
-            n => Some(cascade_file(n)),
-        };
-        ModelFiles {
-            shape_predictor,
-            cascade: cascade_file(cascade),
-            fallback,
-        }
-    }
-
-    /// Loads the pipeline: the dlib model (68 parts), the cascades with their documented box
-    /// calibrations, OpenCV's default detection parameters with a 20 px minimum face.
-    ///
-    /// Errors: unreadable or malformed model files; [`FaceError::ShapeModelParts`] for a dlib
-    /// model that is not a 68-point one.
-    pub fn load(&self, reinitialise: bool) -> Result<FacePipeline> {
-        let predictor = crate::ShapePredictor::load(&self.shape_predictor)?;
-        if predictor.num_parts() != 68 {
-            return Err(FaceError::ShapeModelParts {
-                file: self.shape_predictor.clone(),
-                parts: predictor.num_parts(),
-            });
-        }
-        let detector = CascadeDetector::load(&self.cascade)?;
-        let mut opts = crate::PipelineOptions {
-            detect: crate::DetectParams::default(),
-            calibration: crate::BoxCalibration::for_cascade(detector.name()),
-            reinitialise,
-        };
-        opts.detect.min_size = (20, 20);
-        let p = FacePipeline::new(detector, predictor, Some(opts));
-        Ok(match &self.fallback {
-            Some(f) => p.with_fallback(CascadeDetector::load(f)?),
-            None => p,
-        })
-    }
-}
-
-/// A cascade name or `.xml` path as a file.
-pub fn cascade_file(name: &str) -> PathBuf {
-    if name.ends_with(".xml") {
-        PathBuf::from(name)
-    } else {
-        crate::cascade_path(name)
-    }
 }
 
 /// How the face of a frame was found.
@@ -703,135 +607,4 @@ pub fn read_input_frames(input: &Path, recipe: &SampleRecipe) -> Result<SampleFr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn recipe() -> SampleRecipe {
-        SampleRecipe {
-            box_mode: BoxMode::Detect,
-            crops: CropConfig::default(),
-            frame_positions: vec![0.0, 0.5, 1.0],
-            cascade: "lbpcascade_frontalface".into(),
-            fallback_cascade: "haarcascade_frontalface_default".into(),
-            min_face_fraction: 0.2,
-            detect_every_frame: false,
-            reinitialise: false,
-            dataset_landmarks: false,
-            dataset_boxes: false,
-        }
-    }
-
-    #[test]
-    fn frame_positions_match_the_authors_lists() {
-        let r = recipe();
-        // CK+ S010/002 has 14 frames; the authors list frames 1, 8, 14 (1-based).
-        assert_eq!(r.frame_indices(14), vec![0, 7, 13]);
-        // Oulu-CASIA P001/Anger: 000, 008, 016 of 17 frames.
-        assert_eq!(r.frame_indices(17), vec![0, 8, 16]);
-        assert_eq!(r.frame_indices(1), vec![0, 0, 0]);
-        assert_eq!(r.frame_indices(2), vec![0, 1, 1]);
-    }
-
-    #[test]
-    fn recipe_reads_back_from_the_recipe_entry_and_from_older_manifests() {
-        let r = recipe();
-        let new = serde_json::json!({ "recipe": r });
-        assert_eq!(SampleRecipe::from_manifest_extra(&new, "c").unwrap(), r);
-        let mut config = serde_json::to_value(&r).unwrap();
-        let obj = config.as_object_mut().unwrap();
-        obj.remove("box_mode");
-        obj.insert("seed".into(), 3.into());
-        let old = serde_json::json!({ "config": config, "box_mode": "detect" });
-        assert_eq!(SampleRecipe::from_manifest_extra(&old, "c").unwrap(), r);
-    }
-
-    #[test]
-    fn recipe_errors_name_the_cache_and_the_field() {
-        let r = recipe();
-        let mut config = serde_json::to_value(&r).unwrap();
-        config.as_object_mut().unwrap().remove("cascade");
-        let e = SampleRecipe::from_manifest_extra(
-            &serde_json::json!({ "config": config, "box_mode": "detect" }),
-            "ckplus@1234",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("ckplus@1234") && e.contains("extra.config.cascade"),
-            "{e}"
-        );
-        let e = SampleRecipe::from_manifest_extra(
-            &serde_json::json!({ "config": serde_json::to_value(&r).unwrap(), "box_mode": 3 }),
-            "x",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("extra.box_mode"), "{e}");
-        let e = SampleRecipe::from_manifest_extra(&serde_json::json!({}), "x")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("extra.config") && e.contains("missing"), "{e}");
-    }
-
-    #[test]
-    fn model_files_follow_the_none_and_same_cascade_rules() {
-        let p = PathBuf::from("m.dat");
-        let a = ModelFiles::resolve(p.clone(), "lbpcascade_frontalface", "none");
-        assert_eq!(a.fallback, None);
-        let b = ModelFiles::resolve(
-            p.clone(),
-            "lbpcascade_frontalface",
-            "lbpcascade_frontalface",
-        );
-        assert_eq!(b.fallback, None);
-        let c = ModelFiles::resolve(p.clone(), "/x/my.xml", "");
-        assert_eq!((c.cascade, c.fallback), (PathBuf::from("/x/my.xml"), None));
-        let d = ModelFiles::resolve(
-            p,
-            "lbpcascade_frontalface",
-            "haarcascade_frontalface_default",
-        );
-        assert!(d
-            .fallback
-            .unwrap()
-            .ends_with("haarcascades/haarcascade_frontalface_default.xml"));
-    }
-
-    #[test]
-    fn slots_repeat_the_previous_distinct_frame() {
-        let img = GrayImage::filled(4, 4, 1);
-        let frames = SampleFrames {
-            slots: 3,
-            distinct: vec![(0, img.clone()), (2, img.clone())],
-            landmarks: None,
-            boxes: None,
-        };
-        let crops = FaceCrops {
-            face: img.clone(),
-            eyes: img.clone(),
-            nose: img.clone(),
-            mouth: img.clone(),
-            angle_deg: 0.0,
-            padded: false,
-        };
-        let r = |d: &str| FrameCrops {
-            landmarks: vec![],
-            crops: crops.clone(),
-            source: FaceSource::WholeFrame,
-            detector: d.into(),
-            face_box: None,
-            repeated: false,
-        };
-        let out = frames.fill_slots(vec![r("a"), r("b")]).unwrap();
-        let got: Vec<(&str, bool)> = out
-            .iter()
-            .map(|c| (c.detector.as_str(), c.repeated))
-            .collect();
-        assert_eq!(got, [("a", false), ("a", true), ("b", false)]);
-        let empty = SampleFrames {
-            slots: 2,
-            ..Default::default()
-        };
-        assert!(empty.fill_slots(vec![]).is_none());
-    }
-}
+mod tests;

@@ -147,11 +147,51 @@ pub fn dhash(img: &GrayImage) -> u64 {
     bits
 }
 
+/// How two inputs are the same.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicateKind {
+    /// The same decoded pixels (blake3 of every distinct frame, or of the dataset's face box).
+    Exact,
+    /// Peak frames whose 64-bit difference hashes are within the configured number of bits.
+    Near,
+}
+
+impl DuplicateKind {
+    /// The name in `duplicates.parquet`'s `kind` column: `exact`, `near`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DuplicateKind::Exact => "exact",
+            DuplicateKind::Near => "near",
+        }
+    }
+}
+
+impl std::fmt::Display for DuplicateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DuplicateKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "exact" => Ok(DuplicateKind::Exact),
+            "near" => Ok(DuplicateKind::Near),
+            other => Err(format!("duplicate kind {other:?}: expected exact or near")),
+        }
+    }
+}
+
 /// Two inputs that are the same image (or sequence).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicatePair {
-    /// `exact` or `near`.
-    pub kind: &'static str,
+    /// Exact or near.
+    pub kind: DuplicateKind,
     /// Hamming distance of the dHashes (0 for exact pairs).
     pub distance: u32,
     /// Item indices, a < b.
@@ -175,7 +215,7 @@ pub fn find_pairs(fps: &[Option<Fingerprint>], near: Option<u32>) -> Vec<Duplica
         for (k, &a) in members.iter().enumerate() {
             for &b in &members[k + 1..] {
                 pairs.push(DuplicatePair {
-                    kind: "exact",
+                    kind: DuplicateKind::Exact,
                     distance: 0,
                     a,
                     b,
@@ -209,7 +249,7 @@ pub fn find_pairs(fps: &[Option<Fingerprint>], near: Option<u32>) -> Vec<Duplica
                         let d = (fa.dhash ^ fb.dhash).count_ones();
                         if d <= t && seen.insert((a, b)) {
                             pairs.push(DuplicatePair {
-                                kind: "near",
+                                kind: DuplicateKind::Near,
                                 distance: d,
                                 a,
                                 b,
@@ -270,7 +310,7 @@ pub fn plan(items: &[InputItem], pairs: Vec<DuplicatePair>, mode: DedupMode) -> 
             parent[ra.max(rb)] = ra.min(rb);
         }
         let (a, b) = (&items[p.a], &items[p.b]);
-        if p.kind == "exact" {
+        if p.kind == DuplicateKind::Exact {
             counts.exact_pairs += 1;
             if a.split == b.split {
                 counts.exact_within_split += 1;
@@ -362,136 +402,8 @@ pub fn plan(items: &[InputItem], pairs: Vec<DuplicatePair>, mode: DedupMode) -> 
     }
 }
 
-/// Writes `duplicates.parquet`: one row per pair — `kind` (exact, near), `distance` (dHash bits),
-/// `sample_a`, `input_a`, `split_a`, `label_a` and the same for b, `dropped_a`, `dropped_b`.
-///
-/// Errors: the file cannot be written.
-pub fn write_table(
-    path: &std::path::Path,
-    items: &[InputItem],
-    plan: &DedupPlan,
-    class_names: &[String],
-) -> crate::Result<()> {
-    use polars::prelude::*;
-    let col_s = |name: &str, f: &dyn Fn(&DuplicatePair) -> String| {
-        Column::new(
-            name.into(),
-            plan.pairs.iter().map(f).collect::<Vec<String>>(),
-        )
-    };
-    let class = |i: usize| {
-        class_names
-            .get(items[i].label as usize)
-            .cloned()
-            .unwrap_or_else(|| items[i].label.to_string())
-    };
-    let cols = vec![
-        col_s("kind", &|p| p.kind.to_string()),
-        Column::new(
-            "distance".into(),
-            plan.pairs.iter().map(|p| p.distance).collect::<Vec<u32>>(),
-        ),
-        col_s("sample_a", &|p| items[p.a].sample_id.clone()),
-        col_s("input_a", &|p| items[p.a].input.clone()),
-        col_s("split_a", &|p| items[p.a].split.to_string()),
-        col_s("label_a", &|p| class(p.a)),
-        col_s("sample_b", &|p| items[p.b].sample_id.clone()),
-        col_s("input_b", &|p| items[p.b].input.clone()),
-        col_s("split_b", &|p| items[p.b].split.to_string()),
-        col_s("label_b", &|p| class(p.b)),
-        Column::new(
-            "dropped_a".into(),
-            plan.pairs
-                .iter()
-                .map(|p| plan.drops.contains_key(&p.a))
-                .collect::<Vec<bool>>(),
-        ),
-        Column::new(
-            "dropped_b".into(),
-            plan.pairs
-                .iter()
-                .map(|p| plan.drops.contains_key(&p.b))
-                .collect::<Vec<bool>>(),
-        ),
-    ];
-    let mut df = DataFrame::new(plan.pairs.len(), cols).map_err(|e| crate::PrepError::Table {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf)
-        .finish(&mut df)
-        .map_err(|e| crate::PrepError::Table {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    shard::atomic_write(path, &buf)?;
-    Ok(())
-}
-
-/// One row of `duplicates.parquet`, as [`read_table`] returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportedPair {
-    /// `exact` or `near`.
-    pub kind: String,
-    /// Hamming distance of the difference hashes (0 for exact pairs).
-    pub distance: u32,
-    /// The two sample ids.
-    pub samples: [String; 2],
-    /// Their splits (`train`, `test`, `fold3`, …).
-    pub splits: [String; 2],
-    /// Their class names.
-    pub labels: [String; 2],
-    /// Whether the build's dedup mode dropped each.
-    pub dropped: [bool; 2],
-}
-
-/// Reads a `duplicates.parquet` written by [`write_table`].
-///
-/// Errors: the file is missing, unreadable or lacks a column.
-pub fn read_table(path: &std::path::Path) -> crate::Result<Vec<ReportedPair>> {
-    let bad = |reason: String| crate::PrepError::Table {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let df = shard::tables::read_table(path).map_err(|e| bad(e.to_string()))?;
-    let text = |c: &str| -> crate::Result<Vec<String>> {
-        let col = df.column(c).map_err(|e| bad(e.to_string()))?;
-        let ca = col.str().map_err(|e| bad(format!("{c}: {e}")))?;
-        Ok(ca
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect())
-    };
-    let flag = |c: &str| -> crate::Result<Vec<bool>> {
-        let col = df.column(c).map_err(|e| bad(e.to_string()))?;
-        let ca = col.bool().map_err(|e| bad(format!("{c}: {e}")))?;
-        Ok(ca.iter().map(|v| v.unwrap_or(false)).collect())
-    };
-    let distance: Vec<u32> = {
-        let col = df.column("distance").map_err(|e| bad(e.to_string()))?;
-        let ca = col.u32().map_err(|e| bad(format!("distance: {e}")))?;
-        ca.iter().map(|v| v.unwrap_or(0)).collect()
-    };
-    let (kind, sa, sb) = (text("kind")?, text("sample_a")?, text("sample_b")?);
-    let (pa, pb, la, lb) = (
-        text("split_a")?,
-        text("split_b")?,
-        text("label_a")?,
-        text("label_b")?,
-    );
-    let (da, db) = (flag("dropped_a")?, flag("dropped_b")?);
-    Ok((0..df.height())
-        .map(|i| ReportedPair {
-            kind: kind[i].clone(),
-            distance: distance[i],
-            samples: [sa[i].clone(), sb[i].clone()],
-            splits: [pa[i].clone(), pb[i].clone()],
-            labels: [la[i].clone(), lb[i].clone()],
-            dropped: [da[i], db[i]],
-        })
-        .collect())
-}
+mod table;
+pub use table::{read_table, write_table, ReportedPair};
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,15 @@
 //! `train report --html`: one static, self-contained HTML file for one run or a comparison — no
-//! network, no script; figures are inline SVG drawn by [`crate::figures`].
+//! network, no script; figures are inline SVG drawn by [`super::figures`]. The tables are the rows
+//! of [`Comparison::run_rows`] and [`Comparison::fold_rows`], as in the Markdown and CSV.
 //!
 //! Numbers carry their exact value in `data-value` attributes (fractions, not rounded
 //! percentages) so that tests and scripts can read the page back; `data-run` and `data-fold`
 //! name the cell's run (its index from 1) and fold.
 
-use crate::compare::Comparison;
-use crate::figures;
-use crate::report::Confusion;
+use super::compare::Comparison;
+use super::figures;
+use super::markdown::pct;
+use super::run::Confusion;
 use crate::Result;
 
 /// Escapes text for HTML content and attribute values.
@@ -42,14 +44,6 @@ code { font-size: 12px; }
 details { margin: 8px 0; } summary { cursor: pointer; }
 .note { color: #555; font-size: 13px; }
 "#;
-
-fn pct(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:.2}", 100.0 * x)
-    } else {
-        "–".into()
-    }
-}
 
 /// A numeric cell: shown as a percentage, exact fraction in `data-value`.
 fn num_cell(field: &str, run: usize, fold: Option<&str>, v: f64, extra_class: &str) -> String {
@@ -88,41 +82,40 @@ pub fn html(c: &Comparison) -> Result<String> {
          <th class=\"text\">cache key</th><th class=\"text\">git revision</th>\
          <th class=\"text\">device</th><th class=\"text\">directory</th></tr>\n",
     );
-    for (i, r) in c.runs.iter().enumerate() {
-        let n = i + 1;
-        let (m, s) = r.mean_std();
-        let done = r.folds.iter().filter(|f| f.finished()).count();
+    for r in c.run_rows() {
+        let n = r.index;
         let epochs: Vec<String> = r
-            .folds
+            .epochs
             .iter()
-            .map(|f| format!("{}: {}/{}", f.fold, f.epochs_run, f.epochs_planned))
+            .map(|(fold, run, planned)| format!("{fold}: {run}/{planned}"))
             .collect();
-        let status_class = if r.finished() {
+        let status_class = if r.finished {
             "text"
         } else {
             "text unfinished"
         };
         h.push_str(&format!(
             "<tr data-run=\"{n}\"><td>{n}</td><td class=\"text\" data-field=\"label\">{}</td>\
-             <td class=\"{status_class}\" data-field=\"status\">{}</td><td>{done} of {}</td>{}{}{}\
+             <td class=\"{status_class}\" data-field=\"status\">{}</td><td>{} of {}</td>{}{}{}\
              <td class=\"text\">{}</td><td class=\"text\"><code data-field=\"cache_key\" data-value=\"{}\" title=\"{}\">{}…</code></td>\
              <td class=\"text\"><code>{}</code></td><td class=\"text\">{}</td>\
              <td class=\"text\"><code>{}</code></td></tr>\n",
             escape(&r.label),
-            escape(&r.status()),
-            r.folds.len(),
-            num_cell("mean", n, None, m, ""),
-            num_cell("std", n, None, s, ""),
-            match &r.summary {
-                Some(sm) => num_cell("oracle_mean", n, None, sm.oracle_mean, ""),
+            escape(&r.status),
+            r.folds_finished,
+            r.folds_total,
+            num_cell("mean", n, None, r.mean, ""),
+            num_cell("std", n, None, r.std, ""),
+            match r.oracle_mean {
+                Some(m) => num_cell("oracle_mean", n, None, m, ""),
                 None => "<td>–</td>".into(),
             },
             escape(&epochs.join(", ")),
-            escape(&r.cache_key()),
-            escape(&r.cache_key()),
-            escape(&r.cache_key()[..r.cache_key().len().min(16)]),
-            escape(&r.git_revision()),
-            escape(&r.device()),
+            escape(&r.cache_key),
+            escape(&r.cache_key),
+            escape(r.short_key()),
+            escape(&r.git_revision),
+            escape(&r.device),
             escape(&r.dir.display().to_string()),
         ));
     }
@@ -198,23 +191,25 @@ pub fn html(c: &Comparison) -> Result<String> {
         h.push_str(&format!("<th>#{} − #1</th>", i + 1));
     }
     h.push_str("</tr>\n");
+    let rows = c.fold_rows();
     for fold in c.fold_names() {
         h.push_str(&format!("<tr><td class=\"text\">{}</td>", escape(&fold)));
-        let accs: Vec<Option<f64>> = c
-            .runs
-            .iter()
-            .map(|r| r.fold_accuracies().get(&fold).copied())
-            .collect();
-        for (i, r) in c.runs.iter().enumerate() {
-            let f = r.folds.iter().find(|f| f.fold == fold);
-            match f.and_then(|f| f.result.as_ref()) {
-                Some(res) => {
-                    h.push_str(&num_cell("accuracy", i + 1, Some(&fold), res.accuracy, ""));
-                    h.push_str(&format!("<td>{}</td>", res.epoch));
+        let of_run = |run: usize| rows.iter().find(|f| f.run == run && f.fold == fold);
+        for run in 1..=c.runs.len() {
+            match of_run(run) {
+                Some(f) if f.finished => {
+                    h.push_str(&num_cell(
+                        "accuracy",
+                        run,
+                        Some(&fold),
+                        f.accuracy.unwrap_or(f64::NAN),
+                        "",
+                    ));
+                    h.push_str(&format!("<td>{}</td>", f.reported_epoch.unwrap_or(0)));
                 }
-                None => h.push_str(&format!(
+                other => h.push_str(&format!(
                     "<td class=\"unfinished\" colspan=\"2\">{}</td>",
-                    match f {
+                    match other {
                         Some(f) =>
                             format!("unfinished ({}/{} epochs)", f.epochs_run, f.epochs_planned),
                         None => "not run".into(),
@@ -222,10 +217,9 @@ pub fn html(c: &Comparison) -> Result<String> {
                 )),
             }
         }
-        for (i, a) in accs.iter().enumerate().skip(1) {
-            match (accs[0], a) {
-                (Some(x), Some(y)) => {
-                    let d = y - x;
+        for run in 2..=c.runs.len() {
+            match of_run(run).and_then(|f| f.difference_from_first) {
+                Some(d) => {
                     let cls = if d > 1e-12 {
                         "better"
                     } else if d < -1e-12 {
@@ -234,13 +228,12 @@ pub fn html(c: &Comparison) -> Result<String> {
                         ""
                     };
                     h.push_str(&format!(
-                        "<td class=\"{cls}\" data-field=\"difference\" data-run=\"{}\" data-fold=\"{}\" data-value=\"{d}\">{:+.2}</td>",
-                        i + 1,
+                        "<td class=\"{cls}\" data-field=\"difference\" data-run=\"{run}\" data-fold=\"{}\" data-value=\"{d}\">{:+.2}</td>",
                         escape(&fold),
                         100.0 * d
                     ));
                 }
-                _ => h.push_str("<td>–</td>"),
+                None => h.push_str("<td>–</td>"),
             }
         }
         h.push_str("</tr>\n");

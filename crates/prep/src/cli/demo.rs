@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use face::{crop_face_and_parts, CropConfig, GrayConversion, GrayImage};
 use shard::{
-    flags, CacheKey, CacheWriter, CacheWriterOptions, EncodedRecord, PlaneInfo, SampleMeta,
+    flags, CacheKey, CacheWriter, CacheWriterOptions, EncodedRecord, SampleMeta,
     SourceFingerprinter, Split,
 };
 use std::collections::BTreeMap;
@@ -85,7 +85,7 @@ pub fn run(a: DemoCacheArgs) -> Result<()> {
         class_names,
         CacheWriterOptions {
             tool: format!("prep {}", env!("CARGO_PKG_VERSION")),
-            git_revision: shard::git_revision(),
+            git_revision: crate::cli::git_revision(),
             ..Default::default()
         },
     )?;
@@ -101,25 +101,16 @@ pub fn run(a: DemoCacheArgs) -> Result<()> {
             continue;
         };
         let c = crop_face_and_parts(&frame, &f.landmarks.precise, &crops).context("crop")?;
-        let mut planes = vec![PlaneInfo::new(
-            "face",
-            crops.face.height as u16,
-            crops.face.width as u16,
-        )];
+        let size = |s: face::CropSize| (s.height as u16, s.width as u16);
+        let planes = shard::planes::sample_planes(
+            size(crops.face),
+            [size(crops.eyes), size(crops.nose), size(crops.mouth)],
+            3,
+        );
+        // In the order of `planes`: the face, then the still image's parts in each of 3 slots.
         let mut data: Vec<&[u8]> = vec![c.face.data()];
-        for slot in 0..3 {
-            for (name, img, size) in [
-                ("eyes", &c.eyes, crops.eyes),
-                ("nose", &c.nose, crops.nose),
-                ("mouth", &c.mouth, crops.mouth),
-            ] {
-                planes.push(PlaneInfo::new(
-                    format!("{name}/{slot}"),
-                    size.height as u16,
-                    size.width as u16,
-                ));
-                data.push(img.data());
-            }
+        for _ in 0..3 {
+            data.extend([c.eyes.data(), c.nose.data(), c.mouth.data()]);
         }
         let meta = SampleMeta {
             sample_id: format!("astronaut/{variant}"),

@@ -87,10 +87,10 @@ pub fn run(cmd: CacheCommand) -> Result<()> {
             limit,
         } => failures(&cache, reason.as_deref(), limit),
         CacheCommand::Merge { parts, cache_dir } => {
-            let bars = crate::progress::Bars::new();
+            let bars = crate::cli::progress::Bars::new();
             let out = prep::merge_parts(&parts, &cache_dir, &bars).context("prep cache merge")?;
             drop(bars);
-            crate::cmd_build::report(&out);
+            crate::cli::build::report(&out);
             verify(std::slice::from_ref(&out.dir))
         }
         CacheCommand::Gc {

@@ -1,0 +1,6 @@
+//! The `train` binary's commands, one file each.
+
+pub mod bench;
+pub mod predict;
+pub mod report;
+pub mod run;

@@ -1,0 +1,168 @@
+//! `train run`: an experiment's folds with progress bars, Ctrl-C handling and the summary table.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use train::report::EpochRecord;
+use train::trainer::{RunOptions, TrainProgress};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Experiment TOML (see manifests/experiments/). Not needed with --resume.
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Continue the run in RUN_DIR from its last checkpoint (its config.toml is used).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+    pub resume: Option<PathBuf>,
+    /// Run only these test folds (comma-separated) [default: the experiment's, or all].
+    #[arg(long, value_delimiter = ',', value_name = "K,…")]
+    pub fold: Option<Vec<u16>>,
+    /// Override train.epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Override train.device (auto, cpu, cuda, cuda:N).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Run directory name under runs/<experiment>/ [default: UTC time stamp].
+    #[arg(long)]
+    pub run_name: Option<String>,
+}
+
+/// Progress bars: one per epoch with samples/s and ETA, and a line per finished epoch.
+struct Bars {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl TrainProgress for Bars {
+    fn epoch_start(&self, fold: &str, epoch: usize, epochs: usize, batches: u64) {
+        let b = ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} batches {msg} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b.set_prefix(format!("{fold} epoch {}/{epochs}", epoch + 1));
+        if let Ok(mut g) = self.bar.lock() {
+            *g = Some(b);
+        }
+    }
+    fn batch_done(&self, samples: u64) {
+        if let Ok(g) = self.bar.lock() {
+            if let Some(b) = g.as_ref() {
+                b.inc(1);
+                let secs = b.elapsed().as_secs_f64().max(1e-9);
+                let done = b.position() as f64 * samples as f64;
+                b.set_message(format!("{:.0} samples/s", done / secs));
+            }
+        }
+    }
+    fn epoch_end(&self, r: &EpochRecord) {
+        if let Ok(mut g) = self.bar.lock() {
+            if let Some(b) = g.take() {
+                b.finish_and_clear();
+            }
+        }
+        let acc = |v: Option<f64>| {
+            v.map(|a| format!("{:5.1} %", 100.0 * a))
+                .unwrap_or("    -  ".into())
+        };
+        println!(
+            "{:>7} epoch {:>3}  loss {:.4} (g {:.4} p {:.4})  train {:5.1} %  test {}  val {}  lr {:.0e}  {:.0} samples/s",
+            r.fold,
+            r.epoch,
+            r.loss,
+            r.loss_global,
+            r.loss_local,
+            100.0 * r.train_accuracy,
+            acc(r.test_accuracy),
+            acc(r.validation_accuracy),
+            r.lr,
+            r.samples_per_s
+        );
+    }
+    fn note(&self, text: &str) {
+        println!("note: {text}");
+    }
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let (mut cfg, resume) = match (&a.config, &a.resume) {
+        (_, Some(dir)) => (
+            train::ExperimentConfig::load(&dir.join("config.toml"))
+                .with_context(|| format!("reading the config of run {}", dir.display()))?,
+            Some(dir.clone()),
+        ),
+        (Some(c), None) => (
+            train::ExperimentConfig::load(c).with_context(|| format!("reading {}", c.display()))?,
+            None,
+        ),
+        (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+    };
+    if let Some(f) = a.fold {
+        cfg.folds = Some(f);
+    }
+    if let Some(e) = a.epochs {
+        cfg.train.epochs = e;
+    }
+    if let Some(d) = a.device {
+        cfg.train.device = d;
+    }
+    let bars = Bars {
+        bar: Mutex::new(None),
+    };
+    let stop = install_stop_handler();
+    let out = train::trainer::run_experiment(
+        &cfg,
+        RunOptions {
+            resume,
+            run_name: a.run_name,
+            git_revision: train::trainer::git_revision(),
+            progress: &bars,
+            stop,
+        },
+    )
+    .map_err(|e| match e {
+        // Ctrl-C / SIGTERM: say where the run is and how to continue it, as the error line.
+        e @ train::TrainError::Stopped { .. } => anyhow::anyhow!(e),
+        e => anyhow::anyhow!(e).context(format!("experiment {}", cfg.name)),
+    })?;
+    let summary = std::fs::read_to_string(out.dir.join("summary.md")).unwrap_or_default();
+    println!("\n{summary}");
+    println!("run directory: {}", out.dir.display());
+    Ok(())
+}
+
+/// The run's stop token, where the signal handler finds it.
+static SIGNAL_STOP: std::sync::OnceLock<train::trainer::StopToken> = std::sync::OnceLock::new();
+
+/// SIGINT (Ctrl-C) and SIGTERM trip the returned token: the trainer stops after its current step,
+/// and then reports the run directory and the resume command. A second signal ends the process at
+/// once.
+fn install_stop_handler() -> train::trainer::StopToken {
+    extern "C" fn on_signal(_: libc::c_int) {
+        // An atomic load: the token is set before the handler is installed.
+        let Some(token) = SIGNAL_STOP.get() else {
+            return;
+        };
+        if token.is_stopped() {
+            // SAFETY: _exit is async-signal-safe; a second Ctrl-C means "now".
+            unsafe { libc::_exit(130) };
+        }
+        token.stop();
+        let msg = b"\nstopping after the current step (Ctrl-C again to stop at once)\n";
+        // SAFETY: write(2) is async-signal-safe; the buffer is a static byte string.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+    let token = SIGNAL_STOP
+        .get_or_init(train::trainer::StopToken::new)
+        .clone();
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only touches an atomic and calls async-signal-safe
+        // functions; done once, before training starts.
+        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+    }
+    token
+}
