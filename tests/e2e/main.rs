@@ -405,8 +405,6 @@ fn learns_to_memorise_sixteen_training_samples() {
         cfg.train.lr = 3e-3;
         cfg.train.lr_step_epoch = 70;
         let cache = train::loader::open_cache(&fx.ck.dir).unwrap();
-        let layout = train::loader::Layout::from_cache(&cache, None).unwrap();
-        let classes = cache.manifest().class_names.clone();
         // 16 records, round-robin over the classes, in record order: fixed by the cache alone.
         let infos = train::loader::sample_infos(&cache).unwrap();
         let mut by_class: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
@@ -428,17 +426,8 @@ fn learns_to_memorise_sixteen_training_samples() {
         let dir = runs.join("memorise");
         std::fs::create_dir_all(&dir).unwrap();
         tch::set_num_threads(2);
-        let runner = train::trainer::Runner {
-            cfg: &cfg,
-            dir: dir.clone(),
-            cache,
-            layout,
-            classes,
-            device: tch::Device::Cpu,
-            progress: &train::trainer::Quiet,
-            targets: None,
-            stop: train::trainer::StopToken::never(),
-        };
+        let runner =
+            train::trainer::Runner::new(&cfg, dir.clone(), cache, tch::Device::Cpu).unwrap();
         let plan = train::trainer::FoldPlan {
             name: "memorise".into(),
             index: 0,

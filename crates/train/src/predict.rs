@@ -170,19 +170,13 @@ impl Predictor {
             })?;
         let cache = shard::Cache::open(&cache_dir)?;
         let inputs = InputPreprocessor::for_cache(&cache, shape_predictor)?;
-        let layout = Layout::from_cache(&cache, cfg.train.frames)?;
-        let classes = cache.manifest().class_names.clone();
-        let runner = crate::trainer::Runner {
-            cfg: &cfg,
-            dir: run.to_path_buf(),
-            cache: std::sync::Arc::new(cache),
-            layout: layout.clone(),
-            classes: classes.clone(),
+        let runner = crate::trainer::Runner::new(
+            &cfg,
+            run.to_path_buf(),
+            std::sync::Arc::new(cache),
             device,
-            progress: &crate::trainer::Quiet,
-            targets: None,
-            stop: crate::trainer::StopToken::never(),
-        };
+        )?;
+        let (layout, classes) = (runner.layout.clone(), runner.classes.clone());
         let mc = runner.model_config();
         let transform = runner.transform(&mc);
         let mut fold_dirs: Vec<PathBuf> = std::fs::read_dir(run)

@@ -40,6 +40,32 @@ pub struct Runner<'a> {
     pub stop: StopToken,
 }
 
+impl<'a> Runner<'a> {
+    /// A runner of `cfg` on `cache` writing into `dir`, on `device`: the layout (the experiment's
+    /// frames of the cache's slots) and class names from the cache; quiet, training against the
+    /// labels, never stopped (set `progress`, `targets`, `stop` to change that).
+    ///
+    /// Errors: a cache whose first record has no usable planes ([`Layout::from_cache`]).
+    pub fn new(
+        cfg: &'a ExperimentConfig,
+        dir: PathBuf,
+        cache: Arc<Cache>,
+        device: Device,
+    ) -> Result<Runner<'a>> {
+        Ok(Runner {
+            layout: Layout::from_cache(&cache, cfg.train.frames)?,
+            classes: cache.manifest().class_names.clone(),
+            cfg,
+            dir,
+            cache,
+            device,
+            progress: &super::Quiet,
+            targets: None,
+            stop: StopToken::never(),
+        })
+    }
+}
+
 impl Runner<'_> {
     /// The network shape for this run's cache and configuration.
     pub fn model_config(&self) -> ModelConfig {

@@ -259,15 +259,10 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     });
     run_dir.write_run_json(&run_json)?;
     let runner = Runner {
-        cfg,
-        dir: dir.clone(),
-        cache,
-        layout,
-        classes: classes.clone(),
-        device,
         progress: opts.progress,
         targets,
         stop: opts.stop.clone(),
+        ..Runner::new(cfg, dir.clone(), cache, device)?
     };
     let mut results = Vec::new();
     for p in &plans {

@@ -301,25 +301,14 @@ pub fn run_stopped_after(
 /// test records.
 pub fn score_fold(cfg: &ExperimentConfig, run: &Path, k: u16) -> Vec<train::trainer::ScoredSample> {
     let cache = train::loader::open_cache(&cfg.resolve_cache().unwrap()).unwrap();
-    let layout = train::loader::Layout::from_cache(&cache, cfg.train.frames).unwrap();
-    let classes = cache.manifest().class_names.clone();
     let test: Vec<u64> = train::loader::sample_infos(&cache)
         .unwrap()
         .into_iter()
         .filter(|i| i.split == Split::Fold(k))
         .map(|i| i.record)
         .collect();
-    let runner = train::trainer::Runner {
-        cfg,
-        dir: run.to_path_buf(),
-        cache,
-        layout,
-        classes,
-        device: tch::Device::Cpu,
-        progress: &train::trainer::Quiet,
-        targets: None,
-        stop: train::trainer::StopToken::never(),
-    };
+    let runner =
+        train::trainer::Runner::new(cfg, run.to_path_buf(), cache, tch::Device::Cpu).unwrap();
     let mc = runner.model_config();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let model = train::model::Mgln::new(&vs.root(), &mc).unwrap();
