@@ -434,6 +434,7 @@ fn learns_to_memorise_sixteen_training_samples() {
             train: picked.clone(),
             validation: Vec::new(),
             test: picked,
+            train_class_counts: Vec::new(),
         };
         let result = runner.run_fold(&plan).unwrap();
         let history = train::report::read_metrics(&dir).unwrap();

@@ -16,6 +16,8 @@ pub struct Adam {
     beta2: f64,
     eps: f64,
     weight_decay: f64,
+    /// AdamW: the decay multiplies the weights before the step instead of entering the gradient.
+    decoupled: bool,
     step: i64,
     fused: bool,
     /// The step number as a float32 scalar on each parameter device, for the fused kernel:
@@ -49,6 +51,7 @@ impl Adam {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay,
+            decoupled: false,
             step: 0,
             fused: true,
             step_on_device: Vec::new(),
@@ -61,6 +64,18 @@ impl Adam {
     pub fn with_fused(mut self, fused: bool) -> Adam {
         self.fused = fused;
         self
+    }
+
+    /// Makes this AdamW (`torch.optim.AdamW`): p ← p·(1 − lr·weight_decay) before each Adam step,
+    /// whose gradient then carries no decay term.
+    pub fn with_decoupled_weight_decay(mut self, decoupled: bool) -> Adam {
+        self.decoupled = decoupled;
+        self
+    }
+
+    /// The variables this optimiser updates, sorted by name.
+    pub fn variables(&self) -> impl Iterator<Item = &Tensor> {
+        self.slots.iter().map(|(_, p, _, _)| p)
     }
 
     /// Whether the fused kernel runs.
@@ -85,6 +100,16 @@ impl Adam {
     /// Errors: libtorch refusing the fused kernel's tensors.
     pub fn step(&mut self) -> Result<()> {
         self.step += 1;
+        if self.decoupled && self.weight_decay != 0.0 {
+            let keep = 1.0 - self.lr * self.weight_decay;
+            tch::no_grad(|| {
+                for (_, p, _, _) in &mut self.slots {
+                    if p.grad().defined() {
+                        let _ = p.g_mul_scalar_(keep);
+                    }
+                }
+            });
+        }
         if self.fused {
             return self.fused_step();
         }
@@ -98,7 +123,7 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let g = if self.weight_decay != 0.0 {
+                let g = if self.weight_decay != 0.0 && !self.decoupled {
                     &g + &*p * self.weight_decay
                 } else {
                     g
@@ -153,7 +178,11 @@ impl Adam {
                     &step,
                     self.lr,
                     (self.beta1, self.beta2),
-                    self.weight_decay,
+                    if self.decoupled {
+                        0.0
+                    } else {
+                        self.weight_decay
+                    },
                     self.eps,
                 )
             })?;

@@ -5,7 +5,7 @@
 use crate::adam::Adam;
 use crate::config::{Branches, Deform, Precision};
 use crate::loader::{self, DeviceTransform, Layout};
-use crate::model::{Mgln, ModelConfig, ModelInput};
+use crate::model::{ModelConfig, ModelInput, Network};
 use crate::trainer::{mgln_loss, Mixup};
 use crate::Result;
 use tch::{nn, Device, Kind, Tensor};
@@ -47,6 +47,7 @@ fn sync(device: Device) {
 /// The paper's model configuration for `classes` (width 1, 128² faces, 3 frames).
 pub fn paper_config(classes: i64, width: f64) -> ModelConfig {
     ModelConfig {
+        kind: crate::config::ModelKind::Mgln,
         classes,
         frames: 3,
         branches: Branches::Both,
@@ -58,6 +59,8 @@ pub fn paper_config(classes: i64, width: f64) -> ModelConfig {
         lstm_layers: 3,
         head_relu: true,
         ssm_batchnorm: false,
+        head_batchnorm: false,
+        head_channels: None,
     }
 }
 
@@ -73,7 +76,7 @@ pub fn time_steps(
 ) -> Result<f64> {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
-    let model = Mgln::new(&vs.root(), mc)?;
+    let model = Network::new(&vs.root(), mc)?;
     // As the trainer on CUDA (channels_last defaults to true there).
     if device.is_cuda() {
         crate::model::to_channels_last(&vs);
@@ -92,7 +95,16 @@ pub fn time_steps(
             lambda: 0.7,
             perm: Tensor::arange(batch, (Kind::Int64, device)).flip([0]),
         };
-        let loss = mgln_loss(&model, input, &y, None, (batch > 1).then_some(&mix), amp)?.total;
+        let loss = mgln_loss(
+            &model,
+            input,
+            &y,
+            None,
+            (batch > 1).then_some(&mix),
+            &Default::default(),
+            amp,
+        )?
+        .total;
         opt.zero_grad();
         loss.backward();
         opt.step()?;

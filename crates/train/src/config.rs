@@ -106,10 +106,110 @@ pub enum Selection {
     Validation,
 }
 
+/// Which network is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// MGLN (the paper; default).
+    #[default]
+    Mgln,
+    /// The baseline every table needs: a plain batch-normalised CNN on the face crop alone
+    /// (four blocks of conv-BN-ReLU ×2 and max-pool, 32·64·128·256 channels × `width`, global
+    /// average pooling, dropout 0.3, a linear layer). The MGLN switches (branches, deform,
+    /// fusion, LSTM, parts) do not apply to it.
+    Cnn,
+}
+
+/// The optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// `torch.optim.Adam`: weight decay as an L2 term in the gradient (the paper).
+    Adam,
+    /// `torch.optim.AdamW`: decoupled weight decay, p ← p·(1 − lr·weight_decay) before the Adam
+    /// step (Loshchilov & Hutter 2019).
+    Adamw,
+    /// `torch.optim.SGD` with Nesterov momentum (`momentum`, no dampening; weight decay as L2).
+    Sgd,
+}
+
+/// How the learning rate moves over training (evaluated at every step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// `lr` until `lr_step_epoch`, then `lr · lr_gamma` (the paper).
+    Step,
+    /// Cosine decay from `lr` to 0 over the epochs after the warmup.
+    Cosine,
+    /// One cycle (Smith 2018, `torch.optim.lr_scheduler.OneCycleLR`'s defaults): cosine from
+    /// lr/25 up to `lr` over the first 30 % of the steps (or over `warmup_epochs` when set),
+    /// then cosine down to lr/25·10⁻⁴.
+    Onecycle,
+}
+
+/// Compensation for imbalanced classes (RAF-DB, FER2013 and AffectNet are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassBalance {
+    /// Every sample weighs the same (the paper).
+    None,
+    /// Cross-entropy weighted by class, w_c = N / (C · n_c) over the fold's training samples
+    /// (`torch.nn.CrossEntropyLoss(weight=…)`: a weighted mean). Label targets only; soft FER+
+    /// targets stay unweighted.
+    Loss,
+}
+
+/// A named set of defaults for everything the experiment file does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recipe {
+    /// The paper's and the authors' code's settings (default): Adam at 1e-4, a step at epoch 80,
+    /// mixup α = 1, small shift/scale jitter and flips, the plain VGG trunk. Pinned by the PyTorch
+    /// oracle tests.
+    #[default]
+    Paper,
+    /// What won on held-out subjects on this project's CPU experiments (`docs/BENCHMARKS.md`,
+    /// "Training recipe"): AdamW (weight decay 1e-4), one-cycle to lr 3e-3, label smoothing 0.1,
+    /// no mixup, rotation ±10°, scale ±10 %, shift ±10 % with flips, flip averaging at test,
+    /// gradient clipping at norm 5, batch norm in the SSM and behind it, no ReLU on the scores.
+    Tuned,
+}
+
+impl Recipe {
+    /// The full configuration this recipe gives before the experiment file's keys are laid over
+    /// it (every key of the file still wins).
+    pub fn base(self) -> ExperimentConfig {
+        let mut cfg = ExperimentConfig {
+            recipe: self,
+            ..ExperimentConfig::default()
+        };
+        if self == Recipe::Tuned {
+            let (m, t) = (&mut cfg.model, &mut cfg.train);
+            m.ssm_batchnorm = true;
+            m.head_batchnorm = true;
+            m.head_relu = false;
+            t.optimizer = OptimizerKind::Adamw;
+            t.lr = 3e-3;
+            t.weight_decay = 1e-4;
+            t.schedule = Schedule::Onecycle;
+            t.label_smoothing = 0.1;
+            t.mixup_alpha = 0.0;
+            t.rotate = 10.0;
+            t.scale = 0.1;
+            t.shift = 0.1;
+            t.tta_flip = true;
+            t.grad_clip = 5.0;
+        }
+        cfg
+    }
+}
+
 /// Model switches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
+    /// `mgln` (default) | `cnn`: the network ([`ModelKind`]).
+    pub kind: ModelKind,
     /// `both` | `gfm` | `pbm` (default both).
     pub branches: Branches,
     /// `channel` | `dcn` | `none` (default channel).
@@ -139,11 +239,20 @@ pub struct ModelSection {
     /// Batch normalisation after every SSM conv (default false = the paper; true lets small
     /// networks train from a random init; pretrained torchvision weights are for the plain VGG16).
     pub ssm_batchnorm: bool,
+    /// Batch normalisation after every conv behind the SSM (GFM blocks and head, LST blocks,
+    /// part end; default false = the paper). See [`crate::model::ModelConfig::head_batchnorm`].
+    pub head_batchnorm: bool,
+    /// Channels `[a, b]` of the two hidden 1×1 convs of the GFM head (64→a→b→C at width 1) and
+    /// of the part end (3→a→b→C) (default: the paper's 32 and 16 scaled by `width`, at least 8).
+    /// Small-width networks learn slowly through an 8-channel head (docs/BENCHMARKS.md, "Training
+    /// recipe").
+    pub head_channels: Option<(i64, i64)>,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
         ModelSection {
+            kind: ModelKind::Mgln,
             branches: Branches::Both,
             deform: Deform::Channel,
             fusion: Fusion::Sum,
@@ -157,6 +266,8 @@ impl Default for ModelSection {
             lstm_layers: 3,
             head_relu: true,
             ssm_batchnorm: false,
+            head_batchnorm: false,
+            head_channels: None,
         }
     }
 }
@@ -169,24 +280,49 @@ pub struct TrainSection {
     pub epochs: usize,
     /// Batch size (default 64).
     pub batch: usize,
-    /// Adam learning rate (default 1e-4).
+    /// `adam` (default) | `adamw` | `sgd` ([`OptimizerKind`]).
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate (default 1e-4).
     pub lr: f64,
-    /// Epoch at which the learning rate is multiplied by `lr_gamma` (default 80).
+    /// SGD's Nesterov momentum (default 0.9; other optimisers ignore it).
+    pub momentum: f64,
+    /// `step` (default) | `cosine` | `onecycle` ([`Schedule`]).
+    pub schedule: Schedule,
+    /// Linear warmup from 0 to `lr` over this many epochs (fractions allowed) under `step` and
+    /// `cosine`; the rising phase under `onecycle` (default 0: none / onecycle's 30 %).
+    pub warmup_epochs: f64,
+    /// Epoch at which `schedule = "step"` multiplies the learning rate by `lr_gamma` (default 80).
     pub lr_step_epoch: usize,
     /// Step factor (default 0.1).
     pub lr_gamma: f64,
-    /// Adam weight decay (default 0).
+    /// Weight decay: L2 in the gradient under `adam` and `sgd`, decoupled under `adamw`
+    /// (default 0).
     pub weight_decay: f64,
+    /// Label smoothing ε of the cross-entropy against labels: targets (1 − ε)·onehot + ε/C
+    /// (default 0; soft FER+ targets are used as they are).
+    pub label_smoothing: f64,
+    /// `none` (default) | `loss`: class-balanced cross-entropy ([`ClassBalance`]).
+    pub class_balance: ClassBalance,
+    /// Clip the global gradient norm to this before each step; 0 disables (default 0).
+    pub grad_clip: f64,
     /// Mixup α on the peak face; 0 disables (default 1, the authors').
     pub mixup_alpha: f64,
     /// Frame slots used (default: all the cache has).
     pub frames: Option<usize>,
-    /// Random shift of the crops, fraction of their size (default 0.05).
+    /// Random shift of the crops, ± fraction of their size (default 0.05).
     pub shift: f64,
     /// Random scale of the crops, ± fraction (default 0.05).
     pub scale: f64,
+    /// Random rotation, ± degrees (default 0). Like shift, scale and flip it is drawn once per
+    /// sample and applied to the face and to every part crop and frame of that sample, each
+    /// about its own centre: the parts turn with the face, though a part crop cannot show what
+    /// lay outside it.
+    pub rotate: f64,
     /// Random horizontal flip of face and parts together (default true).
     pub flip: bool,
+    /// At evaluation, average the class probabilities of each sample and its mirror image
+    /// (face and parts flipped together) (default false).
+    pub tta_flip: bool,
     /// Seed of the init, the sample order, mixup and augmentation (default 0).
     pub seed: u64,
     /// `fp32` | `tf32` | `bf16` (default tf32; CPU runs use fp32 whatever is set). On CUDA, `fp32`
@@ -225,15 +361,24 @@ impl Default for TrainSection {
         TrainSection {
             epochs: 151,
             batch: 64,
+            optimizer: OptimizerKind::Adam,
             lr: 1e-4,
+            momentum: 0.9,
+            schedule: Schedule::Step,
+            warmup_epochs: 0.0,
             lr_step_epoch: 80,
             lr_gamma: 0.1,
             weight_decay: 0.0,
+            label_smoothing: 0.0,
+            class_balance: ClassBalance::None,
+            grad_clip: 0.0,
             mixup_alpha: 1.0,
             frames: None,
             shift: 0.05,
             scale: 0.05,
+            rotate: 0.0,
             flip: true,
+            tta_flip: false,
             seed: 0,
             precision: Precision::Tf32,
             fused_adam: true,
@@ -250,12 +395,26 @@ impl Default for TrainSection {
     }
 }
 
+/// Lays `top` over `base`: tables merge key by key, any other value replaces.
+fn overlay(base: &mut toml::Table, top: toml::Table) {
+    for (k, v) in top {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => overlay(b, t),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 /// One experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExperimentConfig {
     /// Experiment name; runs go to `runs/<name>/<run>/` (default "experiment").
     pub name: String,
+    /// `paper` (default) | `tuned`: the defaults of every key the file leaves out ([`Recipe`]).
+    pub recipe: Recipe,
     /// The cache: a directory, a cache name under `cache_dir`, or `name@keyprefix` to pin one of
     /// several caches of that name (required when they come from different sources).
     pub cache: String,
@@ -277,6 +436,7 @@ impl Default for ExperimentConfig {
     fn default() -> Self {
         ExperimentConfig {
             name: "experiment".into(),
+            recipe: Recipe::Paper,
             cache: String::new(),
             cache_dir: PathBuf::from("data/cache"),
             protocol: Protocol::Kfold,
@@ -298,8 +458,10 @@ impl ExperimentConfig {
     }
 
     /// Parses TOML text; `file` names it in errors.
+    /// The file's `recipe` picks the defaults ([`Recipe::base`]); every key the file sets is laid
+    /// over them.
     pub fn parse(text: &str, file: &Path) -> Result<ExperimentConfig> {
-        let cfg: ExperimentConfig = toml::from_str(text).map_err(|e| {
+        let bad = |e: toml::de::Error| {
             // The 1-based line of the error's first byte.
             let line = e.span().map_or(1, |s| {
                 1 + text.as_bytes()[..s.start.min(text.len())]
@@ -312,7 +474,23 @@ impl ExperimentConfig {
                 line,
                 reason: e.message().to_string(),
             }
-        })?;
+        };
+        // Parsed once as written, for the line numbers of bad keys and values and for the recipe.
+        let written: ExperimentConfig = toml::from_str(text).map_err(bad)?;
+        let cfg = if written.recipe == Recipe::Paper {
+            written
+        } else {
+            let user: toml::Table = toml::from_str(text).map_err(bad)?;
+            let mut merged = written.recipe.base().to_toml_table()?;
+            overlay(&mut merged, user);
+            merged
+                .try_into()
+                .map_err(|e: toml::de::Error| TrainError::ConfigFile {
+                    file: file.to_path_buf(),
+                    line: 1,
+                    reason: e.message().to_string(),
+                })?
+        };
         cfg.check().map_err(|reason| TrainError::ConfigFile {
             file: file.to_path_buf(),
             line: 1,
@@ -335,11 +513,23 @@ impl ExperimentConfig {
         if !positive(t.lr) || !(0.0..=1.0).contains(&m.fusion_weight) || t.mixup_alpha < 0.0 {
             return Err("need lr > 0, 0 ≤ fusion_weight ≤ 1, mixup_alpha ≥ 0".into());
         }
+        if m.head_channels.is_some_and(|(a, b)| a < 1 || b < 1) {
+            return Err("need head_channels ≥ 1".into());
+        }
         if !positive(m.width) || !positive(m.part_scale) || m.lstm_side < 1 || m.lstm_layers < 1 {
             return Err("need width > 0, part_scale > 0, lstm_side ≥ 1, lstm_layers ≥ 1".into());
         }
         if !(0.0..0.9).contains(&t.validation_share) || t.eval_every == 0 {
             return Err("need 0 ≤ validation_share < 0.9 and eval_every ≥ 1".into());
+        }
+        if !(0.0..1.0).contains(&t.label_smoothing) || !(0.0..1.0).contains(&t.momentum) {
+            return Err("need 0 ≤ label_smoothing < 1 and 0 ≤ momentum < 1".into());
+        }
+        if !(t.grad_clip >= 0.0 && t.warmup_epochs >= 0.0 && t.weight_decay >= 0.0) {
+            return Err("need grad_clip ≥ 0, warmup_epochs ≥ 0, weight_decay ≥ 0".into());
+        }
+        if !(0.0..=180.0).contains(&t.rotate) || !(0.0..1.0).contains(&t.scale) {
+            return Err("need 0 ≤ rotate ≤ 180 (degrees) and 0 ≤ scale < 1".into());
         }
         Ok(())
     }
@@ -352,6 +542,37 @@ impl ExperimentConfig {
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string_pretty(self)
             .map_err(|e| TrainError::serialize("experiment configuration", e))
+    }
+
+    /// The configuration as a TOML table (every key, the recipe's defaults filled in).
+    fn to_toml_table(&self) -> Result<toml::Table> {
+        toml::Table::try_from(self)
+            .map_err(|e| TrainError::serialize("experiment configuration", e))
+    }
+
+    /// The training recipe as resolved, for `run.json`: every option that shapes optimisation.
+    pub fn recipe_summary(&self) -> serde_json::Value {
+        let t = &self.train;
+        serde_json::json!({
+            "recipe": self.recipe,
+            "model_kind": self.model.kind,
+            "optimizer": t.optimizer,
+            "lr": t.lr,
+            "momentum": t.momentum,
+            "schedule": t.schedule,
+            "warmup_epochs": t.warmup_epochs,
+            "lr_step_epoch": t.lr_step_epoch,
+            "lr_gamma": t.lr_gamma,
+            "weight_decay": t.weight_decay,
+            "label_smoothing": t.label_smoothing,
+            "class_balance": t.class_balance,
+            "grad_clip": t.grad_clip,
+            "mixup_alpha": t.mixup_alpha,
+            "augment": {"shift": t.shift, "scale": t.scale, "rotate_degrees": t.rotate, "flip": t.flip},
+            "tta_flip": t.tta_flip,
+            "epochs": t.epochs,
+            "batch": t.batch,
+        })
     }
 
     /// The cache directory `cache` names: a cache directory, a cache name under `cache_dir`, or

@@ -19,6 +19,7 @@ pub mod config;
 mod error;
 pub mod loader;
 pub mod model;
+pub mod optim;
 pub mod predict;
 pub mod recipe;
 pub mod report;

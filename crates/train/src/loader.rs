@@ -252,33 +252,62 @@ pub fn stream(
 }
 
 /// Per-sample augmentation parameters (drawn on the host from the counter RNG, applied on the
-/// device): scale, shift (fractions of the crop), horizontal flip.
+/// device): scale, shift (fractions of the crop), rotation, horizontal flip.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Augment {
     /// Scale factor.
     pub scale: f64,
     /// Shift x, y in normalised [-1, 1] units.
     pub shift: (f64, f64),
+    /// Rotation in radians (in pixel space, about the crop's centre).
+    pub rotation: f64,
     /// Mirror.
     pub flip: bool,
 }
 
-/// Draws one [`Augment`] per sample.
+impl Augment {
+    /// No change but a mirror image when `flip` (flip averaging at test time).
+    pub fn mirror(flip: bool) -> Augment {
+        Augment {
+            scale: 1.0,
+            shift: (0.0, 0.0),
+            rotation: 0.0,
+            flip,
+        }
+    }
+}
+
+/// Draws one [`Augment`] per sample: scale uniform in 1 ± `scale`, shift uniform in ± `shift`
+/// of the crop per axis, rotation uniform in ± `rotate_degrees`, a flip with probability ½ when
+/// `flip`. The rotation is drawn only when `rotate_degrees > 0`, so that runs without it draw
+/// exactly what they drew before it existed.
 pub fn draw_augments(
     rng: &mut KeyedRng,
     n: usize,
     shift: f64,
     scale: f64,
+    rotate_degrees: f64,
     flip: bool,
 ) -> Vec<Augment> {
     (0..n)
-        .map(|_| Augment {
-            scale: 1.0 + scale * (2.0 * rng.uniform() - 1.0),
-            shift: (
+        .map(|_| {
+            let scale = 1.0 + scale * (2.0 * rng.uniform() - 1.0);
+            let shift = (
                 2.0 * shift * (2.0 * rng.uniform() - 1.0),
                 2.0 * shift * (2.0 * rng.uniform() - 1.0),
-            ),
-            flip: flip && rng.uniform() < 0.5,
+            );
+            let flip = flip && rng.uniform() < 0.5;
+            let rotation = if rotate_degrees > 0.0 {
+                rotate_degrees.to_radians() * (2.0 * rng.uniform() - 1.0)
+            } else {
+                0.0
+            };
+            Augment {
+                scale,
+                shift,
+                rotation,
+                flip,
+            }
         })
         .collect()
 }
@@ -314,22 +343,31 @@ pub fn upload(host: Tensor, device: Device) -> Tensor {
     }
 }
 
-fn affine(x: &Tensor, aug: Option<&[Augment]>, repeat: i64, out: (i64, i64)) -> Tensor {
+/// Resamples images `x` [n·repeat, c, h, w] to `out` (height, width): with `aug`, sample i's
+/// [`Augment`] applied to its `repeat` consecutive images (a sample's frames) by bilinear
+/// sampling with border padding; without, a plain bilinear resize (or nothing at the same size).
+pub fn warp(x: &Tensor, aug: Option<&[Augment]>, repeat: i64, out: (i64, i64)) -> Tensor {
     let (n, _, h, w) = x.size4().unwrap_or((0, 1, 0, 0));
     match aug {
         Some(a) => {
             let mut theta = Vec::with_capacity(a.len() * 6 * repeat as usize);
+            // Output → input coordinates, normalised to [-1, 1] per axis: mirror, rotate (in
+            // pixels: the normalised axes differ by the aspect ratio), scale, shift.
+            let aspect = if h > 0 { w as f64 / h as f64 } else { 1.0 };
             for s in a {
                 let fx = if s.flip { -1.0 } else { 1.0 };
+                let (sin, cos) = s.rotation.sin_cos();
+                let row = [
+                    (fx * cos / s.scale) as f32,
+                    // 0 − sin: exactly +0 without rotation, the matrix runs had before rotation.
+                    ((0.0 - sin) / aspect / s.scale) as f32,
+                    s.shift.0 as f32,
+                    (fx * sin * aspect / s.scale) as f32,
+                    (cos / s.scale) as f32,
+                    s.shift.1 as f32,
+                ];
                 for _ in 0..repeat {
-                    theta.extend_from_slice(&[
-                        (fx / s.scale) as f32,
-                        0.0,
-                        s.shift.0 as f32,
-                        0.0,
-                        (1.0 / s.scale) as f32,
-                        s.shift.1 as f32,
-                    ]);
+                    theta.extend_from_slice(&row);
                 }
             }
             let theta = upload(Tensor::from_slice(&theta).view([n, 2, 3]), x.device());
@@ -368,7 +406,7 @@ impl DeviceTransform {
         let pinned = |v: &[u8]| upload(Tensor::from_slice(v), self.device);
         let (fh, fw) = (layout.face.0 as i64, layout.face.1 as i64);
         let face = pinned(&b.face).view([n, 1, fh, fw]).to_kind(Kind::Float) / 255.0;
-        let face = affine(&face, aug, 1, self.face_size);
+        let face = warp(&face, aug, 1, self.face_size);
         let face = normalise(&face, self.channels_last && self.device.is_cuda());
         let parts: Vec<Tensor> = (0..3)
             .map(|i| {
@@ -378,7 +416,7 @@ impl DeviceTransform {
                     .to_kind(Kind::Float)
                     / 255.0;
                 let out = self.part_sizes[i];
-                let x = affine(&x, aug, t, out);
+                let x = warp(&x, aug, t, out);
                 normalise(&x, false).view([n, t, 3, out.0, out.1])
             })
             .collect();

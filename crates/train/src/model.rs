@@ -2,7 +2,11 @@
 //! with deformable sampling, the part-based module (PBM) of per-part conv + LSTM blocks over the
 //! frames, and the part end. All shapes come from [`ModelConfig`]; defaults are the paper's.
 
-use crate::config::{Branches, Deform, InitScheme};
+mod cnn;
+
+pub use cnn::PlainCnn;
+
+use crate::config::{Branches, Deform, InitScheme, ModelKind};
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, RNN};
@@ -11,6 +15,9 @@ use tch::{Kind, Tensor};
 /// Network shape: the paper's with `width = 1`, crop sizes 128² / 48×128 / 64×32 / 32×64.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// MGLN or the plain CNN baseline (absent in configurations written before it existed: MGLN).
+    #[serde(default)]
+    pub kind: ModelKind,
     /// Number of classes.
     pub classes: i64,
     /// Frame slots fed to the PBM.
@@ -38,9 +45,25 @@ pub struct ModelConfig {
     /// input stream (face, eyes, nose, mouth) keeps its own normalisation statistics: one set of
     /// running statistics over such different crops would fit none of them at test time.
     pub ssm_batchnorm: bool,
+    /// Batch normalisation before the ReLU of every conv after the SSM: the GFM's three blocks
+    /// and the first two 1×1 convs of its head, the LST blocks' three 1×1 convs (whose last has
+    /// one channel: without it that single ReLU channel can die and silence the part), and the
+    /// first two convs of the part end. Not in the paper (absent in older configurations: off).
+    #[serde(default)]
+    pub head_batchnorm: bool,
+    /// Channels of the two hidden 1×1 convs of the GFM head and of the part end (the paper's
+    /// 32 and 16, scaled by `width`, when `None`; absent in older configurations).
+    #[serde(default)]
+    pub head_channels: Option<(i64, i64)>,
 }
 
 impl ModelConfig {
+    /// The two hidden widths of the GFM head and the part end.
+    pub fn head_channels(&self) -> (i64, i64) {
+        self.head_channels
+            .unwrap_or_else(|| (self.ch(32), self.ch(16)))
+    }
+
     /// Channels of a layer with `c` in the paper: scaled by `width`, at least 8 (1- or 2-channel
     /// ReLU layers of very thin networks die at initialisation).
     fn ch(&self, c: i64) -> i64 {
@@ -284,6 +307,27 @@ impl Module for DeformConv3x3 {
     }
 }
 
+/// Batch norms `norms[i]` (when `on`) for the `i`-th of `channels.len()` convs under `p`, named
+/// `<name><i>_bn`.
+fn norms(p: &nn::Path, name: &str, channels: &[i64], on: bool) -> Vec<nn::BatchNorm> {
+    if !on {
+        return Vec::new();
+    }
+    channels
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| nn::batch_norm2d(p / format!("{name}{i}_bn"), c, Default::default()))
+        .collect()
+}
+
+/// `x` through batch norm `k` of `norms` when there is one.
+fn normed(x: Tensor, norms: &[nn::BatchNorm], k: usize, train: bool) -> Tensor {
+    match norms.get(k) {
+        Some(bn) => x.apply_t(bn, train),
+        None => x,
+    }
+}
+
 fn conv(p: nn::Path, cin: i64, cout: i64, k: i64) -> nn::Conv2D {
     nn::conv2d(
         p,
@@ -309,7 +353,9 @@ enum GfmBlock {
 #[derive(Debug)]
 pub struct Gfm {
     blocks: Vec<GfmBlock>,
+    block_norms: Vec<nn::BatchNorm>,
     head: Vec<nn::Conv2D>,
+    head_norms: Vec<nn::BatchNorm>,
     head_relu: bool,
 }
 
@@ -330,31 +376,38 @@ impl Gfm {
                 }
             })
             .collect();
-        let hc = [chans[3], cfg.ch(32), cfg.ch(16), cfg.classes];
+        let (h0, h1) = cfg.head_channels();
+        let hc = [chans[3], h0, h1, cfg.classes];
         let head = (0..3)
             .map(|i| conv(p / format!("head{i}"), hc[i], hc[i + 1], 1))
             .collect();
         Gfm {
             blocks,
+            block_norms: norms(p, "block", &chans[1..], cfg.head_batchnorm),
             head,
+            head_norms: norms(p, "head", &hc[1..3], cfg.head_batchnorm),
             head_relu: cfg.head_relu,
         }
     }
-}
 
-impl Module for Gfm {
-    fn forward(&self, x: &Tensor) -> Tensor {
+    /// Class scores [b, C] from SSM features; `train` switches the batch norms (when
+    /// configured) between batch and running statistics.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut x = x.shallow_clone();
-        for b in &self.blocks {
+        for (k, b) in self.blocks.iter().enumerate() {
             x = match b {
-                GfmBlock::Channel(d, c) => x.apply(d).apply(c).relu(),
-                GfmBlock::Dcn(d) => x.apply(d).relu(),
-                GfmBlock::Plain(c) => x.apply(c).relu(),
+                GfmBlock::Channel(d, c) => x.apply(d).apply(c),
+                GfmBlock::Dcn(d) => x.apply(d),
+                GfmBlock::Plain(c) => x.apply(c),
             };
+            x = normed(x, &self.block_norms, k, train).relu();
         }
         let last = self.head.len() - 1;
         for (i, c) in self.head.iter().enumerate() {
             x = x.apply(c);
+            if i < last {
+                x = normed(x, &self.head_norms, i, train);
+            }
             if i < last || self.head_relu {
                 x = x.relu();
             }
@@ -363,11 +416,18 @@ impl Module for Gfm {
     }
 }
 
+impl Module for Gfm {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_t(x, false)
+    }
+}
+
 /// One LST block: conv1×1 512→256→128→1 + ReLU per frame, flattened, a multi-layer LSTM over the
 /// frames, the last step reshaped to 1×side×side.
 #[derive(Debug)]
 pub struct LstBlock {
     convs: Vec<nn::Conv2D>,
+    conv_norms: Vec<nn::BatchNorm>,
     lstm: nn::LSTM,
     side: i64,
 }
@@ -390,16 +450,17 @@ impl LstBlock {
         );
         LstBlock {
             convs,
+            conv_norms: norms(p, "conv", &ch[1..], cfg.head_batchnorm),
             lstm,
             side: cfg.lstm_side,
         }
     }
 
     /// `feats`: SSM features of every frame, [b·T, c, h, w] → [b, 1, side, side].
-    fn forward(&self, feats: &Tensor, b: i64, frames: i64) -> Tensor {
+    fn forward(&self, feats: &Tensor, b: i64, frames: i64, train: bool) -> Tensor {
         let mut x = feats.shallow_clone();
-        for c in &self.convs {
-            x = x.apply(c).relu();
+        for (k, c) in self.convs.iter().enumerate() {
+            x = normed(x.apply(c), &self.conv_norms, k, train).relu();
         }
         let seq = x.flatten(1, -1).view([b, frames, -1]);
         let (out, _) = self.lstm.seq(&seq);
@@ -413,6 +474,7 @@ impl LstBlock {
 pub struct Pbm {
     parts: Vec<LstBlock>,
     end: Vec<nn::Conv2D>,
+    end_norms: Vec<nn::BatchNorm>,
     head_relu: bool,
 }
 
@@ -425,13 +487,15 @@ impl Pbm {
             .zip(names)
             .map(|(&(h, w), n)| LstBlock::new(&(p / n), cfg, (h / 8) * (w / 8)))
             .collect();
-        let ec = [3, cfg.ch(32), cfg.ch(16), cfg.classes];
+        let (h0, h1) = cfg.head_channels();
+        let ec = [3, h0, h1, cfg.classes];
         let end = (0..3)
             .map(|i| conv(p / format!("end{i}"), ec[i], ec[i + 1], 1))
             .collect();
         Pbm {
             parts,
             end,
+            end_norms: norms(p, "end", &ec[1..3], cfg.head_batchnorm),
             head_relu: cfg.head_relu,
         }
     }
@@ -453,20 +517,30 @@ pub struct ModelOutput {
     pub local: Option<Tensor>,
 }
 
-/// The whole network.
+/// The whole network: MGLN, or the plain CNN baseline ([`ModelKind`]).
 #[derive(Debug)]
-pub struct Mgln {
+pub struct Network {
     cfg: ModelConfig,
-    ssm: Ssm,
-    gfm: Option<Gfm>,
-    pbm: Option<Pbm>,
+    body: Body,
 }
 
-impl Mgln {
-    /// Builds the network's variables under `p` (`ssm.*`, `gfm.*`, `pbm.*`).
+#[derive(Debug)]
+enum Body {
+    Mgln {
+        ssm: Ssm,
+        gfm: Option<Gfm>,
+        pbm: Option<Pbm>,
+    },
+    Cnn(PlainCnn),
+}
+
+impl Network {
+    /// Builds the network's variables under `p` (`ssm.*`, `gfm.*`, `pbm.*` for MGLN, `cnn.*`
+    /// for the baseline).
     ///
-    /// Errors: a part crop smaller than 8 pixels on a side (the SSM's stride).
-    pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Result<Mgln> {
+    /// Errors: an input smaller than 8 pixels on a side (the SSM's stride; the CNN's three
+    /// pools need 8 as well).
+    pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Result<Network> {
         for (h, w) in std::iter::once(cfg.face).chain(cfg.parts) {
             if h < 8 || w < 8 {
                 return Err(TrainError::Config(format!(
@@ -474,20 +548,23 @@ impl Mgln {
                 )));
             }
         }
-        let ssm = Ssm::new(&(p / "ssm"), cfg);
-        let gfm = cfg
-            .branches
-            .has_global()
-            .then(|| Gfm::new(&(p / "gfm"), cfg));
-        let pbm = cfg
-            .branches
-            .has_local()
-            .then(|| Pbm::new(&(p / "pbm"), cfg));
-        Ok(Mgln {
+        let body = match cfg.kind {
+            ModelKind::Cnn => Body::Cnn(PlainCnn::new(&(p / "cnn"), cfg)),
+            ModelKind::Mgln => Body::Mgln {
+                ssm: Ssm::new(&(p / "ssm"), cfg),
+                gfm: cfg
+                    .branches
+                    .has_global()
+                    .then(|| Gfm::new(&(p / "gfm"), cfg)),
+                pbm: cfg
+                    .branches
+                    .has_local()
+                    .then(|| Pbm::new(&(p / "pbm"), cfg)),
+            },
+        };
+        Ok(Network {
             cfg: cfg.clone(),
-            ssm,
-            gfm,
-            pbm,
+            body,
         })
     }
 
@@ -497,13 +574,22 @@ impl Mgln {
     }
 
     /// Forward pass; `face` may be a mixup of two faces (the parts never are). `train` switches
-    /// batch normalisation (when configured) between batch and running statistics.
+    /// batch normalisation (when configured) between batch and running statistics, and the
+    /// CNN's dropout. The CNN's scores are returned as `global` (it sees the face alone).
     pub fn forward(&self, input: &ModelInput, train: bool) -> ModelOutput {
-        let global = self
-            .gfm
+        let (ssm, gfm, pbm) = match &self.body {
+            Body::Cnn(cnn) => {
+                return ModelOutput {
+                    global: Some(cnn.forward(&input.face, train)),
+                    local: None,
+                }
+            }
+            Body::Mgln { ssm, gfm, pbm } => (ssm, gfm, pbm),
+        };
+        let global = gfm
             .as_ref()
-            .map(|g| self.ssm.forward_stream(&input.face, 0, train).apply(g));
-        let local = self.pbm.as_ref().map(|pbm| {
+            .map(|g| g.forward_t(&ssm.forward_stream(&input.face, 0, train), train));
+        let local = pbm.as_ref().map(|pbm| {
             let b = input.face.size()[0];
             let t = self.cfg.frames;
             let maps: Vec<Tensor> = pbm
@@ -513,14 +599,17 @@ impl Mgln {
                 .enumerate()
                 .map(|(k, (block, x))| {
                     // One SSM pass over all frames of a part.
-                    let feats = self.ssm.forward_stream(&x.flatten(0, 1), k + 1, train);
-                    block.forward(&feats, b, t)
+                    let feats = ssm.forward_stream(&x.flatten(0, 1), k + 1, train);
+                    block.forward(&feats, b, t, train)
                 })
                 .collect();
             let mut y = Tensor::cat(&maps, 1);
             let last = pbm.end.len() - 1;
             for (i, c) in pbm.end.iter().enumerate() {
                 y = y.apply(c);
+                if i < last {
+                    y = normed(y, &pbm.end_norms, i, train);
+                }
                 if i < last || pbm.head_relu {
                     y = y.relu();
                 }
@@ -563,13 +652,10 @@ pub fn initialise(vs: &nn::VarStore, cfg: &ModelConfig, scheme: InitScheme, seed
                         .map(|_| ((2.0 * rng.uniform() - 1.0) * lstm_bound) as f32)
                         .collect(),
                 )
-            } else if name.starts_with("ssm.bn.") {
-                // Running statistics keep their start (mean 0, variance 1).
-                match leaf {
-                    "weight" => Some(vec![1.0; n]),
-                    "bias" => Some(vec![0.0; n]),
-                    _ => None,
-                }
+            } else if t.dim() == 1 && leaf == "weight" {
+                // Batch norm scales (the only 1-d weights) start at 1, as PyTorch's (tch draws
+                // them from U(0, 1)); running statistics keep their start (mean 0, variance 1).
+                Some(vec![1.0; n])
             } else if leaf == "weight" && t.dim() == 4 {
                 let s = t.size();
                 let std = (2.0 / (s[0] * s[2] * s[3]) as f64).sqrt();

@@ -5,7 +5,7 @@
 //! without a face are reported.
 
 use crate::loader::{DeviceTransform, HostBatch, Layout};
-use crate::model::Mgln;
+use crate::model::Network;
 use crate::{Result, TrainError};
 use face::{FrameCrops, SampleCropper, SampleFrames, SampleRecipe};
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ pub fn unfinished_folds(run: &Path) -> Vec<String> {
 
 /// A trained run loaded for prediction.
 pub struct Predictor {
-    models: Vec<(nn::VarStore, Mgln)>,
+    models: Vec<(nn::VarStore, Network)>,
     layout: Layout,
     transform: DeviceTransform,
     classes: Vec<String>,
@@ -195,7 +195,7 @@ impl Predictor {
         let mut loaded = Vec::new();
         for d in fold_dirs {
             let vs = nn::VarStore::new(device);
-            let m = Mgln::new(&vs.root(), &mc)?;
+            let m = Network::new(&vs.root(), &mc)?;
             let file = d.join("checkpoint.safetensors");
             crate::trainer::load_model_vars(&vs, &file)?;
             loaded.push((vs, m));

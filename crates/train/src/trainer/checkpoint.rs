@@ -2,7 +2,7 @@
 //! bookkeeping (`checkpoint.json`: last finished epoch, the tensors' blake3, every epoch's record),
 //! written atomically after every epoch and read back to resume.
 
-use crate::adam::Adam;
+use crate::optim::Optimizer;
 use crate::report::EpochRecord;
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
@@ -69,7 +69,7 @@ impl FoldCheckpoint {
     pub(crate) fn resume(
         &self,
         vs: &nn::VarStore,
-        opt: &mut Adam,
+        opt: &mut Optimizer,
     ) -> Result<Option<CheckpointInfo>> {
         let Ok(bytes) = std::fs::read(&self.info) else {
             return Ok(None);
@@ -98,7 +98,7 @@ impl FoldCheckpoint {
     pub(crate) fn save(
         &self,
         vs: &nn::VarStore,
-        opt: &Adam,
+        opt: &Optimizer,
         epoch: usize,
         history: &[EpochRecord],
     ) -> Result<()> {

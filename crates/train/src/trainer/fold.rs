@@ -2,14 +2,14 @@
 //! evaluation, the per-epoch checkpoint and metrics, and the fold's outputs.
 
 use super::checkpoint::FoldCheckpoint;
-use super::loss::{fuse, mgln_loss, Mixup, StepLoss};
+use super::loss::{fuse, mgln_loss, LabelLoss, Mixup, StepLoss};
 use super::plan::FoldPlan;
 use super::targets::{BatchTarget, VoteTargets};
 use super::{StopToken, TrainProgress};
-use crate::adam::Adam;
-use crate::config::{ExperimentConfig, Precision};
-use crate::loader::{self, DeviceTransform, Layout};
-use crate::model::{Mgln, ModelConfig};
+use crate::config::{ClassBalance, ExperimentConfig, Precision};
+use crate::loader::{self, Augment, DeviceTransform, Layout};
+use crate::model::{ModelConfig, Network};
+use crate::optim::{learning_rate, Optimizer};
 use crate::report::{self, Confusion, EpochRecord, FoldResult};
 use crate::{Result, TrainError};
 use shard::{Cache, KeyedRng};
@@ -82,6 +82,7 @@ impl Runner<'_> {
             )
         };
         ModelConfig {
+            kind: m.kind,
             classes: self.classes.len() as i64,
             frames: self.layout.frames() as i64,
             branches: m.branches,
@@ -93,6 +94,8 @@ impl Runner<'_> {
             lstm_layers: m.lstm_layers,
             head_relu: m.head_relu,
             ssm_batchnorm: m.ssm_batchnorm,
+            head_batchnorm: m.head_batchnorm,
+            head_channels: m.head_channels,
         }
     }
 
@@ -122,7 +125,7 @@ impl Runner<'_> {
         let mc = self.model_config();
         tch::manual_seed((t.seed ^ (plan.index.wrapping_mul(0x9e37_79b9))) as i64);
         let mut vs = nn::VarStore::new(self.device);
-        let model = Mgln::new(&vs.root(), &mc)?;
+        let model = Network::new(&vs.root(), &mc)?;
         crate::model::initialise(
             &vs,
             &mc,
@@ -143,7 +146,7 @@ impl Runner<'_> {
         if t.channels_last && self.device.is_cuda() {
             crate::model::to_channels_last(&vs);
         }
-        let mut opt = Adam::new(&vs, t.lr, t.weight_decay).with_fused(t.fused_adam);
+        let mut opt = Optimizer::new(&vs, t);
         let checkpoint = FoldCheckpoint::in_dir(&fold_dir);
         let (start_epoch, mut history) = match checkpoint.resume(&vs, &mut opt)? {
             Some(info) => {
@@ -167,11 +170,6 @@ impl Runner<'_> {
                     epoch: epoch + 1,
                 });
             }
-            opt.lr = if epoch >= t.lr_step_epoch {
-                t.lr * t.lr_gamma
-            } else {
-                t.lr
-            };
             let rec = self.train_epoch(&model, &mut opt, &tf, plan, epoch)?;
             let mut rec = rec;
             let last = epoch + 1 == t.epochs;
@@ -253,13 +251,18 @@ impl Runner<'_> {
 
     fn train_epoch(
         &self,
-        model: &Mgln,
-        opt: &mut Adam,
+        model: &Network,
+        opt: &mut Optimizer,
         tf: &DeviceTransform,
         plan: &FoldPlan,
         epoch: usize,
     ) -> Result<EpochRecord> {
         let train_cfg = &self.cfg.train;
+        // libtorch's own generator (the CNN's dropout) restarts from (seed, fold, epoch) at every
+        // epoch, so that a resumed run draws what the uninterrupted one drew.
+        let torch_seed =
+            KeyedRng::new(&[train_cfg.seed, plan.index, epoch as u64, 0xd0]).next_u64() >> 1;
+        tch::manual_seed(torch_seed as i64);
         let order = loader::epoch_order(&plan.train, train_cfg.seed, plan.index, epoch as u64);
         let batches = order.len().div_ceil(train_cfg.batch) as u64;
         self.progress
@@ -283,7 +286,12 @@ impl Runner<'_> {
         let mut skipped = 0usize;
         let fusion_weight = self.cfg.model.fusion_weight;
         let amp = train_cfg.precision == Precision::Bf16 && self.device.is_cuda();
+        let label_loss = self.label_loss(plan);
         for (step, batch) in rx.into_iter().enumerate() {
+            opt.set_lr(learning_rate(
+                train_cfg,
+                epoch as f64 + step as f64 / batches.max(1) as f64,
+            ));
             let batch = batch?;
             skipped += batch.skipped.len();
             if batch.n == 0 {
@@ -301,6 +309,7 @@ impl Runner<'_> {
                 batch.n,
                 train_cfg.shift,
                 train_cfg.scale,
+                train_cfg.rotate,
                 train_cfg.flip,
             );
             let (input, labels) = tf.apply(&batch, &self.layout, Some(&aug));
@@ -332,9 +341,20 @@ impl Runner<'_> {
                 global: loss_global,
                 local: loss_local,
                 output: out,
-            } = mgln_loss(model, input, &loss_labels, soft, mix.as_ref(), amp)?;
+            } = mgln_loss(
+                model,
+                input,
+                &loss_labels,
+                soft,
+                mix.as_ref(),
+                &label_loss,
+                amp,
+            )?;
             opt.zero_grad();
             loss.backward();
+            if train_cfg.grad_clip > 0.0 {
+                opt.clip_grad_norm(train_cfg.grad_clip);
+            }
             opt.step()?;
             let n = batch.n as f64;
             let add = |acc: &Tensor, l: &Tensor| {
@@ -391,7 +411,7 @@ impl Runner<'_> {
         Ok(EpochRecord {
             fold: plan.name.clone(),
             epoch: epoch + 1,
-            lr: opt.lr,
+            lr: opt.lr(),
             loss: sum_loss / seen_f,
             loss_global: sum_loss_global / seen_f,
             loss_local: sum_loss_local / seen_f,
@@ -405,10 +425,26 @@ impl Runner<'_> {
         })
     }
 
+    /// The cross-entropy options of this run: label smoothing, and class weights from the fold's
+    /// training labels under `class_balance = "loss"`.
+    fn label_loss(&self, plan: &FoldPlan) -> LabelLoss {
+        let t = &self.cfg.train;
+        let class_weights = (t.class_balance == ClassBalance::Loss).then(|| {
+            let mut counts = plan.train_class_counts.clone();
+            counts.resize(self.classes.len(), 0);
+            let w = LabelLoss::balanced_weights(&counts);
+            Tensor::from_slice(&w).to_device(self.device)
+        });
+        LabelLoss {
+            smoothing: t.label_smoothing,
+            class_weights,
+        }
+    }
+
     /// Accuracy and confusion matrix of the fused prediction on `records` (no augmentation).
     pub fn evaluate(
         &self,
-        model: &Mgln,
+        model: &Network,
         tf: &DeviceTransform,
         records: &[u64],
     ) -> Result<(f64, Confusion)> {
@@ -420,13 +456,14 @@ impl Runner<'_> {
     }
 
     /// The fused class probabilities ([`fuse`]) of every readable record of `records`, in
-    /// order, in eval mode and without augmentation.
+    /// order, in eval mode and without augmentation; with `tta_flip`, the mean of the
+    /// probabilities of each sample and its mirror image.
     ///
     /// Errors: cache and libtorch errors (damaged records are skipped only with
     /// `skip_bad_records`).
     pub fn score(
         &self,
-        model: &Mgln,
+        model: &Network,
         tf: &DeviceTransform,
         records: &[u64],
     ) -> Result<Vec<ScoredSample>> {
@@ -448,17 +485,24 @@ impl Runner<'_> {
                 if batch.n == 0 {
                     continue;
                 }
-                let (input, _) = tf.apply(&batch, &self.layout, None);
-                let out = crate::torch_ext::autocast_bf16(self.device, amp, || {
-                    model.forward(&input, false)
-                })?;
-                let probs = fuse(
-                    &out.global,
-                    &out.local,
-                    self.cfg.model.fusion,
-                    self.cfg.model.fusion_weight,
-                )
-                .to_device(Device::Cpu);
+                let probs_of = |aug: Option<&[Augment]>| -> Result<Tensor> {
+                    let (input, _) = tf.apply(&batch, &self.layout, aug);
+                    let out = crate::torch_ext::autocast_bf16(self.device, amp, || {
+                        model.forward(&input, false)
+                    })?;
+                    Ok(fuse(
+                        &out.global,
+                        &out.local,
+                        self.cfg.model.fusion,
+                        self.cfg.model.fusion_weight,
+                    ))
+                };
+                let mut probs = probs_of(None)?;
+                if t.tta_flip {
+                    let mirrored = vec![Augment::mirror(true); batch.n];
+                    probs = (probs + probs_of(Some(&mirrored))?) * 0.5;
+                }
+                let probs = probs.to_device(Device::Cpu);
                 let pred: Vec<i64> = Vec::try_from(&probs.argmax(1, false))?;
                 let c = probs.size().get(1).copied().unwrap_or(0);
                 let flat: Vec<f32> = Vec::try_from(&probs.reshape([-1]))?;

@@ -3,7 +3,7 @@
 
 use super::targets::SoftTarget;
 use crate::config::Fusion;
-use crate::model::{Mgln, ModelInput, ModelOutput};
+use crate::model::{ModelInput, ModelOutput, Network};
 use crate::{Result, TrainError};
 use tch::{Device, Kind, Tensor};
 
@@ -14,6 +14,39 @@ pub struct Mixup {
     pub lambda: f64,
     /// Partner of each sample, [b] int64 on the model's device.
     pub perm: Tensor,
+}
+
+/// How the cross-entropy against labels is taken (soft FER+ targets are used as they are).
+#[derive(Default)]
+pub struct LabelLoss {
+    /// Label smoothing ε: targets (1 − ε)·onehot + ε/C (0 = plain cross-entropy).
+    pub smoothing: f64,
+    /// Per-class weights [C] on the model's device (a weighted mean, as
+    /// `torch.nn.CrossEntropyLoss(weight=…)`); `None` weighs every sample the same.
+    pub class_weights: Option<Tensor>,
+}
+
+impl LabelLoss {
+    /// Class-balancing weights w_c = N / (C · n_c) from the training labels' class counts
+    /// (a class without samples gets weight 0: it never appears as a target). No counts at all
+    /// give every class weight 1.
+    pub fn balanced_weights(counts: &[usize]) -> Vec<f32> {
+        let n: usize = counts.iter().sum();
+        if n == 0 {
+            return vec![1.0; counts.len()];
+        }
+        let c = counts.len().max(1);
+        counts
+            .iter()
+            .map(|&k| {
+                if k == 0 {
+                    0.0
+                } else {
+                    (n as f64 / (c as f64 * k as f64)) as f32
+                }
+            })
+            .collect()
+    }
 }
 
 /// The losses of one training step and the scores they came from.
@@ -35,11 +68,12 @@ pub struct StepLoss {
 ///
 /// Errors: a model with neither branch.
 pub fn mgln_loss(
-    model: &Mgln,
+    model: &Network,
     input: ModelInput,
     labels: &Tensor,
     soft: Option<&SoftTarget>,
     mix: Option<&Mixup>,
+    label_loss: &LabelLoss,
     amp: bool,
 ) -> Result<StepLoss> {
     let input = match mix {
@@ -60,7 +94,18 @@ pub fn mgln_loss(
                 Some(p) => labels.index_select(0, p),
                 None => labels.shallow_clone(),
             };
-            s.to_kind(Kind::Float).cross_entropy_for_logits(&y)
+            let s = s.to_kind(Kind::Float);
+            if label_loss.smoothing == 0.0 && label_loss.class_weights.is_none() {
+                s.cross_entropy_for_logits(&y)
+            } else {
+                s.cross_entropy_loss(
+                    &y,
+                    label_loss.class_weights.as_ref(),
+                    tch::Reduction::Mean,
+                    -100,
+                    label_loss.smoothing,
+                )
+            }
         }
     };
     let global = output.global.as_ref().map(|g| match mix {

@@ -17,7 +17,7 @@ mod targets;
 
 pub use checkpoint::load_model_vars;
 pub use fold::{Runner, ScoredSample};
-pub use loss::{fuse, mgln_loss, Mixup, StepLoss};
+pub use loss::{fuse, mgln_loss, LabelLoss, Mixup, StepLoss};
 pub use plan::{plan_folds, FoldPlan};
 pub use run_dir::{git_diff_blake3, git_revision};
 pub use targets::{BatchTarget, SoftLoss, SoftTarget, VoteTargets};
@@ -256,6 +256,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         "fusion": cfg.model.fusion,
         "fusion_weight": cfg.model.fusion_weight,
         "targets": targets.as_ref().map_or("labels", |t| t.mode.name()),
+        "training_recipe": cfg.recipe_summary(),
     });
     run_dir.write_run_json(&run_json)?;
     let runner = Runner {

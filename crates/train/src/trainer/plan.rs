@@ -20,6 +20,9 @@ pub struct FoldPlan {
     pub validation: Vec<u64>,
     /// Test records.
     pub test: Vec<u64>,
+    /// Training samples per class label (index = label; as long as the largest label seen in
+    /// the cache + 1), for class-balanced losses.
+    pub train_class_counts: Vec<usize>,
 }
 
 /// Plans the folds of an experiment from the cache's splits.
@@ -64,6 +67,7 @@ pub fn plan_folds(cfg: &ExperimentConfig, infos: &[SampleInfo]) -> Result<Vec<Fo
                 train,
                 validation,
                 test: pick(Split::Test),
+                train_class_counts: Vec::new(),
             }]
         }
         Protocol::Kfold => {
@@ -112,11 +116,30 @@ pub fn plan_folds(cfg: &ExperimentConfig, infos: &[SampleInfo]) -> Result<Vec<Fo
                     train: train.iter().map(|i| i.record).collect(),
                     validation: validation.iter().map(|i| i.record).collect(),
                     test,
+                    train_class_counts: Vec::new(),
                 });
             }
             plans
         }
     };
+    let mut plans = plans;
+    let label_of: std::collections::HashMap<u64, i64> =
+        infos.iter().map(|i| (i.record, i.label)).collect();
+    let classes = infos
+        .iter()
+        .map(|i| i.label.max(0) as usize + 1)
+        .max()
+        .unwrap_or(0);
+    for p in &mut plans {
+        p.train_class_counts = vec![0; classes];
+        for r in &p.train {
+            if let Some(&l) = label_of.get(r) {
+                if let Some(c) = p.train_class_counts.get_mut(l.max(0) as usize) {
+                    *c += 1;
+                }
+            }
+        }
+    }
     for p in &plans {
         check_plan(p)?;
         if cfg.protocol == Protocol::Kfold {

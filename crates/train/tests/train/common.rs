@@ -12,6 +12,7 @@ pub fn small_model(
     deform: train::config::Deform,
 ) -> train::model::ModelConfig {
     train::model::ModelConfig {
+        kind: train::config::ModelKind::Mgln,
         classes: 5,
         frames: 3,
         branches,
@@ -23,6 +24,8 @@ pub fn small_model(
         lstm_layers: 2,
         head_relu: false,
         ssm_batchnorm: false,
+        head_batchnorm: false,
+        head_channels: None,
     }
 }
 
@@ -311,7 +314,7 @@ pub fn score_fold(cfg: &ExperimentConfig, run: &Path, k: u16) -> Vec<train::trai
         train::trainer::Runner::new(cfg, run.to_path_buf(), cache, tch::Device::Cpu).unwrap();
     let mc = runner.model_config();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let model = train::model::Mgln::new(&vs.root(), &mc).unwrap();
+    let model = train::model::Network::new(&vs.root(), &mc).unwrap();
     train::trainer::load_model_vars(
         &vs,
         &run.join(format!("fold-fold{k}"))

@@ -6,6 +6,7 @@ mod learning;
 mod model;
 mod oracle;
 mod outputs;
+mod recipe;
 mod runs;
 mod targets;
 mod trust;

@@ -1,7 +1,7 @@
 use crate::common::small_model as cfg;
 use tch::{nn, Device, Kind, Tensor};
 use train::config::{Branches, Deform};
-use train::model::{ConvOffset2D, Mgln, ModelConfig, ModelInput};
+use train::model::{ConvOffset2D, ModelConfig, ModelInput, Network};
 
 fn input(c: &ModelConfig, b: i64) -> ModelInput {
     let o = (Kind::Float, Device::Cpu);
@@ -19,7 +19,7 @@ fn output_shapes_for_every_variant() {
         for branches in [Branches::Both, Branches::Gfm, Branches::Pbm] {
             let c = cfg(branches, deform);
             let vs = nn::VarStore::new(Device::Cpu);
-            let m = Mgln::new(&vs.root(), &c).unwrap();
+            let m = Network::new(&vs.root(), &c).unwrap();
             let out = m.forward(&input(&c, 3), true);
             assert_eq!(
                 out.global.as_ref().map(|t| t.size()),
@@ -34,7 +34,7 @@ fn output_shapes_for_every_variant() {
     // The paper's full-size shapes: SSM features 16×16 / 6×16 / 8×4 / 4×8 and 96/32/32 LSTM inputs.
     let c = train::bench::paper_config(7, 0.0625);
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = Mgln::new(&vs.root(), &c).unwrap();
+    let m = Network::new(&vs.root(), &c).unwrap();
     let out = m.forward(&input(&c, 2), true);
     assert_eq!(out.global.unwrap().size(), vec![2, 7]);
     let names: Vec<String> = vs.variables().into_keys().collect();
@@ -45,7 +45,7 @@ fn output_shapes_for_every_variant() {
     // Crops below the stride are refused.
     let mut bad = cfg(Branches::Both, Deform::Channel);
     bad.parts[1] = (4, 16);
-    assert!(Mgln::new(&nn::VarStore::new(Device::Cpu).root(), &bad).is_err());
+    assert!(Network::new(&nn::VarStore::new(Device::Cpu).root(), &bad).is_err());
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn gradients_reach_every_branch() {
     for deform in [Deform::Channel, Deform::Dcn] {
         let c = cfg(Branches::Both, deform);
         let vs = nn::VarStore::new(Device::Cpu);
-        let m = Mgln::new(&vs.root(), &c).unwrap();
+        let m = Network::new(&vs.root(), &c).unwrap();
         let out = m.forward(&input(&c, 4), true);
         let y = Tensor::from_slice(&[0i64, 1, 2, 3]);
         // Biases of the ReLU heads can sit at zero gradient for a random batch; the weights of
@@ -106,7 +106,7 @@ fn torchvision_named_safetensors_load_into_the_ssm() {
     let dir = tempfile::tempdir().unwrap();
     let c = train::bench::paper_config(7, 1.0);
     let vs0 = nn::VarStore::new(Device::Cpu);
-    let _m0 = Mgln::new(&vs0.root(), &c).unwrap();
+    let _m0 = Network::new(&vs0.root(), &c).unwrap();
     // A file with torchvision's names and known values: weight = index, bias = −index.
     let mut named = Vec::new();
     for i in [0usize, 2, 5, 7, 10, 12, 14, 17, 19, 21] {
@@ -127,7 +127,7 @@ fn torchvision_named_safetensors_load_into_the_ssm() {
     let file = dir.path().join("vgg16.safetensors");
     Tensor::write_safetensors(&named, &file).unwrap();
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let _m = Mgln::new(&vs.root(), &c).unwrap();
+    let _m = Network::new(&vs.root(), &c).unwrap();
     assert_eq!(train::model::load_vgg16(&mut vs, &file).unwrap(), 20);
     for i in [0usize, 7, 21] {
         let v = vs.variables();
@@ -146,7 +146,7 @@ fn torchvision_named_safetensors_load_into_the_ssm() {
     }
     // A width-reduced model refuses full-size weights, naming the tensor.
     let mut small = nn::VarStore::new(Device::Cpu);
-    let _s = Mgln::new(&small.root(), &train::bench::paper_config(7, 0.5)).unwrap();
+    let _s = Network::new(&small.root(), &train::bench::paper_config(7, 0.5)).unwrap();
     let e = train::model::load_vgg16(&mut small, &file)
         .unwrap_err()
         .to_string();
@@ -158,7 +158,7 @@ fn a_tiny_batch_overfits() {
     tch::manual_seed(3);
     let c = cfg(Branches::Both, Deform::Channel);
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = Mgln::new(&vs.root(), &c).unwrap();
+    let m = Network::new(&vs.root(), &c).unwrap();
     let mut opt = train::adam::Adam::new(&vs, 3e-3, 0.0);
     let x = input(&c, 5);
     let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4]);
@@ -238,7 +238,7 @@ fn authors_init_has_the_documented_statistics() {
     let build = |seed: i64| {
         tch::manual_seed(seed);
         let vs = nn::VarStore::new(Device::Cpu);
-        let _m = Mgln::new(&vs.root(), &c).unwrap();
+        let _m = Network::new(&vs.root(), &c).unwrap();
         train::model::initialise(&vs, &c, InitScheme::Authors, seed as u64);
         let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -299,7 +299,7 @@ fn channels_last_weights_give_the_same_step() {
     let labels = Tensor::from_slice(&[1i64, 3]);
     let run = |channels_last: bool, fused: bool| {
         let vs = nn::VarStore::new(Device::Cpu);
-        let m = Mgln::new(&vs.root(), &c).unwrap();
+        let m = Network::new(&vs.root(), &c).unwrap();
         initialise(&vs, &c, train::config::InitScheme::Authors, 5);
         if channels_last {
             to_channels_last(&vs);
@@ -316,7 +316,9 @@ fn channels_last_weights_give_the_same_step() {
             face,
             parts: x.parts.each_ref().map(|t| t.shallow_clone()),
         };
-        let loss = train::trainer::mgln_loss(&m, inp, &labels, None, None, false).unwrap();
+        let loss =
+            train::trainer::mgln_loss(&m, inp, &labels, None, None, &Default::default(), false)
+                .unwrap();
         opt.zero_grad();
         loss.total.backward();
         let w = vs.variables()["ssm.features.2.weight"].shallow_clone();

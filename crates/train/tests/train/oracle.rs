@@ -33,7 +33,7 @@ use std::process::Command;
 use tch::{nn, Device, Kind, Tensor};
 use train::adam::Adam;
 use train::config::{Branches, Deform, Fusion, InitScheme};
-use train::model::{initialise, Mgln, ModelConfig, ModelInput};
+use train::model::{initialise, ModelConfig, ModelInput, Network};
 use train::trainer::{fuse, mgln_loss, Mixup};
 
 /// One comparison: a network, a batch and the step settings.
@@ -90,7 +90,7 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
     let c = &case.model;
     tch::manual_seed(case.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Mgln::new(&vs.root(), c).unwrap();
+    let model = Network::new(&vs.root(), c).unwrap();
     initialise(&vs, c, InitScheme::Authors, case.seed);
     // Move the offset convs and running statistics off their starting values, so that the
     // deformable sampling really samples off the grid and eval mode uses non-trivial statistics.
@@ -186,7 +186,16 @@ fn project_side(case: &Case, dir: &Path) -> BTreeMap<String, Tensor> {
     let mut opt = Adam::new(&vs, case.lr, case.weight_decay).with_fused(case.fused_adam);
     for step in 0..case.adam_steps {
         opt.zero_grad();
-        let loss = mgln_loss(&model, input(), &labels, None, mix.as_ref(), case.amp).unwrap();
+        let loss = mgln_loss(
+            &model,
+            input(),
+            &labels,
+            None,
+            mix.as_ref(),
+            &Default::default(),
+            case.amp,
+        )
+        .unwrap();
         loss.total.backward();
         if step == 0 {
             out.insert("train.total".into(), loss.total.detach());

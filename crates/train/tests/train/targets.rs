@@ -5,7 +5,7 @@
 use crate::common::*;
 use tch::{nn, Device, Kind, Tensor};
 use train::config::{Branches, Deform};
-use train::model::{Mgln, ModelInput};
+use train::model::{ModelInput, Network};
 use train::trainer::{mgln_loss, run_experiment, Mixup, SoftLoss, SoftTarget};
 
 #[test]
@@ -41,7 +41,7 @@ fn soft_losses_known_answers() {
 fn soft_cross_entropy_on_one_hot_targets_is_the_label_loss() {
     let c = small_model(Branches::Both, Deform::Channel);
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = Mgln::new(&vs.root(), &c).unwrap();
+    let m = Network::new(&vs.root(), &c).unwrap();
     let mut rng = shard::KeyedRng::new(&[7, 1]);
     let mut draw = |shape: &[i64]| {
         let n: i64 = shape.iter().product();
@@ -70,7 +70,16 @@ fn soft_cross_entropy_on_one_hot_targets_is_the_label_loss() {
             face: face.shallow_clone(),
             parts: parts.each_ref().map(|t| t.shallow_clone()),
         };
-        let l = mgln_loss(&m, input, &labels, soft, Some(&mix), false).unwrap();
+        let l = mgln_loss(
+            &m,
+            input,
+            &labels,
+            soft,
+            Some(&mix),
+            &Default::default(),
+            false,
+        )
+        .unwrap();
         l.total.backward();
         let grads: Vec<Tensor> = vs
             .trainable_variables()

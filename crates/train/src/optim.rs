@@ -1,0 +1,383 @@
+//! The optimisers a run can choose ([`OptimizerKind`]) behind one type whose state goes into the
+//! checkpoint, the learning-rate schedule ([`Schedule`]), and gradient clipping.
+
+use crate::adam::Adam;
+use crate::config::{OptimizerKind, Schedule, TrainSection};
+use crate::{Result, TrainError};
+use std::f64::consts::PI;
+use std::path::Path;
+use tch::{nn, Kind, Tensor};
+
+/// SGD with Nesterov momentum as `torch.optim.SGD(momentum=μ, nesterov=True)`: d = g + wd·p;
+/// b ← μ·b + d (b = d at the first step); p ← p − lr·(d + μ·b).
+pub struct Sgd {
+    /// Learning rate (changed by the schedule).
+    pub lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    step: i64,
+    /// (name, variable, momentum buffer), sorted by name.
+    slots: Vec<(String, Tensor, Tensor)>,
+}
+
+impl Sgd {
+    /// Nesterov SGD over every trainable variable of `vs`.
+    pub fn new(vs: &nn::VarStore, lr: f64, momentum: f64, weight_decay: f64) -> Sgd {
+        let mut vars: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        Sgd {
+            lr,
+            momentum,
+            weight_decay,
+            step: 0,
+            slots: vars
+                .into_iter()
+                .map(|(n, t)| {
+                    let b = t.zeros_like().detach();
+                    (n, t, b)
+                })
+                .collect(),
+        }
+    }
+
+    /// One update from the current gradients (variables without a gradient are left alone).
+    pub fn step(&mut self) {
+        self.step += 1;
+        let (mu, wd, lr, first) = (self.momentum, self.weight_decay, self.lr, self.step == 1);
+        tch::no_grad(|| {
+            for (_, p, b) in &mut self.slots {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let d = if wd != 0.0 { &g + &*p * wd } else { g };
+                if first {
+                    b.copy_(&d);
+                } else {
+                    let _ = b.g_mul_scalar_(mu).g_add_(&d);
+                }
+                let _ = p.g_sub_(&((d + &*b * mu) * lr));
+            }
+        });
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("sgd.step".to_string(), Tensor::from(self.step))];
+        for (n, _, b) in &self.slots {
+            out.push((format!("sgd.b.{n}"), b.shallow_clone()));
+        }
+        out
+    }
+
+    fn load_state(&mut self, named: &[(String, Tensor)], file: &Path) -> Result<()> {
+        let find = |k: &str| named.iter().find(|(n, _)| n == k).map(|(_, t)| t);
+        let bad = |reason: String| TrainError::Checkpoint {
+            path: file.to_path_buf(),
+            reason,
+        };
+        self.step = find("sgd.step")
+            .ok_or_else(|| bad("no sgd.step (a checkpoint of another optimiser?)".into()))?
+            .int64_value(&[]);
+        tch::no_grad(|| {
+            for (n, _, b) in &mut self.slots {
+                let src =
+                    find(&format!("sgd.b.{n}")).ok_or_else(|| bad(format!("no sgd.b.{n}")))?;
+                if src.size() != b.size() {
+                    return Err(bad(format!("sgd.b.{n}: shape {:?}", src.size())));
+                }
+                b.copy_(&src.to_device(b.device()));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The optimiser of a run: Adam, AdamW ([`Adam`] with decoupled decay) or Nesterov SGD.
+pub enum Optimizer {
+    /// Adam or AdamW.
+    Adam(Adam),
+    /// SGD with Nesterov momentum.
+    Sgd(Sgd),
+}
+
+impl Optimizer {
+    /// The optimiser `t` asks for over every trainable variable of `vs`, at `t.lr`.
+    pub fn new(vs: &nn::VarStore, t: &TrainSection) -> Optimizer {
+        match t.optimizer {
+            OptimizerKind::Adam | OptimizerKind::Adamw => Optimizer::Adam(
+                Adam::new(vs, t.lr, t.weight_decay)
+                    .with_fused(t.fused_adam)
+                    .with_decoupled_weight_decay(t.optimizer == OptimizerKind::Adamw),
+            ),
+            OptimizerKind::Sgd => Optimizer::Sgd(Sgd::new(vs, t.lr, t.momentum, t.weight_decay)),
+        }
+    }
+
+    /// The learning rate of the next step.
+    pub fn lr(&self) -> f64 {
+        match self {
+            Optimizer::Adam(a) => a.lr,
+            Optimizer::Sgd(s) => s.lr,
+        }
+    }
+
+    /// Sets the learning rate of the next step.
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            Optimizer::Adam(a) => a.lr = lr,
+            Optimizer::Sgd(s) => s.lr = lr,
+        }
+    }
+
+    fn variables(&self) -> Vec<&Tensor> {
+        match self {
+            Optimizer::Adam(a) => a.variables().collect(),
+            Optimizer::Sgd(s) => s.slots.iter().map(|(_, p, _)| p).collect(),
+        }
+    }
+
+    /// Clears every gradient.
+    pub fn zero_grad(&mut self) {
+        match self {
+            Optimizer::Adam(a) => a.zero_grad(),
+            Optimizer::Sgd(s) => {
+                for (_, t, _) in &mut s.slots {
+                    t.zero_grad();
+                }
+            }
+        }
+    }
+
+    /// Scales every gradient by min(1, `max_norm` / ‖g‖), ‖g‖ the norm of all gradients as one
+    /// vector (`torch.nn.utils.clip_grad_norm_`). The scale is computed on the device: the host
+    /// never waits for it.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) {
+        let grads: Vec<Tensor> = self
+            .variables()
+            .into_iter()
+            .map(|p| p.grad())
+            .filter(|g| g.defined())
+            .collect();
+        if grads.is_empty() {
+            return;
+        }
+        tch::no_grad(|| {
+            let squares: Vec<Tensor> = grads
+                .iter()
+                .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
+                .collect();
+            let norm = Tensor::stack(&squares, 0).sum(Kind::Float).sqrt();
+            let coef = (norm + 1e-6)
+                .reciprocal()
+                .g_mul_scalar(max_norm)
+                .clamp_max(1.0);
+            for g in &grads {
+                let _ = g.shallow_clone().g_mul_(&coef.to_kind(g.kind()));
+            }
+        });
+    }
+
+    /// One update from the current gradients.
+    ///
+    /// Errors: libtorch refusing the fused Adam kernel's tensors.
+    pub fn step(&mut self) -> Result<()> {
+        match self {
+            Optimizer::Adam(a) => a.step(),
+            Optimizer::Sgd(s) => {
+                s.step();
+                Ok(())
+            }
+        }
+    }
+
+    /// The state as named tensors (`adam.*` or `sgd.*`), for the checkpoint.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        match self {
+            Optimizer::Adam(a) => a.state(),
+            Optimizer::Sgd(s) => s.state(),
+        }
+    }
+
+    /// Restores a state written by [`Optimizer::state`].
+    ///
+    /// Errors: [`TrainError::Checkpoint`] for a missing or differently shaped tensor.
+    pub fn load_state(&mut self, named: &[(String, Tensor)], file: &Path) -> Result<()> {
+        match self {
+            Optimizer::Adam(a) => a.load_state(named, file),
+            Optimizer::Sgd(s) => s.load_state(named, file),
+        }
+    }
+}
+
+/// The learning rate of `t`'s schedule at `progress` epochs into training (fractional: the
+/// trainer asks at every step, epoch + step / steps per epoch).
+pub fn learning_rate(t: &TrainSection, progress: f64) -> f64 {
+    let total = t.epochs as f64;
+    let cos_between = |from: f64, to: f64, frac: f64| {
+        to + (from - to) * 0.5 * (1.0 + (PI * frac.clamp(0.0, 1.0)).cos())
+    };
+    match t.schedule {
+        Schedule::Step | Schedule::Cosine if progress < t.warmup_epochs => {
+            t.lr * (progress / t.warmup_epochs)
+        }
+        Schedule::Step => {
+            if progress >= t.lr_step_epoch as f64 {
+                t.lr * t.lr_gamma
+            } else {
+                t.lr
+            }
+        }
+        Schedule::Cosine => {
+            let span = (total - t.warmup_epochs).max(f64::MIN_POSITIVE);
+            cos_between(t.lr, 0.0, (progress - t.warmup_epochs) / span)
+        }
+        Schedule::Onecycle => {
+            // OneCycleLR's defaults: div_factor 25, final_div_factor 1e4, pct_start 0.3.
+            let rise = if t.warmup_epochs > 0.0 {
+                t.warmup_epochs.min(total)
+            } else {
+                0.3 * total
+            };
+            let start = t.lr / 25.0;
+            if progress < rise {
+                cos_between(start, t.lr, progress / rise)
+            } else {
+                let span = (total - rise).max(f64::MIN_POSITIVE);
+                cos_between(t.lr, start / 1e4, (progress - rise) / span)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn section(schedule: Schedule, warmup: f64) -> TrainSection {
+        TrainSection {
+            epochs: 10,
+            lr: 1.0,
+            schedule,
+            warmup_epochs: warmup,
+            lr_step_epoch: 6,
+            lr_gamma: 0.1,
+            ..TrainSection::default()
+        }
+    }
+
+    /// Known answers of each schedule at its corners and midpoints.
+    #[test]
+    fn schedules_hit_their_known_values() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        let step = section(Schedule::Step, 0.0);
+        assert!(close(learning_rate(&step, 5.99), 1.0));
+        assert!(close(learning_rate(&step, 6.0), 0.1));
+        let warm = section(Schedule::Step, 2.0);
+        assert!(close(learning_rate(&warm, 0.5), 0.25));
+        assert!(close(learning_rate(&warm, 2.0), 1.0));
+        let cos = section(Schedule::Cosine, 2.0);
+        assert!(close(learning_rate(&cos, 1.0), 0.5));
+        assert!(close(learning_rate(&cos, 2.0), 1.0));
+        assert!(close(learning_rate(&cos, 6.0), 0.5));
+        assert!(close(learning_rate(&cos, 10.0), 0.0));
+        let one = section(Schedule::Onecycle, 0.0);
+        assert!(close(learning_rate(&one, 0.0), 1.0 / 25.0));
+        assert!(close(learning_rate(&one, 3.0), 1.0));
+        assert!(close(learning_rate(&one, 1.5), (1.0 / 25.0 + 1.0) / 2.0));
+        assert!(close(learning_rate(&one, 10.0), 1.0 / 25.0 / 1e4));
+        assert!(close(
+            learning_rate(&one, 6.5),
+            (1.0 + 1.0 / 25.0 / 1e4) / 2.0
+        ));
+    }
+
+    fn quadratic_step(opt: &mut Optimizer, w: &Tensor, coeffs: &[f32]) {
+        let loss = (w * Tensor::from_slice(coeffs)).sum(Kind::Float);
+        opt.zero_grad();
+        loss.backward();
+        opt.step().unwrap();
+    }
+
+    /// AdamW's first step is p·(1 − lr·wd) − lr·sign(g); Adam with the same decay puts it in the
+    /// gradient instead, where the first step's normalisation hides it.
+    #[test]
+    fn adamw_decays_the_weights_apart_from_the_gradient() {
+        for fused in [true, false] {
+            for (kind, want) in [
+                (OptimizerKind::Adamw, [1.0 * 0.95 - 0.1, 2.0 * 0.95 + 0.1]),
+                (OptimizerKind::Adam, [1.0 - 0.1, 2.0 + 0.1]),
+            ] {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let w = vs.root().var_copy("w", &Tensor::from_slice(&[1.0f32, 2.0]));
+                let t = TrainSection {
+                    optimizer: kind,
+                    lr: 0.1,
+                    weight_decay: 0.5,
+                    fused_adam: fused,
+                    ..TrainSection::default()
+                };
+                let mut opt = Optimizer::new(&vs, &t);
+                quadratic_step(&mut opt, &w, &[1.0, -3.0]);
+                let got: Vec<f32> = Vec::try_from(&w.detach()).unwrap();
+                for (g, e) in got.iter().zip(want) {
+                    assert!(
+                        (*g as f64 - e).abs() < 1e-5,
+                        "{kind:?} fused {fused}: {got:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Two Nesterov steps on a linear loss with gradient g: b₁ = g, p₁ = p₀ − lr·(1 + μ)·g;
+    /// b₂ = (μ + 1)·g, p₂ = p₁ − lr·(g + μ·(μ + 1)·g). The state round-trips.
+    #[test]
+    fn nesterov_sgd_matches_its_closed_form() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().var_copy("w", &Tensor::from_slice(&[0.0f32, 0.0]));
+        let t = TrainSection {
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.1,
+            momentum: 0.9,
+            ..TrainSection::default()
+        };
+        let mut opt = Optimizer::new(&vs, &t);
+        for _ in 0..2 {
+            quadratic_step(&mut opt, &w, &[1.0, -2.0]);
+        }
+        let got: Vec<f32> = Vec::try_from(&w.detach()).unwrap();
+        let per_unit = -0.1 * (1.0 + 0.9) - 0.1 * (1.0 + 0.9 * 1.9);
+        for (g, c) in got.iter().zip([1.0, -2.0]) {
+            assert!((*g as f64 - per_unit * c).abs() < 1e-5, "{got:?}");
+        }
+        let mut other = Optimizer::new(&vs, &t);
+        other.load_state(&opt.state(), Path::new("mem")).unwrap();
+        assert_eq!(other.state().len(), opt.state().len());
+        let adam = Optimizer::new(&vs, &TrainSection::default());
+        let mut adam = adam;
+        assert!(adam.load_state(&opt.state(), Path::new("mem")).is_err());
+    }
+
+    /// Clipping scales the whole gradient to the given norm and leaves a smaller one alone.
+    #[test]
+    fn clipping_bounds_the_global_norm() {
+        for (max, want) in [(1.0, [0.6f32, 0.8]), (10.0, [3.0, 4.0])] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let w = vs.root().var_copy("w", &Tensor::from_slice(&[0.0f32, 0.0]));
+            let mut opt = Optimizer::new(&vs, &TrainSection::default());
+            let loss = (&w * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float);
+            opt.zero_grad();
+            loss.backward();
+            opt.clip_grad_norm(max);
+            let g: Vec<f32> = Vec::try_from(&w.grad()).unwrap();
+            for (a, b) in g.iter().zip(want) {
+                assert!((a - b).abs() < 1e-4, "max {max}: {g:?}");
+            }
+        }
+    }
+}
