@@ -2,8 +2,8 @@
 # One-command GPU check of the trainer (issue 17): what libtorch sees, training-step throughput of
 # the paper's network (synthetic device-resident inputs and streamed from a cache) at batch 64 and
 # 256 in fp32 / tf32 / bf16, the PyTorch reference (../shared/bench/ref_mgln.py, eager and
-# torch.compile) in the same run for the ratio, a 3-epoch FER2013 run with its accuracy and
-# samples/s, and peak GPU memory. Writes OUT/gpu_check.json and OUT/gpu_check.md and prints the
+# torch.compile) in the same run for the ratio, 3-epoch FER2013 runs under the paper recipe and
+# the tuned recipe (recipe = "tuned") with accuracy and samples/s, and peak GPU memory. Writes OUT/gpu_check.json and OUT/gpu_check.md and prints the
 # table. Budget: about 8 minutes on one CUDA GPU.
 #
 # Runs from a copy of the work tree with release binaries built beforehand on a CPU machine:
@@ -136,9 +136,11 @@ else
   say "  skipped: the reference needs CUDA"
 fi
 
-say "4/5 a $EPOCHS-epoch FER2013 run"
-cat > "$WORK/fer2013-check.toml" <<EOF
+say "4/5 $EPOCHS-epoch FER2013 runs: the paper recipe and the tuned recipe"
+for recipe in paper tuned; do
+cat > "$WORK/fer2013-$recipe.toml" <<EOF
 name = "gpu-check"
+recipe = "$recipe"
 cache = "$CACHE"
 runs_dir = "$WORK/runs"
 protocol = "split"
@@ -148,13 +150,15 @@ $( [[ $SMALL == 1 ]] && printf 'ssm_batchnorm = true\nface_size = [64, 64]\npart
 [train]
 epochs = $EPOCHS
 batch = $( [[ $SMALL == 1 ]] && echo 8 || echo 64 )
-lr = $( [[ $SMALL == 1 ]] && echo 1e-3 || echo 1e-4 )
+$( [[ $recipe == paper ]] && { [[ $SMALL == 1 ]] && echo "lr = 1e-3" || echo "lr = 1e-4"; } )
 selection = "validation"
 device = "$DEVICE"
 precision = "$( [[ $SMALL == 1 ]] && echo fp32 || echo bf16 )"
 EOF
-$TRAIN run --config "$WORK/fer2013-check.toml" --run-name check > "$WORK/run.log" 2>&1 || {
-  tail -20 "$WORK/run.log" >&2; say "the training run failed"; exit 1; }
+name=check; [[ $recipe == tuned ]] && name=check-tuned
+$TRAIN run --config "$WORK/fer2013-$recipe.toml" --run-name $name > "$WORK/run-$recipe.log" 2>&1 || {
+  tail -20 "$WORK/run-$recipe.log" >&2; say "the $recipe training run failed"; exit 1; }
+done
 
 say "5/5 tables"
 elapsed=$(( $(date +%s) - start ))
@@ -168,12 +172,20 @@ for name in ("ref_eager.json", "ref_compile.json"):
     p = f"{work}/{name}"
     if os.path.exists(p):
         ref += json.load(open(p))
-runs = glob.glob(f"{work}/runs/gpu-check/check")
-summary = json.load(open(f"{runs[0]}/summary.json")) if runs else {}
-metrics = [json.loads(l) for l in open(f"{runs[0]}/metrics.jsonl")] if runs else []
+def run_of(name):
+    d = f"{work}/runs/gpu-check/{name}"
+    if not os.path.isdir(d):
+        return {}, []
+    return (json.load(open(f"{d}/summary.json")),
+            [json.loads(l) for l in open(f"{d}/metrics.jsonl")])
+summary, metrics = run_of("check")
+tuned_summary, tuned_metrics = run_of("check-tuned")
+def run_row(s, m):
+    return {"accuracy": s.get("mean"), "epochs": len(m),
+            "train_accuracy": m[-1].get("train_accuracy") if m else None,
+            "samples_per_s": [x.get("samples_per_s") for x in m]}
 result = {"device": device, "env": env, "bench": bench, "reference": ref,
-          "run": {"accuracy": summary.get("mean"), "epochs": len(metrics),
-                  "samples_per_s": [m.get("samples_per_s") for m in metrics]},
+          "run": run_row(summary, metrics), "run_tuned": run_row(tuned_summary, tuned_metrics),
           "peak_gpu_mib": peak or None, "seconds": elapsed}
 json.dump(result, open(f"{out}/gpu_check.json", "w"), indent=1)
 best_ref = {}
@@ -193,7 +205,9 @@ for r in ref:
     lines.append(f"| {r['mode']} | {r['batch']} | {r['samples_per_s']} | {r.get('peak_mem_gib')} |")
 acc = summary.get("mean")
 sps = [m.get("samples_per_s") for m in metrics]
+tacc = tuned_summary.get("mean")
 lines += ["", f"{len(metrics)}-epoch FER2013 run: accuracy {acc * 100:.1f} %" if acc is not None else "run: no summary",
+          f"{len(tuned_metrics)}-epoch FER2013 run, tuned recipe: accuracy {tacc * 100:.1f} %" if tacc is not None else "tuned run: no summary",
           f"training samples/s per epoch: {', '.join(f'{s:.0f}' for s in sps)}",
           f"peak GPU memory: {peak} MiB" if peak else "peak GPU memory: n/a (no nvidia-smi)"]
 open(f"{out}/gpu_check.md", "w").write("\n".join(lines) + "\n")

@@ -53,9 +53,12 @@ fn gpu_check_script_dry_run_on_cpu_writes_its_tables() {
     let acc = json["run"]["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{json}");
     assert_eq!(json["run"]["epochs"], 1);
+    assert_eq!(json["run_tuned"]["epochs"], 1, "{json}");
     let md = std::fs::read_to_string(out.path().join("gpu_check.md")).unwrap();
     assert!(
-        md.contains("| synthetic | fp32 | 2 |") && md.contains("1-epoch FER2013 run"),
+        md.contains("| synthetic | fp32 | 2 |")
+            && md.contains("1-epoch FER2013 run: accuracy")
+            && md.contains("1-epoch FER2013 run, tuned recipe: accuracy"),
         "{md}"
     );
 }

@@ -33,8 +33,10 @@ fn tuned_recipe_fills_what_the_file_leaves_out_and_the_file_wins() {
     assert_eq!(parse(&cfg.to_toml().unwrap()).unwrap(), cfg);
 
     let paper = parse("cache = \"x\"\n").unwrap();
-    let mut want = ExperimentConfig::default();
-    want.cache = "x".into();
+    let want = ExperimentConfig {
+        cache: "x".into(),
+        ..ExperimentConfig::default()
+    };
     assert_eq!(paper, want);
     assert_eq!(paper.train.optimizer, OptimizerKind::Adam);
     assert_eq!(paper.train.schedule, Schedule::Step);
