@@ -105,6 +105,8 @@ impl Layout {
 pub struct SampleInfo {
     /// Record number.
     pub record: u64,
+    /// The sample's id (`samples.parquet`'s `sample_id`).
+    pub sample_id: String,
     /// Class.
     pub label: i64,
     /// Subject.
@@ -121,6 +123,7 @@ pub fn sample_infos(cache: &Cache) -> Result<Vec<SampleInfo>> {
     cache
         .par_decode(&indices, |_, r| SampleInfo {
             record: 0,
+            sample_id: r.meta.sample_id.clone(),
             label: r.meta.label as i64,
             subject: r.meta.subject.clone(),
             split: r.meta.split,

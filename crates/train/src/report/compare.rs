@@ -6,7 +6,11 @@
 //! once the run has finished) and per fold `result.json` (a finished fold) or `checkpoint.json`
 //! (its history so far).
 
-use super::run::{mean_std, Confusion, EpochRecord, FoldResult, RunSummary};
+use super::metrics::{McNemar, Metrics};
+use super::run::{
+    fold_mean_std, mean_std, pooled_confusion, Confusion, EpochRecord, FoldResult, RunSummary,
+    POOLED_BOOTSTRAP_KEY,
+};
 use crate::config::ExperimentConfig;
 use crate::{Result, TrainError};
 use serde::Serialize;
@@ -97,20 +101,61 @@ impl RunRecord {
         mean_std(&self.fold_accuracies().values().copied().collect::<Vec<_>>())
     }
 
+    /// The finished folds' results.
+    pub fn results(&self) -> Vec<&FoldResult> {
+        self.folds
+            .iter()
+            .filter_map(|f| f.result.as_ref())
+            .collect()
+    }
+
     /// Per-class recall summed over the finished folds (NaN for a class without samples).
     pub fn recall(&self) -> Vec<f64> {
-        let n = self.classes.len();
-        let mut total = Confusion::new(n);
-        for r in self.folds.iter().filter_map(|f| f.result.as_ref()) {
-            for (i, row) in r.confusion.iter().enumerate() {
-                for (j, v) in row.iter().enumerate() {
-                    if let Some(c) = total.counts.get_mut(i).and_then(|row| row.get_mut(j)) {
-                        *c += v;
-                    }
-                }
-            }
-        }
-        total.recalls()
+        self.pooled_confusion().recalls()
+    }
+
+    /// The finished folds' confusion matrices summed.
+    pub fn pooled_confusion(&self) -> Confusion {
+        pooled_confusion(self.classes.len(), &self.results())
+    }
+
+    /// Mean and sample std over finished folds of the balanced accuracy.
+    pub fn balanced_accuracy(&self) -> (f64, f64) {
+        fold_mean_std(&self.results(), Confusion::balanced_accuracy)
+    }
+
+    /// Mean and sample std over finished folds of the macro-F1.
+    pub fn macro_f1(&self) -> (f64, f64) {
+        fold_mean_std(&self.results(), Confusion::macro_f1)
+    }
+
+    /// Every figure of the finished folds' test samples pooled, with bootstrap intervals (the
+    /// same stream as `summary.json`'s `pooled`).
+    pub fn pooled_metrics(&self) -> Metrics {
+        self.pooled_confusion().metrics(&[POOLED_BOOTSTRAP_KEY])
+    }
+
+    /// Per-sample correctness of a finished fold from its `predictions.parquet`, keyed by
+    /// sample id (by record number when ids are empty). `None` when the file is absent (runs
+    /// from before it existed) or unreadable.
+    pub fn fold_outcomes(&self, fold: &str) -> Option<BTreeMap<String, bool>> {
+        let p = self
+            .dir
+            .join(format!("fold-{fold}"))
+            .join("predictions.parquet");
+        let rows = super::predictions::read_predictions(&p).ok()?;
+        Some(
+            rows.into_iter()
+                .map(|r| {
+                    let key = if r.sample_id.is_empty() {
+                        format!("#{}", r.record)
+                    } else {
+                        r.sample_id.clone()
+                    };
+                    (key, r.correct())
+                })
+                .collect(),
+        )
     }
 
     /// "finished" or "unfinished: 1 of 3 folds, fold2 at epoch 4 of 12".
@@ -290,6 +335,9 @@ pub struct PairedComparison {
     /// Two-sided p value of the exact sign-flip permutation test of the mean difference (all
     /// 2ⁿ sign patterns up to 20 folds, else 100,000 seeded draws); 1 for no folds.
     pub p_permutation: f64,
+    /// McNemar's exact test over the test samples of the shared finished folds, matched by
+    /// sample id (`fold-*/predictions.parquet`); `None` when a run lacks the predictions.
+    pub mcnemar: Option<McNemar>,
     /// Folds where the run is better / worse / equal.
     pub better: usize,
     /// See `better`.
@@ -353,7 +401,9 @@ pub fn paired(baseline: &RunRecord, run: &RunRecord) -> PairedComparison {
     } else {
         f64::NAN
     };
+    let mcnemar = mcnemar_over(baseline, run, folds.iter().map(|f| f.0.as_str()));
     PairedComparison {
+        mcnemar,
         run: run.label.clone(),
         baseline: baseline.label.clone(),
         mean_difference: m,
@@ -365,6 +415,33 @@ pub fn paired(baseline: &RunRecord, run: &RunRecord) -> PairedComparison {
         equal: d.iter().filter(|x| x.abs() <= 1e-12).count(),
         folds,
     }
+}
+
+/// McNemar's exact test of `run` against `baseline` over the samples of `folds` that both
+/// scored (matched by sample id within each fold). `None` when either lacks a fold's predictions.
+fn mcnemar_over<'f>(
+    baseline: &RunRecord,
+    run: &RunRecord,
+    folds: impl Iterator<Item = &'f str>,
+) -> Option<McNemar> {
+    let (mut n, mut b, mut c) = (0u64, 0u64, 0u64);
+    let mut any = false;
+    for fold in folds {
+        let first = baseline.fold_outcomes(fold)?;
+        let second = run.fold_outcomes(fold)?;
+        any = true;
+        for (id, right_first) in &first {
+            if let Some(right_second) = second.get(id) {
+                n += 1;
+                match (right_first, right_second) {
+                    (true, false) => b += 1,
+                    (false, true) => c += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    any.then(|| McNemar::from_counts(n, b, c))
 }
 
 /// Several runs side by side.
@@ -432,6 +509,9 @@ impl Comparison {
             .map(|(i, r)| {
                 let (mean, std) = r.mean_std();
                 RunRow {
+                    balanced_accuracy: r.balanced_accuracy(),
+                    macro_f1: r.macro_f1(),
+                    pooled: r.pooled_metrics(),
                     index: i + 1,
                     label: r.label.clone(),
                     status: r.status(),
@@ -463,7 +543,23 @@ impl Comparison {
         for (i, r) in self.runs.iter().enumerate() {
             for f in &r.folds {
                 let accuracy = f.result.as_ref().map(|x| x.accuracy);
+                let metrics = f
+                    .result
+                    .as_ref()
+                    .filter(|x| !x.confusion.is_empty())
+                    .map(|x| {
+                        x.metrics.clone().unwrap_or_else(|| {
+                            Confusion {
+                                counts: x.confusion.clone(),
+                            }
+                            .metrics(&[super::metrics::name_key(&f.fold)])
+                        })
+                    });
                 rows.push(FoldRow {
+                    balanced_accuracy: metrics.as_ref().map(|m| m.balanced_accuracy),
+                    macro_f1: metrics.as_ref().map(|m| m.macro_f1),
+                    accuracy_ci: metrics.as_ref().map(|m| m.accuracy_ci),
+                    macro_f1_ci: metrics.as_ref().map(|m| m.macro_f1_ci),
                     run: i + 1,
                     label: r.label.clone(),
                     fold: f.fold.clone(),
@@ -502,6 +598,13 @@ pub struct RunRow {
     pub std: f64,
     /// The mean best-on-test ("oracle") accuracy, once the run has finished.
     pub oracle_mean: Option<f64>,
+    /// Balanced accuracy (mean class accuracy): mean and sample std over finished folds.
+    pub balanced_accuracy: (f64, f64),
+    /// Macro-F1: mean and sample std over finished folds.
+    pub macro_f1: (f64, f64),
+    /// The finished folds' test samples pooled: accuracy, balanced accuracy, macro-F1 and their
+    /// 95 % bootstrap intervals, per-class scores.
+    pub pooled: Metrics,
     /// Per fold: name, epochs run, epochs planned.
     pub epochs: Vec<(String, usize, usize)>,
     /// This run's values of [`Comparison::differing`]'s settings, in its order.
@@ -546,6 +649,14 @@ pub struct FoldRow {
     pub oracle: Option<f64>,
     /// Accuracy minus run #1's on the same fold, when both finished.
     pub difference_from_first: Option<f64>,
+    /// Balanced accuracy at the reported epoch, once finished.
+    pub balanced_accuracy: Option<f64>,
+    /// Macro-F1 at the reported epoch, once finished.
+    pub macro_f1: Option<f64>,
+    /// 95 % bootstrap interval of the accuracy, once finished.
+    pub accuracy_ci: Option<(f64, f64)>,
+    /// 95 % bootstrap interval of the macro-F1, once finished.
+    pub macro_f1_ci: Option<(f64, f64)>,
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 impl Comparison {
     /// One row per run: label, status, the differing settings, cache key, git revision, folds
-    /// finished, mean and std (%), oracle mean (%).
+    /// finished, accuracy / balanced accuracy / macro-F1 mean and std over folds (%), the pooled
+    /// figures with their 95 % bootstrap intervals (%), the permutation and McNemar p values
+    /// against run #1, oracle mean (%).
     ///
     /// Errors: [`TrainError::Table`] when polars refuses the columns.
     pub fn runs_table(&self) -> Result<DataFrame> {
@@ -39,6 +41,43 @@ impl Comparison {
             "accuracy_std_pct".into(),
             rows.iter().map(|r| 100.0 * r.std).collect::<Vec<_>>(),
         ));
+        let f = |name: &str, v: &dyn Fn(&super::RunRow) -> f64| {
+            Column::new(
+                name.into(),
+                rows.iter().map(|r| 100.0 * v(r)).collect::<Vec<_>>(),
+            )
+        };
+        cols.push(f("balanced_accuracy_mean_pct", &|r| r.balanced_accuracy.0));
+        cols.push(f("balanced_accuracy_std_pct", &|r| r.balanced_accuracy.1));
+        cols.push(f("macro_f1_mean_pct", &|r| r.macro_f1.0));
+        cols.push(f("macro_f1_std_pct", &|r| r.macro_f1.1));
+        cols.push(f("pooled_accuracy_pct", &|r| r.pooled.accuracy));
+        cols.push(f("pooled_accuracy_ci_low_pct", &|r| r.pooled.accuracy_ci.0));
+        cols.push(f("pooled_accuracy_ci_high_pct", &|r| {
+            r.pooled.accuracy_ci.1
+        }));
+        cols.push(f("pooled_balanced_accuracy_pct", &|r| {
+            r.pooled.balanced_accuracy
+        }));
+        cols.push(f("pooled_macro_f1_pct", &|r| r.pooled.macro_f1));
+        cols.push(f("pooled_macro_f1_ci_low_pct", &|r| r.pooled.macro_f1_ci.0));
+        cols.push(f("pooled_macro_f1_ci_high_pct", &|r| {
+            r.pooled.macro_f1_ci.1
+        }));
+        // The paired comparison with run #1 (empty for #1 itself).
+        let paired = |r: &super::RunRow| self.paired.get(r.index.wrapping_sub(2));
+        cols.push(Column::new(
+            "p_permutation_vs_first".into(),
+            rows.iter()
+                .map(|r| paired(r).map(|p| p.p_permutation))
+                .collect::<Vec<_>>(),
+        ));
+        cols.push(Column::new(
+            "p_mcnemar_vs_first".into(),
+            rows.iter()
+                .map(|r| paired(r).and_then(|p| p.mcnemar.as_ref()).map(|m| m.p))
+                .collect::<Vec<_>>(),
+        ));
         cols.push(Column::new(
             "oracle_mean_pct".into(),
             rows.iter()
@@ -48,8 +87,9 @@ impl Comparison {
         DataFrame::new(rows.len(), cols).map_err(table_err)
     }
 
-    /// One row per (run, fold): epochs run and planned, accuracy, reported epoch, oracle
-    /// accuracy, and the difference from the baseline on that fold.
+    /// One row per (run, fold): epochs run and planned, accuracy, balanced accuracy, macro-F1,
+    /// their bootstrap intervals, reported epoch, oracle accuracy, and the difference from the
+    /// baseline on that fold.
     ///
     /// Errors: [`TrainError::Table`] when polars refuses the columns.
     pub fn folds_table(&self) -> Result<DataFrame> {
@@ -85,6 +125,40 @@ impl Comparison {
                 Column::new(
                     "accuracy_pct".into(),
                     rows.iter().map(|r| pct(r.accuracy)).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "balanced_accuracy_pct".into(),
+                    rows.iter()
+                        .map(|r| pct(r.balanced_accuracy))
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "macro_f1_pct".into(),
+                    rows.iter().map(|r| pct(r.macro_f1)).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "accuracy_ci_low_pct".into(),
+                    rows.iter()
+                        .map(|r| pct(r.accuracy_ci.map(|c| c.0)))
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "accuracy_ci_high_pct".into(),
+                    rows.iter()
+                        .map(|r| pct(r.accuracy_ci.map(|c| c.1)))
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "macro_f1_ci_low_pct".into(),
+                    rows.iter()
+                        .map(|r| pct(r.macro_f1_ci.map(|c| c.0)))
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "macro_f1_ci_high_pct".into(),
+                    rows.iter()
+                        .map(|r| pct(r.macro_f1_ci.map(|c| c.1)))
+                        .collect::<Vec<_>>(),
                 ),
                 Column::new(
                     "reported_epoch".into(),

@@ -55,6 +55,25 @@ fn num_cell(field: &str, run: usize, fold: Option<&str>, v: f64, extra_class: &s
     )
 }
 
+/// A mean ± std cell: the mean in `data-value`, the std in `data-std`.
+fn pm_cell(field: &str, run: usize, (m, sd): (f64, f64)) -> String {
+    format!(
+        "<td data-field=\"{field}\" data-run=\"{run}\" data-value=\"{m}\" data-std=\"{sd}\">{} ± {}</td>",
+        pct(m),
+        pct(sd)
+    )
+}
+
+/// A value with its interval: `data-value`, `data-low`, `data-high`.
+fn ci_cell(field: &str, run: usize, v: f64, (lo, hi): (f64, f64)) -> String {
+    format!(
+        "<td data-field=\"{field}\" data-run=\"{run}\" data-value=\"{v}\" data-low=\"{lo}\" data-high=\"{hi}\">{} [{}, {}]</td>",
+        pct(v),
+        pct(lo),
+        pct(hi)
+    )
+}
+
 /// The report page.
 ///
 /// Errors: a figure that cannot be drawn (no font: [`crate::TrainError::Figure`]).
@@ -78,7 +97,9 @@ pub fn html(c: &Comparison) -> Result<String> {
     h.push_str(
         "<h2>Runs</h2>\n<table id=\"runs\"><tr><th>#</th><th class=\"text\">run</th>\
          <th class=\"text\">status</th><th>folds finished</th><th>mean accuracy (%)</th>\
-         <th>std (%)</th><th>oracle mean (%)</th><th class=\"text\">epochs run / planned</th>\
+         <th>std (%)</th><th>balanced accuracy (%)</th><th>macro-F1 (%)</th>\
+         <th>pooled accuracy [95 % CI] (%)</th><th>pooled macro-F1 [95 % CI] (%)</th>\
+         <th>oracle mean (%)</th><th class=\"text\">epochs run / planned</th>\
          <th class=\"text\">cache key</th><th class=\"text\">git revision</th>\
          <th class=\"text\">device</th><th class=\"text\">directory</th></tr>\n",
     );
@@ -96,7 +117,7 @@ pub fn html(c: &Comparison) -> Result<String> {
         };
         h.push_str(&format!(
             "<tr data-run=\"{n}\"><td>{n}</td><td class=\"text\" data-field=\"label\">{}</td>\
-             <td class=\"{status_class}\" data-field=\"status\">{}</td><td>{} of {}</td>{}{}{}\
+             <td class=\"{status_class}\" data-field=\"status\">{}</td><td>{} of {}</td>{}{}{}{}{}{}{}\
              <td class=\"text\">{}</td><td class=\"text\"><code data-field=\"cache_key\" data-value=\"{}\" title=\"{}\">{}…</code></td>\
              <td class=\"text\"><code>{}</code></td><td class=\"text\">{}</td>\
              <td class=\"text\"><code>{}</code></td></tr>\n",
@@ -106,6 +127,10 @@ pub fn html(c: &Comparison) -> Result<String> {
             r.folds_total,
             num_cell("mean", n, None, r.mean, ""),
             num_cell("std", n, None, r.std, ""),
+            pm_cell("balanced_accuracy", n, r.balanced_accuracy),
+            pm_cell("macro_f1", n, r.macro_f1),
+            ci_cell("pooled_accuracy", n, r.pooled.accuracy, r.pooled.accuracy_ci),
+            ci_cell("pooled_macro_f1", n, r.pooled.macro_f1, r.pooled.macro_f1_ci),
             match r.oracle_mean {
                 Some(m) => num_cell("oracle_mean", n, None, m, ""),
                 None => "<td>–</td>".into(),
@@ -244,12 +269,13 @@ pub fn html(c: &Comparison) -> Result<String> {
         h.push_str(
             "<h2>Paired comparison with #1</h2>\n<table id=\"paired\"><tr><th class=\"text\">run</th>\
              <th>shared finished folds</th><th>mean difference (points)</th><th>std</th>\
-             <th>paired t</th><th>p (sign-flip permutation)</th><th>better / worse / equal</th></tr>\n",
+             <th>paired t</th><th>p (sign-flip permutation)</th><th>better / worse / equal</th>\
+             <th>McNemar: only #1 right / only this right (samples)</th><th>p (McNemar exact)</th></tr>\n",
         );
         for (i, p) in c.paired.iter().enumerate() {
             h.push_str(&format!(
                 "<tr><td class=\"text\">#{} {}</td><td>{}</td><td data-field=\"mean_difference\" data-run=\"{}\" data-value=\"{}\">{:+.2}</td>\
-                 <td>{:.2}</td><td>{}</td><td>{:.4}</td><td>{} / {} / {}</td></tr>\n",
+                 <td>{:.2}</td><td>{}</td><td>{:.4}</td><td>{} / {} / {}</td>{}</tr>\n",
                 i + 2,
                 escape(&p.run),
                 p.folds.len(),
@@ -261,13 +287,22 @@ pub fn html(c: &Comparison) -> Result<String> {
                 p.p_permutation,
                 p.better,
                 p.worse,
-                p.equal
+                p.equal,
+                match &p.mcnemar {
+                    Some(m) => format!(
+                        "<td>{} / {} ({})</td><td data-field=\"p_mcnemar\" data-run=\"{}\" data-value=\"{}\">{:.4}</td>",
+                        m.only_first, m.only_second, m.samples, i + 2, m.p, m.p
+                    ),
+                    None => "<td>–</td><td>–</td>".into(),
+                }
             ));
         }
         h.push_str(
             "</table>\n<p class=\"note\">The permutation test flips the sign of each shared \
              fold's difference (exact over all patterns up to 20 folds): with k folds the \
-             smallest attainable two-sided p is 2/2<sup>k</sup>.</p>\n",
+             smallest attainable two-sided p is 2/2<sup>k</sup>. McNemar's exact test pools the \
+             shared folds' test samples, matched by sample id, and tests whether the samples only \
+             one model gets right split evenly.</p>\n",
         );
     }
 
@@ -285,6 +320,34 @@ pub fn html(c: &Comparison) -> Result<String> {
             for (ri, r) in recalls.iter().enumerate() {
                 let v = r.get(ci).copied().unwrap_or(f64::NAN);
                 h.push_str(&num_cell("recall", ri + 1, Some(name), v, ""));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+        h.push_str(
+            "<h2>Precision and F1 per class over finished folds (%)</h2>\n<table id=\"class-scores\">\
+             <tr><th class=\"text\">class</th>",
+        );
+        for i in 0..c.runs.len() {
+            h.push_str(&format!(
+                "<th>#{} precision</th><th>#{} F1</th>",
+                i + 1,
+                i + 1
+            ));
+        }
+        h.push_str("</tr>\n");
+        let scores: Vec<_> = c
+            .runs
+            .iter()
+            .map(|r| r.pooled_confusion().class_scores())
+            .collect();
+        for (ci, name) in classes.iter().enumerate() {
+            h.push_str(&format!("<tr><td class=\"text\">{}</td>", escape(name)));
+            for (ri, sc) in scores.iter().enumerate() {
+                for (field, v) in [("precision", &sc.precision), ("f1", &sc.f1)] {
+                    let v = v.get(ci).copied().flatten().unwrap_or(f64::NAN);
+                    h.push_str(&num_cell(field, ri + 1, Some(name), v, ""));
+                }
             }
             h.push_str("</tr>\n");
         }

@@ -38,9 +38,11 @@ impl Comparison {
             "# Run comparison\n\n## Runs\n\n"
         });
         s.push_str(
-            "| # | run | status | folds finished | accuracy (mean ± std, %) | oracle mean (%) | \
-             epochs run / planned | cache key | git revision | device |\n\
-             |---|---|---|---|---|---|---|---|---|---|\n",
+            "| # | run | status | folds finished | accuracy (mean ± std, %) | balanced accuracy \
+             (mean ± std, %) | macro-F1 (mean ± std, %) | pooled accuracy [95 % CI] (%) | pooled \
+             macro-F1 [95 % CI] (%) | oracle mean (%) | epochs run / planned | cache key | \
+             git revision | device |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in self.run_rows() {
             let epochs: Vec<String> = r
@@ -48,18 +50,33 @@ impl Comparison {
                 .iter()
                 .map(|(_, run, planned)| format!("{run}/{planned}"))
                 .collect();
+            let none = r.folds_finished == 0;
+            let pm = |m: (f64, f64)| {
+                if none {
+                    "–".into()
+                } else {
+                    format!("{} ± {}", pct(m.0), pct(m.1))
+                }
+            };
+            let ci = |v: f64, ci: (f64, f64)| {
+                if none {
+                    "–".into()
+                } else {
+                    format!("{} [{}, {}]", pct(v), pct(ci.0), pct(ci.1))
+                }
+            };
             s.push_str(&format!(
-                "| {} | {} | {} | {} of {} | {} | {} | {} | `{}` | {} | {} |\n",
+                "| {} | {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | `{}` | {} | {} |\n",
                 r.index,
                 md_escape(&r.label),
                 r.status,
                 r.folds_finished,
                 r.folds_total,
-                if r.folds_finished == 0 {
-                    "–".into()
-                } else {
-                    format!("{} ± {}", pct(r.mean), pct(r.std))
-                },
+                pm((r.mean, r.std)),
+                pm(r.balanced_accuracy),
+                pm(r.macro_f1),
+                ci(r.pooled.accuracy, r.pooled.accuracy_ci),
+                ci(r.pooled.macro_f1, r.pooled.macro_f1_ci),
                 r.oracle_mean.map(pct).unwrap_or_else(|| "–".into()),
                 epochs.join(", "),
                 r.short_key(),
@@ -153,12 +170,13 @@ impl Comparison {
             s.push_str(
                 "\n## Paired comparison with #1 over shared finished folds\n\n\
                  | run | shared folds | mean difference (points) | std | paired t | \
-                 p (sign-flip permutation) | better / worse / equal |\n\
-                 |---|---|---|---|---|---|---|\n",
+                 p (sign-flip permutation) | better / worse / equal | McNemar: only #1 right / \
+                 only this right (of samples) | p (McNemar exact) |\n\
+                 |---|---|---|---|---|---|---|---|---|\n",
             );
             for (i, p) in self.paired.iter().enumerate() {
                 s.push_str(&format!(
-                    "| #{} {} | {} | {:+.2} | {:.2} | {} | {:.4} | {} / {} / {} |\n",
+                    "| #{} {} | {} | {:+.2} | {:.2} | {} | {:.4} | {} / {} / {} | {} | {} |\n",
                     i + 2,
                     md_escape(&p.run),
                     p.folds.len(),
@@ -172,30 +190,52 @@ impl Comparison {
                     p.p_permutation,
                     p.better,
                     p.worse,
-                    p.equal
+                    p.equal,
+                    p.mcnemar.as_ref().map_or("–".into(), |m| format!(
+                        "{} / {} (of {})",
+                        m.only_first, m.only_second, m.samples
+                    )),
+                    p.mcnemar
+                        .as_ref()
+                        .map_or("–".into(), |m| format!("{:.4}", m.p)),
                 ));
             }
             s.push_str(
                 "\nThe permutation test flips the sign of each fold's difference (exact over all \
-                 patterns): with k folds the smallest attainable two-sided p is 2/2^k.\n",
+                 patterns): with k folds the smallest attainable two-sided p is 2/2^k. McNemar's \
+                 exact test pools the test samples of the shared folds (matched by sample id) and \
+                 asks whether the samples only one of the two models gets right split evenly \
+                 (binomial, p = ½); `–` where a run has no `predictions.parquet`.\n",
             );
         }
         let classes = &self.runs[0].classes;
         if self.runs.iter().all(|r| r.classes == *classes) && !classes.is_empty() {
-            s.push_str("\n## Recall per class over finished folds (%)\n\n| class |");
+            s.push_str(
+                "\n## Per class over finished folds: precision / recall / F1 (%)\n\n| class |",
+            );
             for i in 0..self.runs.len() {
                 s.push_str(&format!(" #{} |", i + 1));
             }
             s.push_str("\n|---|");
             s.push_str(&"---|".repeat(self.runs.len()));
             s.push('\n');
-            let recalls: Vec<Vec<f64>> = self.runs.iter().map(|r| r.recall()).collect();
+            let scores: Vec<_> = self
+                .runs
+                .iter()
+                .map(|r| r.pooled_confusion().class_scores())
+                .collect();
+            let opt = |v: Option<&Option<f64>>| match v {
+                Some(Some(x)) => pct(*x),
+                _ => "–".into(),
+            };
             for (ci, c) in classes.iter().enumerate() {
                 s.push_str(&format!("| {} |", md_escape(c)));
-                for r in &recalls {
+                for sc in &scores {
                     s.push_str(&format!(
-                        " {} |",
-                        r.get(ci).map(|x| pct(*x)).unwrap_or_default()
+                        " {} / {} / {} |",
+                        opt(sc.precision.get(ci)),
+                        opt(sc.recall.get(ci)),
+                        opt(sc.f1.get(ci))
                     ));
                 }
                 s.push('\n');

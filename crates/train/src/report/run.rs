@@ -1,6 +1,7 @@
 //! A run's outputs: `metrics.jsonl`, per fold `result.json` and `confusion.csv` (figures:
 //! [`super::figures`]), `summary.md` and `summary.json`.
 
+use super::metrics::{name_key, Metrics};
 use crate::config::{ExperimentConfig, Selection};
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,10 @@ pub struct FoldResult {
     pub oracle_accuracy: f64,
     /// Test confusion counts at the reported epoch.
     pub confusion: Vec<Vec<u64>>,
+    /// Accuracy, balanced accuracy, macro-F1, per-class scores and bootstrap intervals at the
+    /// reported epoch (from `confusion`; absent in results written before they existed).
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
 }
 
 /// A confusion matrix.
@@ -160,6 +165,13 @@ pub fn fold_result(fold: &str, history: &[EpochRecord], selection: Selection) ->
         .iter()
         .filter_map(|r| r.test_accuracy)
         .fold(0.0, f64::max);
+    let confusion = chosen.and_then(|r| r.confusion.clone()).unwrap_or_default();
+    let metrics = (!confusion.is_empty()).then(|| {
+        Confusion {
+            counts: confusion.clone(),
+        }
+        .metrics(&[name_key(fold)])
+    });
     FoldResult {
         fold: fold.to_string(),
         accuracy: chosen.and_then(|r| r.test_accuracy).unwrap_or(0.0),
@@ -169,7 +181,8 @@ pub fn fold_result(fold: &str, history: &[EpochRecord], selection: Selection) ->
             Selection::Validation => "best validation epoch".into(),
         },
         oracle_accuracy: oracle,
-        confusion: chosen.and_then(|r| r.confusion.clone()).unwrap_or_default(),
+        confusion,
+        metrics,
     }
 }
 
@@ -239,6 +252,49 @@ pub struct RunSummary {
     pub recall: Vec<f64>,
     /// Class names.
     pub classes: Vec<String>,
+    /// Mean and sample std over folds of the balanced accuracy (mean class accuracy).
+    #[serde(default)]
+    pub balanced_accuracy: (f64, f64),
+    /// Mean and sample std over folds of the macro-F1.
+    #[serde(default)]
+    pub macro_f1: (f64, f64),
+    /// Every figure of the folds' test samples pooled (the summed confusion matrices), with
+    /// bootstrap intervals over those samples.
+    #[serde(default)]
+    pub pooled: Metrics,
+}
+
+/// The per-fold confusion matrices of `folds` summed.
+pub fn pooled_confusion(classes: usize, folds: &[&FoldResult]) -> Confusion {
+    let mut total = Confusion::new(classes);
+    for f in folds {
+        for (i, row) in f.confusion.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                if let Some(c) = total.counts.get_mut(i).and_then(|r| r.get_mut(j)) {
+                    *c += v;
+                }
+            }
+        }
+    }
+    total
+}
+
+/// The seed of a run's pooled bootstrap (a fixed stream: the interval is a property of the
+/// predictions, not of a training seed).
+pub const POOLED_BOOTSTRAP_KEY: u64 = 0x9001_ed;
+
+/// Mean and std over folds of a figure computed from each fold's confusion matrix.
+pub fn fold_mean_std(folds: &[&FoldResult], figure: impl Fn(&Confusion) -> f64) -> (f64, f64) {
+    let v: Vec<f64> = folds
+        .iter()
+        .filter(|f| !f.confusion.is_empty())
+        .map(|f| {
+            figure(&Confusion {
+                counts: f.confusion.clone(),
+            })
+        })
+        .collect();
+    mean_std(&v)
 }
 
 /// Mean and sample standard deviation.
@@ -265,20 +321,15 @@ pub fn write_summary(
     let accs: Vec<f64> = folds.iter().map(|f| f.accuracy).collect();
     let (mean, std) = mean_std(&accs);
     let oracle_mean = mean_std(&folds.iter().map(|f| f.oracle_accuracy).collect::<Vec<_>>()).0;
-    let mut total = Confusion::new(classes.len());
-    for f in folds {
-        for (i, row) in f.confusion.iter().enumerate() {
-            for (j, v) in row.iter().enumerate() {
-                if let Some(c) = total.counts.get_mut(i).and_then(|r| r.get_mut(j)) {
-                    *c += v;
-                }
-            }
-        }
-    }
+    let refs: Vec<&FoldResult> = folds.iter().collect();
+    let total = pooled_confusion(classes.len(), &refs);
     let recall = total.recalls();
+    let pooled = total.metrics(&[POOLED_BOOTSTRAP_KEY]);
+    let balanced_accuracy = fold_mean_std(&refs, Confusion::balanced_accuracy);
+    let macro_f1 = fold_mean_std(&refs, Confusion::macro_f1);
     let mut md = format!(
         "# {}\n\nProtocol {:?}, {} fold(s), selection: {}. Branches {:?}, deform {:?}, fusion weight {}, \
-         mixup α {}, width {}, pretrained: {}.\n\n| fold | accuracy | epoch | oracle (best test epoch, optimistic) |\n|---|---|---|---|\n",
+         mixup α {}, width {}, pretrained: {}.\n\n| fold | accuracy | balanced accuracy | macro-F1 | accuracy 95 % CI | epoch | oracle (best test epoch, optimistic) |\n|---|---|---|---|---|---|---|\n",
         cfg.name,
         cfg.protocol,
         folds.len(),
@@ -295,24 +346,55 @@ pub fn write_summary(
             .unwrap_or_else(|| "no (random init)".into()),
     );
     for f in folds {
+        let m = f.metrics.clone().unwrap_or_default();
         md.push_str(&format!(
-            "| {} | {:.2} % | {} | {:.2} % |\n",
+            "| {} | {:.2} % | {:.2} % | {:.2} % | {:.1}–{:.1} % | {} | {:.2} % |\n",
             f.fold,
             100.0 * f.accuracy,
+            100.0 * m.balanced_accuracy,
+            100.0 * m.macro_f1,
+            100.0 * m.accuracy_ci.0,
+            100.0 * m.accuracy_ci.1,
             f.epoch,
             100.0 * f.oracle_accuracy
         ));
     }
     md.push_str(&format!(
-        "\n**Accuracy: {:.2} ± {:.2} %** (mean ± sample std over folds). Oracle mean {:.2} % — \
+        "\n**Accuracy: {:.2} ± {:.2} %** (mean ± sample std over folds). Balanced accuracy \
+         (mean class accuracy) {:.2} ± {:.2} %, macro-F1 {:.2} ± {:.2} %. Oracle mean {:.2} % — \
          selected on the test data, shown only for comparison with the authors' code.\n\n\
-         | class | recall |\n|---|---|\n",
+         All {} test samples pooled: accuracy {:.2} % (95 % bootstrap CI {:.2}–{:.2} %), \
+         balanced accuracy {:.2} %, macro-F1 {:.2} % (CI {:.2}–{:.2} %).\n\n\
+         | class | precision | recall | F1 | support |\n|---|---|---|---|---|\n",
         100.0 * mean,
         100.0 * std,
-        100.0 * oracle_mean
+        100.0 * balanced_accuracy.0,
+        100.0 * balanced_accuracy.1,
+        100.0 * macro_f1.0,
+        100.0 * macro_f1.1,
+        100.0 * oracle_mean,
+        pooled.samples,
+        100.0 * pooled.accuracy,
+        100.0 * pooled.accuracy_ci.0,
+        100.0 * pooled.accuracy_ci.1,
+        100.0 * pooled.balanced_accuracy,
+        100.0 * pooled.macro_f1,
+        100.0 * pooled.macro_f1_ci.0,
+        100.0 * pooled.macro_f1_ci.1,
     ));
-    for (c, r) in classes.iter().zip(&recall) {
-        md.push_str(&format!("| {c} | {:.1} % |\n", 100.0 * r));
+    let pc = &pooled.classes;
+    for (i, c) in classes.iter().enumerate() {
+        let pct = |v: Option<&Option<f64>>| match v {
+            Some(Some(x)) => format!("{:.1} %", 100.0 * x),
+            _ => "–".into(),
+        };
+        md.push_str(&format!(
+            "| {c} | {} | {} | {} | {} |\n",
+            pct(pc.precision.get(i)),
+            pct(pc.recall.get(i)),
+            pct(pc.f1.get(i)),
+            pc.support.get(i).copied().unwrap_or(0)
+        ));
     }
     md.push_str(
         "\nFigures per fold (PNG and SVG): `fold-*/confusion.png` (rows true class, columns \
@@ -329,6 +411,9 @@ pub fn write_summary(
         oracle_mean,
         recall,
         classes: classes.to_vec(),
+        balanced_accuracy,
+        macro_f1,
+        pooled,
     };
     shard::atomic_write(
         &run.join("summary.json"),

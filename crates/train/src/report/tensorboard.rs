@@ -106,7 +106,8 @@ pub fn scalars_event(wall_time: f64, step: i64, scalars: &[(&str, f32)]) -> Vec<
 
 /// The scalars of one epoch under TensorBoard tags (`loss/total`, `accuracy/test`, …): loss
 /// (total, global, local), accuracies (train, test and validation when evaluated), learning rate
-/// and training throughput.
+/// and training throughput; where the test set was evaluated, also `test/balanced_accuracy` and
+/// `test/macro_f1` (from the epoch's confusion matrix).
 pub fn epoch_scalars(r: &EpochRecord) -> Vec<(&'static str, f32)> {
     let mut v = vec![
         ("loss/total", r.loss as f32),
@@ -119,6 +120,13 @@ pub fn epoch_scalars(r: &EpochRecord) -> Vec<(&'static str, f32)> {
     }
     if let Some(a) = r.validation_accuracy {
         v.push(("accuracy/validation", a as f32));
+    }
+    if let Some(counts) = &r.confusion {
+        let c = super::Confusion {
+            counts: counts.clone(),
+        };
+        v.push(("test/balanced_accuracy", c.balanced_accuracy() as f32));
+        v.push(("test/macro_f1", c.macro_f1() as f32));
     }
     v.push(("lr", r.lr as f32));
     v.push(("samples_per_s", r.samples_per_s as f32));

@@ -7,7 +7,7 @@ use super::plan::FoldPlan;
 use super::targets::{BatchTarget, VoteTargets};
 use super::{StopToken, TrainProgress};
 use crate::config::{ClassBalance, ExperimentConfig, Precision};
-use crate::loader::{self, Augment, DeviceTransform, Layout};
+use crate::loader::{self, Augment, DeviceTransform, Layout, SampleInfo};
 use crate::model::{ModelConfig, Network};
 use crate::optim::{learning_rate, Optimizer};
 use crate::report::{self, Confusion, EpochRecord, FoldResult};
@@ -38,6 +38,9 @@ pub struct Runner<'a> {
     pub targets: Option<Arc<VoteTargets>>,
     /// Tripped to stop the run between training steps ([`StopToken::never`] for none).
     pub stop: StopToken,
+    /// Every sample's metadata, indexed by record, for the sample ids and subjects of
+    /// `predictions.parquet` (`None`: those columns are left empty).
+    pub sample_infos: Option<Arc<Vec<SampleInfo>>>,
 }
 
 impl<'a> Runner<'a> {
@@ -62,6 +65,7 @@ impl<'a> Runner<'a> {
             progress: &super::Quiet,
             targets: None,
             stop: StopToken::never(),
+            sample_infos: None,
         })
     }
 }
@@ -173,15 +177,32 @@ impl Runner<'_> {
             let rec = self.train_epoch(&model, &mut opt, &tf, plan, epoch)?;
             let mut rec = rec;
             let last = epoch + 1 == t.epochs;
+            let mut scored = None;
             if last || (epoch + 1) % t.eval_every == 0 {
-                let (acc, conf) = self.evaluate(&model, &tf, &plan.test)?;
-                rec.test_accuracy = Some(acc);
+                let test = self.score(&model, &tf, &plan.test)?;
+                let conf = self.confusion_of(&test);
+                rec.test_accuracy = Some(conf.accuracy());
                 if !plan.validation.is_empty() {
                     rec.validation_accuracy = Some(self.evaluate(&model, &tf, &plan.validation)?.0);
                 }
                 rec.confusion = Some(conf.counts.clone());
+                scored = Some(test);
             }
             history.push(rec.clone());
+            // The predictions of the epoch the selection rule reports so far, written before the
+            // checkpoint: a resumed fold finds those of its chosen epoch on disk.
+            if let Some(test) = scored {
+                let chosen = report::fold_result(&plan.name, &history, t.selection).epoch;
+                if chosen == rec.epoch {
+                    let no_infos = Vec::new();
+                    report::write_predictions(
+                        &fold_dir.join("predictions.parquet"),
+                        &self.classes,
+                        &test,
+                        self.sample_infos.as_deref().unwrap_or(&no_infos),
+                    )?;
+                }
+            }
             checkpoint.save(&vs, &opt, epoch, &history)?;
             self.progress.epoch_end(&rec);
             report::write_metrics(&self.dir)?;
@@ -448,11 +469,17 @@ impl Runner<'_> {
         tf: &DeviceTransform,
         records: &[u64],
     ) -> Result<(f64, Confusion)> {
+        let conf = self.confusion_of(&self.score(model, tf, records)?);
+        Ok((conf.accuracy(), conf))
+    }
+
+    /// The confusion matrix of scored samples.
+    fn confusion_of(&self, scored: &[ScoredSample]) -> Confusion {
         let mut conf = Confusion::new(self.classes.len());
-        for s in self.score(model, tf, records)? {
+        for s in scored {
             conf.add(s.label as usize, s.predicted as usize);
         }
-        Ok((conf.accuracy(), conf))
+        conf
     }
 
     /// The fused class probabilities ([`fuse`]) of every readable record of `records`, in

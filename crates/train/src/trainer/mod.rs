@@ -263,6 +263,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         progress: opts.progress,
         targets,
         stop: opts.stop.clone(),
+        sample_infos: Some(Arc::new(infos)),
         ..Runner::new(cfg, dir.clone(), cache, device)?
     };
     let mut results = Vec::new();

@@ -109,7 +109,166 @@ print(json.dumps(out))
         let test = each(&|r| r.test_accuracy);
         assert_eq!(test.iter().map(|p| p.0).collect::<Vec<_>>(), [2, 4]);
         close("accuracy/test", series("accuracy/test"), test);
+        // Balanced accuracy and macro-F1 at the evaluated epochs, from their confusion matrices.
+        // metrics.jsonl drops the confusion matrices; the checkpoint keeps them.
+        let ck: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(run.join(format!("fold-{fold}/checkpoint.json"))).unwrap(),
+        )
+        .unwrap();
+        let full: Vec<train::report::EpochRecord> =
+            serde_json::from_value(ck["history"].clone()).unwrap();
+        let from_history = |f: fn(&train::report::Confusion) -> f64| {
+            full.iter()
+                .filter_map(|r| {
+                    r.confusion.as_ref().map(|c| {
+                        (
+                            r.epoch as i64,
+                            f(&train::report::Confusion { counts: c.clone() }),
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        close(
+            "test/balanced_accuracy",
+            series("test/balanced_accuracy"),
+            from_history(train::report::Confusion::balanced_accuracy),
+        );
+        close(
+            "test/macro_f1",
+            series("test/macro_f1"),
+            from_history(train::report::Confusion::macro_f1),
+        );
     }
+}
+
+#[test]
+fn predictions_parquet_holds_every_test_sample_at_the_reported_epoch() {
+    let (_, a, _) = finished_runs();
+    let summary: train::report::RunSummary =
+        serde_json::from_slice(&std::fs::read(a.join("summary.json")).unwrap()).unwrap();
+    let mut pooled = 0u64;
+    for r in &summary.folds {
+        let rows = train::report::read_predictions(
+            &a.join(format!("fold-{}/predictions.parquet", r.fold)),
+        )
+        .unwrap();
+        let n: u64 = r.confusion.iter().flatten().sum();
+        assert_eq!(rows.len() as u64, n, "{}: one row per test sample", r.fold);
+        pooled += n;
+        // The rows are the reported epoch's predictions: they rebuild its confusion matrix.
+        let mut conf = train::report::Confusion::new(summary.classes.len());
+        for row in &rows {
+            conf.add(row.label as usize, row.predicted as usize);
+            let sum: f32 = row.probabilities.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
+            let argmax = row
+                .probabilities
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
+                .0;
+            assert_eq!(argmax as i64, row.predicted);
+            assert!(!row.sample_id.is_empty() && !row.subject.is_empty());
+        }
+        assert_eq!(conf.counts, r.confusion, "{}", r.fold);
+        let m = r.metrics.as_ref().expect("result.json carries the metrics");
+        assert_eq!(m.samples, n);
+        assert!((m.balanced_accuracy - conf.balanced_accuracy()).abs() < 1e-12);
+        assert!((m.macro_f1 - conf.macro_f1()).abs() < 1e-12);
+        assert!(m.accuracy_ci.0 <= m.accuracy + 1e-12 && m.accuracy <= m.accuracy_ci.1 + 1e-12);
+    }
+    assert_eq!(summary.pooled.samples, pooled);
+    assert_eq!(summary.pooled.classes.support.iter().sum::<u64>(), pooled);
+    let md = std::fs::read_to_string(a.join("summary.md")).unwrap();
+    for want in [
+        "balanced accuracy",
+        "macro-F1",
+        "95 % bootstrap CI",
+        "| class | precision | recall | F1 | support |",
+    ] {
+        assert!(md.contains(want), "summary.md lacks {want}:\n{md}");
+    }
+    // pandas / pyarrow users read the same table.
+    let Some(py) = python("predictions_parquet_holds_every_test_sample_at_the_reported_epoch")
+    else {
+        return;
+    };
+    let out = stdout_of_success(
+        std::process::Command::new(py)
+            .args([
+                "-c",
+                "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); \
+                 print(t.num_rows, ','.join(t.column_names))",
+            ])
+            .arg(a.join("fold-fold0/predictions.parquet")),
+    );
+    let (rows, cols) = out.trim().split_once(' ').unwrap();
+    let n: u64 = summary.folds[0].confusion.iter().flatten().sum();
+    assert_eq!(rows.parse::<u64>().unwrap(), n);
+    let want = [
+        "record",
+        "sample_id",
+        "subject",
+        "label",
+        "label_name",
+        "predicted",
+        "predicted_name",
+        "correct",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(summary.classes.iter().map(|c| format!("p_{c}")))
+    .collect::<Vec<_>>()
+    .join(",");
+    assert_eq!(cols, want);
+}
+
+#[test]
+fn mcnemar_counts_the_samples_only_one_run_gets_right() {
+    let (_, a, b) = finished_runs();
+    let c = train::report::compare(&[a.clone(), b.clone()]).unwrap();
+    let m = c.paired[0]
+        .mcnemar
+        .as_ref()
+        .expect("both runs have predictions");
+    let (mut n, mut only_a, mut only_b) = (0u64, 0u64, 0u64);
+    for fold in ["fold0", "fold1"] {
+        let read = |run: &std::path::Path| {
+            train::report::read_predictions(&run.join(format!("fold-{fold}/predictions.parquet")))
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.sample_id.clone(), r.correct()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let (x, y) = (read(a), read(b));
+        assert_eq!(x.len(), y.len(), "the same test samples");
+        for (id, ra) in &x {
+            let rb = y[id];
+            n += 1;
+            only_a += (*ra && !rb) as u64;
+            only_b += (!*ra && rb) as u64;
+        }
+    }
+    assert_eq!(
+        (m.samples, m.only_first, m.only_second),
+        (n, only_a, only_b)
+    );
+    assert_eq!(m.p, train::report::mcnemar_exact_p(only_a, only_b));
+    let md = c.markdown();
+    assert!(
+        md.contains(&format!("{only_a} / {only_b} (of {n})")),
+        "{md}"
+    );
+    // The CSV carries it per run (empty for the baseline).
+    let df = c.runs_table().unwrap();
+    let p = df
+        .column("p_mcnemar_vs_first")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .clone();
+    assert_eq!((p.get(0), p.get(1)), (None, Some(m.p)));
 }
 
 #[test]

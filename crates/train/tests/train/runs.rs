@@ -120,6 +120,7 @@ fn split_selection_without_a_validation_split_holds_out_training_data() {
     cfg.train.validation_share = 0.1;
     let info = |record: u64, subject: &str, split: shard::Split| SampleInfo {
         record,
+        sample_id: format!("s{record}"),
         label: 0,
         subject: subject.into(),
         split,
