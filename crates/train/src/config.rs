@@ -1,6 +1,7 @@
 //! Experiment configuration (`manifests/experiments/*.toml`). Defaults are the paper's setting;
 //! unknown keys are errors so that a typo cannot silently run the default.
 
+use crate::overrides::Override;
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -430,6 +431,10 @@ pub struct ExperimentConfig {
     pub model: ModelSection,
     /// Training switches.
     pub train: TrainSection,
+    /// The grid `train sweep` expands ([`crate::sweep`]); `train run` runs the file's settings
+    /// as written and ignores it. Never written into a run's config.toml.
+    #[serde(skip_serializing)]
+    pub sweep: Option<toml::Table>,
 }
 
 impl Default for ExperimentConfig {
@@ -444,6 +449,7 @@ impl Default for ExperimentConfig {
             runs_dir: PathBuf::from("runs"),
             model: ModelSection::default(),
             train: TrainSection::default(),
+            sweep: None,
         }
     }
 }
@@ -453,14 +459,35 @@ impl ExperimentConfig {
     ///
     /// Errors: [`TrainError::Io`], [`TrainError::ConfigFile`] with the line of a bad key.
     pub fn load(path: &Path) -> Result<ExperimentConfig> {
+        Self::load_with_overrides(path, &[])
+    }
+
+    /// Reads an experiment TOML with `--set` overrides laid over the file ([`Self::parse_with_overrides`]).
+    ///
+    /// Errors: as [`Self::load`], and [`TrainError::Override`].
+    pub fn load_with_overrides(path: &Path, overrides: &[Override]) -> Result<ExperimentConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        Self::parse(&text, path)
+        Self::parse_with_overrides(&text, path, overrides)
     }
 
     /// Parses TOML text; `file` names it in errors.
     /// The file's `recipe` picks the defaults ([`Recipe::base`]); every key the file sets is laid
     /// over them.
     pub fn parse(text: &str, file: &Path) -> Result<ExperimentConfig> {
+        Self::parse_with_overrides(text, file, &[])
+    }
+
+    /// Parses TOML text and lays `overrides` over it, as if the file had set those keys: the
+    /// same types, the same checks, and `recipe` itself may be overridden.
+    ///
+    /// Errors: [`TrainError::ConfigFile`] for the file (with the line of a bad key);
+    /// [`TrainError::Override`] naming the override that names no key (with the nearest
+    /// keys), has a value of the wrong type, or fails a range check.
+    pub fn parse_with_overrides(
+        text: &str,
+        file: &Path,
+        overrides: &[Override],
+    ) -> Result<ExperimentConfig> {
         let bad = |e: toml::de::Error| {
             // The 1-based line of the error's first byte.
             let line = e.span().map_or(1, |s| {
@@ -475,12 +502,32 @@ impl ExperimentConfig {
                 reason: e.message().to_string(),
             }
         };
-        // Parsed once as written, for the line numbers of bad keys and values and for the recipe.
-        let written: ExperimentConfig = toml::from_str(text).map_err(bad)?;
+        // Parsed once as written, for the line numbers of bad keys and values.
+        toml::from_str::<ExperimentConfig>(text).map_err(bad)?;
+        let mut user: toml::Table = toml::from_str(text).map_err(bad)?;
+        for o in overrides {
+            o.apply(&mut user)?;
+            // One at a time, so that an error names the override that caused it.
+            if let Err(e) = user.clone().try_into::<ExperimentConfig>() {
+                let reason = e.message().to_string();
+                let nearest = if reason.starts_with("unknown field") {
+                    format!(
+                        "; no such key (nearest: {})",
+                        crate::overrides::nearest_keys(&o.key, &Self::known_keys(), 3).join(", ")
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(o.error(&format!("{reason}{nearest}")));
+            }
+        }
+        let written: ExperimentConfig = user
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e))?;
         let cfg = if written.recipe == Recipe::Paper {
             written
         } else {
-            let user: toml::Table = toml::from_str(text).map_err(bad)?;
             let mut merged = written.recipe.base().to_toml_table()?;
             overlay(&mut merged, user);
             merged
@@ -491,12 +538,52 @@ impl ExperimentConfig {
                     reason: e.message().to_string(),
                 })?
         };
-        cfg.check().map_err(|reason| TrainError::ConfigFile {
-            file: file.to_path_buf(),
-            line: 1,
-            reason,
+        cfg.check().map_err(|reason| match overrides {
+            [] => TrainError::ConfigFile {
+                file: file.to_path_buf(),
+                line: 1,
+                reason,
+            },
+            _ => TrainError::Override {
+                set: overrides
+                    .iter()
+                    .map(Override::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                reason: format!("{reason} (in {} with these overrides)", file.display()),
+            },
         })?;
         Ok(cfg)
+    }
+
+    /// Every dotted key an experiment TOML may set (`name`, `model.branches`, `train.seed`, …),
+    /// for "did you mean" lists. Read from the deserialiser itself, so it cannot fall behind the
+    /// structs: a probe key in each table is refused with the list of the table's fields.
+    pub fn known_keys() -> Vec<String> {
+        let fields = |probe: &str| -> Vec<String> {
+            let msg = toml::from_str::<ExperimentConfig>(probe)
+                .err()
+                .map(|e| e.message().to_string())
+                .unwrap_or_default();
+            let list = msg.split("expected one of").nth(1).unwrap_or("");
+            list.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
+        let mut keys = Vec::new();
+        for top in fields("probe_key__ = 0") {
+            match top.as_str() {
+                "model" | "train" => keys.extend(
+                    fields(&format!("[{top}]\nprobe_key__ = 0"))
+                        .into_iter()
+                        .map(|k| format!("{top}.{k}")),
+                ),
+                _ => keys.push(top),
+            }
+        }
+        keys
     }
 
     /// Range checks serde cannot do.

@@ -25,6 +25,15 @@ pub enum TrainError {
         /// What is wrong, in words.
         reason: String,
     },
+    /// A `--set KEY=VALUE` override that names no key of the experiment or gives it a value of
+    /// the wrong type or range.
+    #[error("--set {set}: {reason}")]
+    Override {
+        /// The override as given.
+        set: String,
+        /// What is wrong, with the nearest keys when the key does not exist.
+        reason: String,
+    },
     /// A configuration that cannot run (e.g. crops below the network's stride).
     #[error("configuration: {0}")]
     Config(String),

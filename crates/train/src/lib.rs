@@ -20,9 +20,11 @@ mod error;
 pub mod loader;
 pub mod model;
 pub mod optim;
+pub mod overrides;
 pub mod predict;
 pub mod recipe;
 pub mod report;
+pub mod sweep;
 pub mod torch_ext;
 pub mod trainer;
 

@@ -28,11 +28,27 @@ pub struct RunArgs {
     /// Run directory name under runs/<experiment>/ [default: UTC time stamp].
     #[arg(long)]
     pub run_name: Option<String>,
+    /// Override a key of the experiment TOML, as if the file set it (repeatable), e.g.
+    /// `--set model.branches=gfm --set train.seed=2`. Values are TOML (`2`, `1e-3`, `[0, 1]`,
+    /// `true`) or bare strings. An unknown key or a bad value is refused before anything is
+    /// written, with the nearest keys. Recorded in config.toml (resolved) and run.json
+    /// [default: none]. Not with --resume (the run's config.toml is fixed).
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
+    pub overrides: Vec<train::overrides::Override>,
 }
 
 /// Progress bars: one per epoch with samples/s and ETA, and a line per finished epoch.
-struct Bars {
+pub(crate) struct Bars {
     bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Bars {
+    /// No bar yet.
+    pub(crate) fn new() -> Bars {
+        Bars {
+            bar: Mutex::new(None),
+        }
+    }
 }
 
 impl TrainProgress for Bars {
@@ -95,7 +111,8 @@ pub fn run(a: RunArgs) -> Result<()> {
             Some(dir.clone()),
         ),
         (Some(c), None) => (
-            train::ExperimentConfig::load(c).with_context(|| format!("reading {}", c.display()))?,
+            train::ExperimentConfig::load_with_overrides(c, &a.overrides)
+                .with_context(|| format!("reading {}", c.display()))?,
             None,
         ),
         (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
@@ -109,9 +126,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(d) = a.device {
         cfg.train.device = d;
     }
-    let bars = Bars {
-        bar: Mutex::new(None),
-    };
+    let bars = Bars::new();
     let stop = install_stop_handler();
     let out = train::trainer::run_experiment(
         &cfg,
@@ -121,6 +136,8 @@ pub fn run(a: RunArgs) -> Result<()> {
             git_revision: train::trainer::git_revision(),
             progress: &bars,
             stop,
+            overrides: a.overrides.clone(),
+            task_folds: None,
         },
     )
     .map_err(|e| match e {
@@ -140,7 +157,7 @@ static SIGNAL_STOP: std::sync::OnceLock<train::trainer::StopToken> = std::sync::
 /// SIGINT (Ctrl-C) and SIGTERM trip the returned token: the trainer stops after its current step,
 /// and then reports the run directory and the resume command. A second signal ends the process at
 /// once.
-fn install_stop_handler() -> train::trainer::StopToken {
+pub(crate) fn install_stop_handler() -> train::trainer::StopToken {
     extern "C" fn on_signal(_: libc::c_int) {
         // An atomic load: the token is set before the handler is installed.
         let Some(token) = SIGNAL_STOP.get() else {
