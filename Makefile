@@ -31,7 +31,7 @@ INPUTS      ?=
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 
-.PHONY: help setup build demo prep train resume report predict env test test-real test-learning bench lint fuzz fuzz-seeds clean-cache
+.PHONY: help setup build demo prep train sweep resume report predict env test test-real test-learning bench lint fuzz fuzz-seeds clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -54,6 +54,10 @@ train: build ## run an experiment: make train CONFIG=manifests/experiments/ckplu
 resume: build ## continue an interrupted run: make resume RUN=runs/<experiment>/<run>
 	@test -n "$(RUN)" || { echo "usage: make resume RUN=runs/<experiment>/<run>"; exit 2; }
 	$(TRAIN) run --resume $(RUN) $(TRAIN_ARGS)
+
+sweep: CONFIG = manifests/experiments/demo-ablation.toml
+sweep: build ## an ablation sweep (grid × seeds × folds, resumable): make sweep CONFIG=manifests/experiments/ckplus-ablation.toml
+	$(TRAIN) sweep --config $(CONFIG) $(TRAIN_ARGS)
 
 report: build ## compare runs: make report RUNS="runs/a/<run> runs/b/<run>"
 	@test -n "$(RUNS)" || { echo "usage: make report RUNS=\"runs/a/<run> runs/b/<run>\""; exit 2; }

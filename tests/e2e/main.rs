@@ -263,6 +263,8 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
             git_revision: None,
             progress: &train::trainer::Quiet,
             stop: train::trainer::StopToken::never(),
+            overrides: Vec::new(),
+            task_folds: None,
         },
     )
     .unwrap();

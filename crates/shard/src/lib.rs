@@ -50,7 +50,7 @@ pub use cache::{Cache, CacheIter, RecordReader, VerifyReport};
 pub use catalog::{list_caches, resolve_cache, CacheState, ListedCache, BUILD_FAILED_FILE};
 pub use error::{Result, ShardError};
 pub use format::{FormatVersion, FORMAT_MAJOR, FORMAT_MINOR, SCHEMA_SAMPLE_META};
-pub use fsutil::{atomic_write, fsync_dir};
+pub use fsutil::{atomic_write, atomic_write_shared, fsync_dir};
 pub use key::{hash_file, CacheKey, SourceFile, SourceFingerprint, SourceFingerprinter};
 pub use lock::{DirLock, LockHolder, LockMode, LOCK_FILE};
 pub use manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};

@@ -21,10 +21,16 @@ enum Command {
     /// Run an experiment (all folds of its protocol), or resume an interrupted run.
     /// Example: train run --config manifests/experiments/demo.toml
     Run(cli::run::RunArgs),
+    /// Run every cell of an experiment's [sweep] table (an ablation grid × seeds) on one pinned
+    /// cache, resumably, then write the ablation table; or one (cell, fold) task of a job array.
+    /// Example: train sweep --config manifests/experiments/ckplus-ablation.toml
+    Sweep(cli::sweep::SweepArgs),
     /// Report one run or compare several (an ablation study): every setting that differs, fold
     /// ids, epochs run vs planned (unfinished runs included, marked), per-fold accuracies, a paired
-    /// comparison with the first run, per-class recall. Printed as Markdown; also written as CSV,
-    /// Markdown or a self-contained HTML page with figures.
+    /// comparison with the first run (sign-flip and McNemar tests), balanced accuracy, macro-F1,
+    /// bootstrap intervals, per-class scores. Given a sweep directory (runs/<exp>/<sweep>), the
+    /// ablation table over its settings, seeds and folds. Printed as Markdown; also written as
+    /// CSV, Markdown or a self-contained HTML page with figures.
     /// Example: train report runs/demo/a runs/demo/b --html compare.html
     Report(cli::report::ReportArgs),
     /// Training-step throughput per precision and batch size: synthetic device-resident inputs,
@@ -57,6 +63,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Predict(a) => cli::predict::predict(a),
         Command::Run(a) => cli::run::run(a),
+        Command::Sweep(a) => cli::sweep::sweep(a),
         Command::Report(a) => cli::report::report(a),
         Command::Bench(a) => cli::bench::bench(a),
         Command::Env { json } => {

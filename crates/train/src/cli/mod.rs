@@ -4,3 +4,4 @@ pub mod bench;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod sweep;

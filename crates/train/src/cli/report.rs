@@ -7,7 +7,8 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// Run directories (runs/<experiment>/<run>); the first is the baseline of the paired
-    /// comparison.
+    /// comparison. Or one sweep directory (runs/<experiment>/<sweep>, holding sweep.json): its
+    /// ablation table.
     #[arg(required = true, value_name = "RUN")]
     pub runs: Vec<PathBuf>,
     /// Write the runs table (one row per run) as CSV to FILE, and the per-fold table (one row
@@ -23,7 +24,41 @@ pub struct ReportArgs {
     pub html: Option<PathBuf>,
 }
 
+/// Writes `bytes` to `out` atomically and says so.
+fn write(out: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    shard::atomic_write(out, bytes).with_context(|| format!("writing {}", out.display()))?;
+    println!("written: {}", out.display());
+    Ok(())
+}
+
+/// A sweep directory's ablation table, in the same three forms.
+fn ablation(a: &ReportArgs) -> Result<()> {
+    let r = train::report::ablation(&a.runs[0])
+        .with_context(|| format!("reading sweep {}", a.runs[0].display()))?;
+    let md = r.markdown();
+    println!("{md}");
+    if let Some(out) = &a.csv {
+        use polars::prelude::SerWriter;
+        let mut df = r.table()?;
+        let mut buf = Vec::new();
+        polars::prelude::CsvWriter::new(&mut buf)
+            .finish(&mut df)
+            .with_context(|| format!("writing {}", out.display()))?;
+        write(out, &buf)?;
+    }
+    if let Some(out) = &a.markdown {
+        write(out, md.as_bytes())?;
+    }
+    if let Some(out) = &a.html {
+        write(out, r.html().as_bytes())?;
+    }
+    Ok(())
+}
+
 pub fn report(a: ReportArgs) -> Result<()> {
+    if a.runs.len() == 1 && train::report::is_sweep_dir(&a.runs[0]) {
+        return ablation(&a);
+    }
     let c = train::report::compare(&a.runs).context("reading the runs")?;
     let md = c.markdown();
     println!("{md}");

@@ -6,10 +6,13 @@
 //!   comparison, and the one row model every rendering uses ([`RunRow`], [`FoldRow`]).
 //! * `metrics` — balanced accuracy, macro-F1, per-class scores, bootstrap intervals, McNemar.
 //! * `predictions` — `fold-*/predictions.parquet`, one row per test sample.
+//! * `ablation` — a sweep's ablation table: per setting over seeds and folds, paired with the
+//!   baseline.
 //! * `markdown`, `csv`, [`html`] — the renderings of those rows.
 //! * [`figures`] — confusion matrices and training curves (PNG, SVG, inline SVG).
 //! * [`tensorboard`] — TensorBoard event files per fold.
 
+mod ablation;
 mod compare;
 mod csv;
 pub mod figures;
@@ -20,6 +23,7 @@ mod predictions;
 mod run;
 pub mod tensorboard;
 
+pub use ablation::{ablation, is_sweep_dir, AblationReport, SettingPair, SettingRow};
 pub use compare::{
     compare, paired, read_run, sign_flip_p, Comparison, FoldRow, FoldStatus, PairedComparison,
     RunRecord, RunRow,

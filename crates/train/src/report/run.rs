@@ -281,7 +281,7 @@ pub fn pooled_confusion(classes: usize, folds: &[&FoldResult]) -> Confusion {
 
 /// The seed of a run's pooled bootstrap (a fixed stream: the interval is a property of the
 /// predictions, not of a training seed).
-pub const POOLED_BOOTSTRAP_KEY: u64 = 0x9001_ed;
+pub const POOLED_BOOTSTRAP_KEY: u64 = 0x0090_01ed;
 
 /// Mean and std over folds of a figure computed from each fold's confusion matrix.
 pub fn fold_mean_std(folds: &[&FoldResult], figure: impl Fn(&Confusion) -> f64) -> (f64, f64) {

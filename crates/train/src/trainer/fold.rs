@@ -41,6 +41,9 @@ pub struct Runner<'a> {
     /// Every sample's metadata, indexed by record, for the sample ids and subjects of
     /// `predictions.parquet` (`None`: those columns are left empty).
     pub sample_infos: Option<Arc<Vec<SampleInfo>>>,
+    /// The run directory is shared with other processes training its other folds (a job-array
+    /// task): the run-wide `metrics.jsonl` is left to the run that finishes it.
+    pub shared_run: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -66,6 +69,7 @@ impl<'a> Runner<'a> {
             targets: None,
             stop: StopToken::never(),
             sample_infos: None,
+            shared_run: false,
         })
     }
 }
@@ -205,7 +209,9 @@ impl Runner<'_> {
             }
             checkpoint.save(&vs, &opt, epoch, &history)?;
             self.progress.epoch_end(&rec);
-            report::write_metrics(&self.dir)?;
+            if !self.shared_run {
+                report::write_metrics(&self.dir)?;
+            }
             report::tensorboard::write_fold_events(&fold_dir, self.started_unix(), &history)?;
         }
         let result = report::fold_result(&plan.name, &history, self.cfg.train.selection);

@@ -143,6 +143,29 @@ pub struct RunOptions<'a> {
     /// Tripped (by a signal handler, or a test's progress hook) to stop the run between training
     /// steps; [`StopToken::never`] when nothing stops it.
     pub stop: StopToken,
+    /// The `--set` overrides `cfg` was resolved with, recorded in run.json (their values are in
+    /// config.toml already).
+    pub overrides: Vec<crate::overrides::Override>,
+    /// A job-array task: train only these planned folds (by name) of a run directory that other
+    /// tasks share — under a shared lock of the run and an exclusive lock of each fold, without
+    /// the run's summary (the run that trains every fold, e.g. `train sweep` after the array,
+    /// keeps the finished folds and writes it). `None`: every planned fold, then the summary.
+    pub task_folds: Option<Vec<String>>,
+}
+
+/// The cache key and the names of the folds `cfg` plans (what `train sweep` maps job-array
+/// tasks onto), read under the cache's shared lock.
+///
+/// Errors: cache errors, and those of [`plan_folds`].
+pub fn planned_folds(cfg: &ExperimentConfig) -> Result<(String, Vec<String>)> {
+    let cache_dir = cfg.resolve_cache()?;
+    let cache = Cache::open_shared(&cache_dir, &mut |_| {})?;
+    let infos = loader::sample_infos(&cache)?;
+    let plans = plan_folds(cfg, &infos)?;
+    Ok((
+        cache.manifest().key.clone(),
+        plans.into_iter().map(|p| p.name).collect(),
+    ))
 }
 
 /// Runs (or resumes) an experiment: every planned fold, then `summary.md`.
@@ -216,9 +239,33 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
             cfg.runs_dir.join(&cfg.name).join(name)
         }
     };
-    let run_dir = RunDir::take(dir, &cfg.to_toml()?, opts.resume.is_some(), &|text| {
-        opts.progress.note(text)
-    })?;
+    if let Some(names) = &opts.task_folds {
+        let unknown: Vec<&String> = names
+            .iter()
+            .filter(|n| !plans.iter().any(|p| &p.name == *n))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(TrainError::Config(format!(
+                "folds {unknown:?} are not planned by this experiment (planned: {})",
+                plans
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let lock_mode = match opts.task_folds {
+        Some(_) => shard::LockMode::Shared,
+        None => shard::LockMode::Exclusive,
+    };
+    let run_dir = RunDir::take(
+        dir,
+        &cfg.to_toml()?,
+        opts.resume.is_some(),
+        &|text| opts.progress.note(text),
+        lock_mode,
+    )?;
     let dir = run_dir.dir.clone();
     opts.progress.note(&format!(
         "run directory {}; to continue it after an interruption: train run --resume {}",
@@ -257,16 +304,32 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         "fusion_weight": cfg.model.fusion_weight,
         "targets": targets.as_ref().map_or("labels", |t| t.mode.name()),
         "training_recipe": cfg.recipe_summary(),
+        "overrides": opts.overrides.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
     });
-    run_dir.write_run_json(&run_json)?;
+    // Array tasks sharing the run write run.json once (the first); the finishing run rewrites it.
+    if opts.task_folds.is_none() || !dir.join("run.json").exists() {
+        run_dir.write_run_json(&run_json)?;
+    }
     let runner = Runner {
         progress: opts.progress,
         targets,
         stop: opts.stop.clone(),
         sample_infos: Some(Arc::new(infos)),
+        shared_run: opts.task_folds.is_some(),
         ..Runner::new(cfg, dir.clone(), cache, device)?
     };
     let mut results = Vec::new();
+    if let Some(names) = &opts.task_folds {
+        for p in plans.iter().filter(|p| names.contains(&p.name)) {
+            let fold_dir = dir.join(format!("fold-{}", p.name));
+            let _fold_lock = run_dir::lock_fold(&fold_dir)?;
+            results.push(runner.run_fold(p)?);
+        }
+        return Ok(RunOutcome {
+            dir,
+            folds: results,
+        });
+    }
     for p in &plans {
         results.push(runner.run_fold(p)?);
     }

@@ -19,7 +19,9 @@ pub(crate) struct RunDir {
 impl RunDir {
     /// Takes `dir` for a run of the configuration `config_text`: with `resume`, continues it;
     /// without, starts it, or continues it when it exists with exactly this configuration.
-    /// `note` is told when an existing run is continued.
+    /// `note` is told when an existing run is continued. `mode` is exclusive for a run that
+    /// trains every fold, and shared for a job-array task that trains some folds of a run other
+    /// tasks train too (each task then locks its fold directories exclusively).
     ///
     /// Errors: [`TrainError::Config`] when the directory holds another configuration (nothing is
     /// created then), [`TrainError::RunInUse`] when another process holds the directory, I/O.
@@ -28,6 +30,7 @@ impl RunDir {
         config_text: &str,
         resume: bool,
         note: &dyn Fn(&str),
+        mode: shard::LockMode,
     ) -> Result<RunDir> {
         let config_file = dir.join("config.toml");
         // A first look before anything is created (a refused run leaves nothing behind) ...
@@ -38,7 +41,7 @@ impl RunDir {
         // ... then the lock, held while the run lives: a second process on the same run is
         // refused (it would write into this run's files), and the kernel releases the lock of a
         // killed run so that `--resume` can continue it ...
-        let lock = match shard::DirLock::try_acquire(&dir, shard::LockMode::Exclusive)? {
+        let lock = match shard::DirLock::try_acquire(&dir, mode)? {
             Ok(lock) => lock,
             Err(holder) => {
                 return Err(TrainError::RunInUse {
@@ -58,7 +61,9 @@ impl RunDir {
             resumed = true;
         }
         if !resumed {
-            shard::atomic_write(&config_file, config_text.as_bytes())?;
+            // Tasks sharing the directory may race here: each writes the same text, atomically,
+            // through a temporary file of its own.
+            shard::atomic_write_shared(&config_file, config_text.as_bytes())?;
         }
         Ok(RunDir {
             dir,
@@ -71,12 +76,26 @@ impl RunDir {
     ///
     /// Errors: serialisation, I/O.
     pub(crate) fn write_run_json(&self, run_json: &serde_json::Value) -> Result<()> {
-        shard::atomic_write(
+        // Job-array tasks sharing the run may write it at the same moment.
+        shard::atomic_write_shared(
             &self.dir.join("run.json"),
             &serde_json::to_vec_pretty(run_json)
                 .map_err(|e| TrainError::serialize("run.json", e))?,
         )?;
         Ok(())
+    }
+}
+
+/// Takes the exclusive lock of one fold's directory (a job-array task training it).
+///
+/// Errors: [`TrainError::RunInUse`] when another process trains that fold, I/O.
+pub(crate) fn lock_fold(fold_dir: &Path) -> Result<shard::DirLock> {
+    match shard::DirLock::try_acquire(fold_dir, shard::LockMode::Exclusive)? {
+        Ok(lock) => Ok(lock),
+        Err(holder) => Err(TrainError::RunInUse {
+            dir: fold_dir.to_path_buf(),
+            holder: shard::lock::describe_holder(holder),
+        }),
     }
 }
 

@@ -248,6 +248,8 @@ pub fn opts(name: &str) -> train::trainer::RunOptions<'static> {
         git_revision: None,
         progress: &train::trainer::Quiet,
         stop: train::trainer::StopToken::never(),
+        overrides: Vec::new(),
+        task_folds: None,
     }
 }
 
@@ -292,6 +294,8 @@ pub fn run_stopped_after(
         git_revision: None,
         progress: &progress,
         stop: token,
+        overrides: Vec::new(),
+        task_folds: None,
     };
     match train::trainer::run_experiment(cfg, options) {
         Err(train::TrainError::Stopped { run, .. }) => run,

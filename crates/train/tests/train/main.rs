@@ -8,5 +8,6 @@ mod oracle;
 mod outputs;
 mod recipe;
 mod runs;
+mod sweep;
 mod targets;
 mod trust;

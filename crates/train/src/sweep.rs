@@ -1,0 +1,611 @@
+//! Ablation sweeps over one cache: an experiment TOML's `[sweep]` table expanded into cells (one
+//! run directory each, under `runs/<experiment>/<sweep>/<cell>/`), all pinned to the cache the
+//! base experiment resolves to, and the (cell, fold) tasks a job array runs.
+//!
+//! ```toml
+//! [sweep]
+//! name = "ablation"          # the directory under runs/<experiment>/ (default: the file's stem)
+//! seeds = [1, 2, 3]          # train.seed of each repetition (default: the file's train.seed)
+//! "model.branches" = ["both", "gfm", "pbm"]   # a grid axis: every key with a list of values
+//!
+//! [[sweep.cells]]            # and/or named cells: the rows of a paper's ablation table
+//! name = "no-mixup"
+//! set = { "train.mixup_alpha" = 0.0 }
+//! ```
+//!
+//! The settings are the named cells (or the file as written when there are none) × every
+//! combination of the grid's values; each is repeated for every seed. A cell's name says its
+//! settings: `<named cell>_<axis>-<value>…` and `.seed-<n>`, e.g. `branches-gfm.seed-2`. The first
+//! setting is the baseline of the report's paired comparisons.
+
+use crate::config::ExperimentConfig;
+use crate::overrides::Override;
+use crate::{Result, TrainError};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One run of a sweep: a setting under one seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepCell {
+    /// The run directory's name: `<setting>.seed-<n>`.
+    pub name: String,
+    /// The setting's name (the cells of one setting differ only in their seed).
+    pub setting: String,
+    /// `train.seed`.
+    pub seed: u64,
+    /// What the cell changes from the file, in order (the seed last).
+    pub overrides: Vec<Override>,
+}
+
+/// An expanded sweep.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// The sweep's name (its directory under `runs/<experiment>/`).
+    pub name: String,
+    /// The experiment TOML.
+    pub file: PathBuf,
+    /// The file's text (each cell's configuration is this text with the cell's overrides).
+    pub text: String,
+    /// The experiment as written (the `[sweep]` table ignored).
+    pub base: ExperimentConfig,
+    /// Every cell, settings in order, seeds within each setting.
+    pub cells: Vec<SweepCell>,
+}
+
+/// `sweep.json` in the sweep directory: what the sweep is and the cache it is pinned to, so that
+/// every array task and every later invocation trains on the same cache and the same cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepPlan {
+    /// Sweep name.
+    pub name: String,
+    /// Experiment name.
+    pub experiment: String,
+    /// The experiment TOML it was expanded from.
+    pub config_file: PathBuf,
+    /// The cache directory every cell trains on.
+    pub cache: PathBuf,
+    /// Its full key.
+    pub cache_key: String,
+    /// The settings in order (the first is the baseline).
+    pub settings: Vec<String>,
+    /// Every cell.
+    pub cells: Vec<SweepCell>,
+    /// The planned folds of every cell (the same for all: the cache and protocol are shared).
+    pub folds: Vec<String>,
+}
+
+impl SweepPlan {
+    /// The job-array tasks: task `i` trains fold `folds[i % folds.len()]` of cell
+    /// `cells[i / folds.len()]`.
+    pub fn tasks(&self) -> usize {
+        self.cells.len() * self.folds.len()
+    }
+
+    /// The (cell, fold) of task `i`.
+    ///
+    /// Errors: [`TrainError::Config`] for an index beyond the tasks.
+    pub fn task(&self, i: usize) -> Result<(&SweepCell, &str)> {
+        let n = self.folds.len().max(1);
+        match (self.cells.get(i / n), self.folds.get(i % n)) {
+            (Some(c), Some(f)) if i < self.tasks() => Ok((c, f.as_str())),
+            _ => Err(TrainError::Config(format!(
+                "task {i}: this sweep has tasks 0 … {} ({} cells × {} folds)",
+                self.tasks().saturating_sub(1),
+                self.cells.len(),
+                self.folds.len()
+            ))),
+        }
+    }
+}
+
+impl Sweep {
+    /// Reads an experiment TOML with a `[sweep]` table and expands it. Every cell's
+    /// configuration is resolved here, so a bad key or value fails before anything runs.
+    ///
+    /// Errors: I/O, the file's errors, [`TrainError::Config`] for a malformed `[sweep]` table
+    /// (no table, an axis without a list of values, a cell without a name, duplicate cell
+    /// names), [`TrainError::Override`] for a key or value a cell cannot set.
+    pub fn load(file: &Path) -> Result<Sweep> {
+        let text = std::fs::read_to_string(file).map_err(|e| TrainError::io(file, e))?;
+        let base = ExperimentConfig::parse(&text, file)?;
+        let table = base.sweep.clone().ok_or_else(|| {
+            TrainError::Config(format!(
+                "{}: no [sweep] table (see docs/REPRODUCE.md for its keys); `train run` runs \
+                 a single experiment",
+                file.display()
+            ))
+        })?;
+        let bad = |why: String| TrainError::Config(format!("{} [sweep]: {why}", file.display()));
+        let mut name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sweep".into());
+        let mut seeds = vec![base.train.seed];
+        let mut named: Vec<(String, Vec<Override>)> = Vec::new();
+        let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
+        for (k, v) in &table {
+            match (k.as_str(), v) {
+                ("name", toml::Value::String(s)) => name = s.clone(),
+                ("seeds", toml::Value::Array(a)) => {
+                    seeds = a
+                        .iter()
+                        .map(|x| x.as_integer().and_then(|i| u64::try_from(i).ok()))
+                        .collect::<Option<Vec<u64>>>()
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| {
+                            bad("seeds must be a non-empty list of integers ≥ 0".into())
+                        })?;
+                }
+                ("cells", toml::Value::Array(a)) => {
+                    for (i, c) in a.iter().enumerate() {
+                        let t = c
+                            .as_table()
+                            .ok_or_else(|| bad(format!("cells[{i}] is not a table")))?;
+                        let cell_name = t
+                            .get("name")
+                            .and_then(|n| n.as_str())
+                            .ok_or_else(|| bad(format!("cells[{i}] needs a name")))?;
+                        if let Some(extra) = t.keys().find(|k| *k != "name" && *k != "set") {
+                            return Err(bad(format!(
+                                "cells[{i}]: unknown key `{extra}` (a cell has `name` and `set`)"
+                            )));
+                        }
+                        let mut set = Vec::new();
+                        if let Some(s) = t.get("set") {
+                            let s = s
+                                .as_table()
+                                .ok_or_else(|| bad(format!("cells[{i}].set is not a table")))?;
+                            flatten_values("", s, &mut |k, v| {
+                                set.push(Override::new(k, v.to_string()))
+                            });
+                        }
+                        named.push((sanitise(cell_name), set));
+                    }
+                }
+                ("name" | "seeds" | "cells", _) => {
+                    return Err(bad(format!("`{k}` has the wrong type")));
+                }
+                _ => {
+                    let mut err = None;
+                    flatten_values(
+                        k,
+                        &toml::Table::from_iter([(String::new(), v.clone())]),
+                        &mut |key, v| {
+                            let key = key.trim_end_matches('.').to_string();
+                            match v {
+                                toml::Value::Array(vals) if !vals.is_empty() => {
+                                    axes.push((key, vals.clone()))
+                                }
+                                _ => {
+                                    err.get_or_insert(bad(format!(
+                                        "`{key}`: a grid axis needs a non-empty list of values"
+                                    )));
+                                }
+                            }
+                        },
+                    );
+                    if let Some(e) = err {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if named.is_empty() {
+            named.push((String::new(), Vec::new()));
+        }
+        // Settings: named cells × the grid's combinations, in order.
+        let mut settings: Vec<(String, Vec<Override>)> = Vec::new();
+        for (cell_name, set) in &named {
+            let mut combos: Vec<(Vec<String>, Vec<Override>)> = vec![(Vec::new(), set.clone())];
+            for (key, vals) in &axes {
+                let short = key.rsplit('.').next().unwrap_or(key);
+                combos = combos
+                    .into_iter()
+                    .flat_map(|(parts, ovs)| {
+                        vals.iter().map(move |v| {
+                            let mut parts = parts.clone();
+                            let shown = match v {
+                                toml::Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            parts.push(format!("{short}-{}", sanitise(&shown)));
+                            let mut ovs = ovs.clone();
+                            ovs.push(Override::new(key.clone(), v.to_string()));
+                            (parts, ovs)
+                        })
+                    })
+                    .collect();
+            }
+            for (parts, ovs) in combos {
+                let mut label: Vec<String> = Vec::new();
+                if !cell_name.is_empty() {
+                    label.push(cell_name.clone());
+                }
+                label.extend(parts);
+                let label = if label.is_empty() {
+                    "base".to_string()
+                } else {
+                    label.join("_")
+                };
+                settings.push((label, ovs));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (s, _) in &settings {
+            if !seen.insert(s.clone()) {
+                return Err(bad(format!("two cells are both named `{s}`")));
+            }
+        }
+        let mut cells = Vec::new();
+        for (setting, ovs) in settings {
+            for &seed in &seeds {
+                let mut overrides = ovs.clone();
+                overrides.push(Override::new("train.seed", seed.to_string()));
+                cells.push(SweepCell {
+                    name: format!("{setting}.seed-{seed}"),
+                    setting: setting.clone(),
+                    seed,
+                    overrides,
+                });
+            }
+        }
+        let sweep = Sweep {
+            name: sanitise(&name),
+            file: file.to_path_buf(),
+            text,
+            base,
+            cells,
+        };
+        for c in &sweep.cells {
+            sweep.cell_config(c, None)?;
+        }
+        Ok(sweep)
+    }
+
+    /// The configuration of `cell`: the file with the cell's overrides, and the cache pinned to
+    /// `cache` (a directory) when given.
+    ///
+    /// Errors: as [`ExperimentConfig::parse_with_overrides`].
+    pub fn cell_config(&self, cell: &SweepCell, cache: Option<&Path>) -> Result<ExperimentConfig> {
+        let mut overrides = cell.overrides.clone();
+        if let Some(dir) = cache {
+            overrides.push(Override::new(
+                "cache",
+                toml::Value::String(dir.display().to_string()).to_string(),
+            ));
+        }
+        ExperimentConfig::parse_with_overrides(&self.text, &self.file, &overrides)
+    }
+
+    /// The sweep directory: `<runs_dir>/<experiment>/<sweep name>`.
+    pub fn dir(&self) -> PathBuf {
+        self.base.runs_dir.join(&self.base.name).join(&self.name)
+    }
+
+    /// The run name of `cell` for [`crate::trainer::RunOptions::run_name`] (the run lands in
+    /// `<sweep dir>/<cell>`).
+    pub fn run_name(&self, cell: &SweepCell) -> String {
+        format!("{}/{}", self.name, cell.name)
+    }
+
+    /// The settings in order, each once.
+    pub fn settings(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in &self.cells {
+            if !out.contains(&c.setting) {
+                out.push(c.setting.clone());
+            }
+        }
+        out
+    }
+
+    /// Resolves the cache once, plans the folds, and writes (or checks) `sweep.json`: a sweep
+    /// directory stays pinned to the cache and cells it started with.
+    ///
+    /// Errors: cache errors; [`TrainError::Config`] when `sweep.json` exists with other cells,
+    /// another cache key or other folds (the file or the cache changed since the sweep began).
+    pub fn plan(&self) -> Result<SweepPlan> {
+        let cache_dir = self.base.resolve_cache()?;
+        let cache_dir = std::fs::canonicalize(&cache_dir).unwrap_or(cache_dir);
+        let first = self.cell_config(&self.cells[0], Some(&cache_dir))?;
+        let (key, folds) = crate::trainer::planned_folds(&first)?;
+        let plan = SweepPlan {
+            name: self.name.clone(),
+            experiment: self.base.name.clone(),
+            config_file: self.file.clone(),
+            cache: cache_dir,
+            cache_key: key,
+            settings: self.settings(),
+            cells: self.cells.clone(),
+            folds,
+        };
+        let path = self.dir().join("sweep.json");
+        if let Ok(bytes) = std::fs::read(&path) {
+            let old: SweepPlan =
+                serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            let same = old.cells == plan.cells
+                && old.cache_key == plan.cache_key
+                && old.folds == plan.folds;
+            if !same {
+                return Err(TrainError::Config(format!(
+                    "{} was planned with other cells, folds or cache (key {} then, {} now): \
+                     the sweep file or the cache changed since this sweep began. Give the \
+                     sweep another `name`, or remove {}",
+                    path.display(),
+                    short(&old.cache_key),
+                    short(&plan.cache_key),
+                    self.dir().display()
+                )));
+            }
+            return Ok(old);
+        }
+        let dir = self.dir();
+        std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+        shard::atomic_write(
+            &path,
+            &serde_json::to_vec_pretty(&plan)
+                .map_err(|e| TrainError::serialize("sweep.json", e))?,
+        )?;
+        Ok(plan)
+    }
+}
+
+/// The first 16 hex digits of a cache key (all of it when shorter).
+fn short(key: &str) -> &str {
+    key.get(..16).unwrap_or(key)
+}
+
+/// How [`run_all`] and [`run_task`] run cells.
+pub struct SweepOptions<'a> {
+    /// Progress hooks (every cell's epochs).
+    pub progress: &'a dyn crate::trainer::TrainProgress,
+    /// Tripped to stop between training steps; the interrupted cell resumes on the next call.
+    pub stop: crate::trainer::StopToken,
+    /// `train.device` for every cell instead of the file's.
+    pub device: Option<String>,
+    /// Git revision for each cell's run.json.
+    pub git_revision: Option<String>,
+}
+
+impl Sweep {
+    /// Runs `cell` on the pinned cache: every fold (`folds = None`) or, as a job-array task,
+    /// only `folds` of its shared run directory.
+    fn run_cell(
+        &self,
+        plan: &SweepPlan,
+        cell: &SweepCell,
+        folds: Option<Vec<String>>,
+        opts: &SweepOptions<'_>,
+    ) -> Result<crate::trainer::RunOutcome> {
+        let mut cfg = self.cell_config(cell, Some(&plan.cache))?;
+        if let Some(d) = &opts.device {
+            cfg.train.device = d.clone();
+        }
+        let mut overrides = cell.overrides.clone();
+        overrides.push(Override::new(
+            "cache",
+            toml::Value::String(plan.cache.display().to_string()).to_string(),
+        ));
+        crate::trainer::run_experiment(
+            &cfg,
+            crate::trainer::RunOptions {
+                resume: None,
+                run_name: Some(self.run_name(cell)),
+                git_revision: opts.git_revision.clone(),
+                progress: opts.progress,
+                stop: opts.stop.clone(),
+                overrides,
+                task_folds: folds,
+            },
+        )
+    }
+}
+
+/// Runs every cell of the sweep in order, each to its summary, and returns the ablation table.
+/// Finished cells (a summary and the same configuration on disk) are kept without opening the
+/// cache; a cell interrupted earlier, or whose folds job-array tasks trained, continues from its
+/// checkpoints and finished folds. Safe to call again after an interruption.
+///
+/// Errors: as [`crate::trainer::run_experiment`] ([`TrainError::Stopped`] when `opts.stop`
+/// trips), and reading the cells back.
+pub fn run_all(
+    sweep: &Sweep,
+    plan: &SweepPlan,
+    opts: &SweepOptions<'_>,
+) -> Result<crate::report::AblationReport> {
+    for (k, cell) in plan.cells.iter().enumerate() {
+        let dir = sweep.dir().join(&cell.name);
+        if dir.join("summary.json").exists() {
+            let cfg = sweep.cell_config(cell, Some(&plan.cache))?;
+            let on_disk = std::fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
+            if on_disk == cfg.to_toml()? {
+                opts.progress.note(&format!(
+                    "cell {}/{}: {} finished, kept",
+                    k + 1,
+                    plan.cells.len(),
+                    cell.name
+                ));
+                continue;
+            }
+        }
+        opts.progress.note(&format!(
+            "cell {}/{}: {}",
+            k + 1,
+            plan.cells.len(),
+            cell.name
+        ));
+        sweep.run_cell(plan, cell, None, opts)?;
+    }
+    crate::report::ablation(&sweep.dir())
+}
+
+/// Runs job-array task `task` (one fold of one cell, [`SweepPlan::task`]) into the cell's run
+/// directory, which other tasks share. A finished fold is kept; an interrupted one resumes.
+///
+/// Errors: an index beyond the tasks; as [`crate::trainer::run_experiment`]; the fold being
+/// trained by another process ([`TrainError::RunInUse`]).
+pub fn run_task(
+    sweep: &Sweep,
+    plan: &SweepPlan,
+    task: usize,
+    opts: &SweepOptions<'_>,
+) -> Result<crate::trainer::RunOutcome> {
+    let (cell, fold) = plan.task(task)?;
+    sweep.run_cell(plan, cell, Some(vec![fold.to_string()]), opts)
+}
+
+/// Reads `sweep.json` from a sweep directory.
+///
+/// Errors: I/O, [`TrainError::Checkpoint`] for JSON that is not a sweep plan.
+pub fn read_plan(dir: &Path) -> Result<SweepPlan> {
+    let path = dir.join("sweep.json");
+    let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Calls `f(dotted key, value)` for every non-table value under `t` (keys prefixed by `prefix`).
+fn flatten_values(prefix: &str, t: &toml::Table, f: &mut dyn FnMut(String, &toml::Value)) {
+    for (k, v) in t {
+        let key = match (prefix.is_empty(), k.is_empty()) {
+            (true, _) => k.clone(),
+            (false, true) => prefix.to_string(),
+            (false, false) => format!("{prefix}.{k}"),
+        };
+        match v {
+            toml::Value::Table(inner) => flatten_values(&key, inner, f),
+            other => f(key, other),
+        }
+    }
+}
+
+/// A name safe as one path component: letters, digits, `.`, `-` and `_` kept, others `-`.
+fn sanitise(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let out = out.trim_matches('.').to_string();
+    if out.is_empty() {
+        "cell".into()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sweep_of(text: &str) -> Result<Sweep> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ablation.toml");
+        std::fs::write(&p, text).unwrap();
+        Sweep::load(&p)
+    }
+
+    const BASE: &str = "name = \"x\"\ncache = \"somewhere\"\n";
+
+    #[test]
+    fn a_grid_and_seeds_expand_to_named_cells() {
+        let s = sweep_of(&format!(
+            "{BASE}[sweep]\nseeds = [1, 2]\n\"model.branches\" = [\"both\", \"gfm\", \"pbm\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(s.name, "ablation");
+        let names: Vec<&str> = s.cells.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "branches-both.seed-1",
+                "branches-both.seed-2",
+                "branches-gfm.seed-1",
+                "branches-gfm.seed-2",
+                "branches-pbm.seed-1",
+                "branches-pbm.seed-2"
+            ]
+        );
+        let c = s.cell_config(&s.cells[3], None).unwrap();
+        assert_eq!(c.model.branches, crate::config::Branches::Gfm);
+        assert_eq!(c.train.seed, 2);
+        assert_eq!(
+            s.settings(),
+            ["branches-both", "branches-gfm", "branches-pbm"]
+        );
+    }
+
+    #[test]
+    fn named_cells_are_the_rows_and_combine_with_the_grid() {
+        let s = sweep_of(&format!(
+            "{BASE}[sweep]\nname = \"rows\"\n\"model.fusion_weight\" = [0.5, 0.7]\n\
+             [[sweep.cells]]\nname = \"full\"\n[[sweep.cells]]\nname = \"no mixup\"\n\
+             set = {{ \"train.mixup_alpha\" = 0.0, model = {{ deform = \"none\" }} }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.settings(),
+            [
+                "full_fusion_weight-0.5",
+                "full_fusion_weight-0.7",
+                "no-mixup_fusion_weight-0.5",
+                "no-mixup_fusion_weight-0.7"
+            ]
+        );
+        let c = s.cell_config(&s.cells[3], None).unwrap();
+        assert_eq!(c.train.mixup_alpha, 0.0);
+        assert_eq!(c.model.deform, crate::config::Deform::None);
+        assert_eq!(c.model.fusion_weight, 0.7);
+    }
+
+    #[test]
+    fn bad_sweeps_are_refused_before_anything_runs() {
+        let e = |t: &str| sweep_of(&format!("{BASE}{t}")).unwrap_err().to_string();
+        assert!(e("").contains("no [sweep] table"));
+        assert!(e("[sweep]\n\"model.branches\" = \"gfm\"\n").contains("needs a non-empty list"));
+        let unknown = e("[sweep]\n\"model.branchs\" = [\"gfm\"]\n");
+        assert!(
+            unknown.contains("model.branchs") && unknown.contains("model.branches"),
+            "{unknown}"
+        );
+        assert!(e("[sweep]\n\"model.branches\" = [\"gfm\", \"nope\"]\n").contains("nope"));
+        assert!(e("[[sweep.cells]]\nset = {}\n").contains("needs a name"));
+        assert!(e("[sweep]\nseeds = []\n").contains("seeds"));
+    }
+
+    #[test]
+    fn plans_map_tasks_to_cell_and_fold() {
+        let plan = SweepPlan {
+            name: "s".into(),
+            experiment: "x".into(),
+            config_file: "x.toml".into(),
+            cache: "c".into(),
+            cache_key: "k".into(),
+            settings: vec!["a".into()],
+            cells: ["a.seed-1", "a.seed-2"]
+                .iter()
+                .map(|n| SweepCell {
+                    name: n.to_string(),
+                    setting: "a".into(),
+                    seed: 1,
+                    overrides: vec![],
+                })
+                .collect(),
+            folds: vec!["fold0".into(), "fold1".into(), "fold2".into()],
+        };
+        assert_eq!(plan.tasks(), 6);
+        let (c, f) = plan.task(4).unwrap();
+        assert_eq!((c.name.as_str(), f), ("a.seed-2", "fold1"));
+        assert!(plan.task(6).is_err());
+    }
+}
