@@ -31,7 +31,7 @@ INPUTS      ?=
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 
-.PHONY: help setup build demo prep train sweep resume report predict env test test-real test-learning bench lint fuzz fuzz-seeds clean-cache
+.PHONY: help setup build demo prep train sweep resume report export-onnx predict env test test-real test-learning bench lint fuzz fuzz-seeds clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -62,6 +62,12 @@ sweep: build ## an ablation sweep (grid × seeds × folds, resumable): make swee
 report: build ## compare runs: make report RUNS="runs/a/<run> runs/b/<run>"
 	@test -n "$(RUNS)" || { echo "usage: make report RUNS=\"runs/a/<run> runs/b/<run>\""; exit 2; }
 	$(TRAIN) report $(RUNS) $(TRAIN_ARGS)
+
+export-onnx: build ## a trained run as PyTorch + ONNX model directories: make export-onnx RUN=runs/<experiment>/<run> [FOLD=0] [OUT=dir]
+	@test -n "$(RUN)" || { echo "usage: make export-onnx RUN=runs/<experiment>/<run> [FOLD=K] [OUT=DIR]"; exit 2; }
+	$(TRAIN) export $(RUN) $(if $(FOLD),--fold $(FOLD)) --out $(or $(OUT),$(RUN)/export)$(if $(FOLD),/fold-$(FOLD)) $(TRAIN_ARGS)
+	@for m in $$(find $(or $(OUT),$(RUN)/export)$(if $(FOLD),/fold-$(FOLD)) -name model.json); do \
+	  .venv/bin/python -m fer_shard.onnx export $$(dirname $$m) || exit 1; done
 
 predict: build ## classify images or frame folders: make predict RUN=runs/<experiment>/<run> INPUTS="a.png seq/"
 	@test -n "$(RUN)" -a -n "$(INPUTS)" || { echo "usage: make predict RUN=runs/<experiment>/<run> INPUTS=\"a.png seq/\""; exit 2; }

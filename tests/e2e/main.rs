@@ -5,6 +5,7 @@
 //! on one machine. CPU, well under a minute.
 
 mod docs;
+mod export;
 mod fuzz_replay;
 mod gpu_check;
 mod python_reader;

@@ -1,10 +1,10 @@
 """MGLN in plain PyTorch: the oracle the tch network and trainer are tested against.
 
-Written from docs/specs/mgln.md and the structure of the authors' code (yummy2108/
-FER-global-local-network), not from the Rust source: the deformable sampling is done here with
-explicit gathers and bilinear weights (the Rust side uses grid_sample), the LSTM is torch.nn.LSTM
-and the optimiser is torch.optim.Adam. Parameter names equal the tch VarStore's, so one
-safetensors file loads into both.
+The network is fer_shard.mgln (python/fer_shard/mgln.py), written from docs/specs/mgln.md and the
+structure of the authors' code (yummy2108/FER-global-local-network), not from the Rust source: the
+deformable sampling is done there with explicit gathers and bilinear weights (the Rust side uses
+grid_sample), the LSTM is torch.nn.LSTM; the optimiser here is torch.optim.Adam. Parameter names
+equal the tch VarStore's, so one safetensors file loads into both.
 
 Usage: python mgln_oracle.py CASE_DIR [CASE_DIR ...]
 
@@ -27,10 +27,7 @@ and receives oracle.safetensors:
   "mixup-parts"      the part crops are mixed too (the authors mix the face only)
 """
 
-import ctypes
 import json
-import math
-import struct
 import sys
 from pathlib import Path
 
@@ -38,293 +35,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# --- safetensors, by hand (the .venv has torch only) -------------------------------------------
+# The network is the product's own PyTorch definition (python/fer_shard/mgln.py, installed into
+# the .venv by `make setup`): one definition for the oracle and for exported models.
+try:
+    from fer_shard import mgln as net
+except ImportError:  # run from a checkout without the editable install
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "python"))
+    from fer_shard import mgln as net
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "BF16": torch.bfloat16,
-          "F16": torch.float16, "I32": torch.int32, "U8": torch.uint8}
-NAMES = {v: k for k, v in DTYPES.items()}
-
-
-def read_safetensors(path):
-    raw = Path(path).read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    body = raw[8 + n:]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        dtype = DTYPES[info["dtype"]]
-        if end > start:
-            t = torch.frombuffer(bytearray(body[start:end]), dtype=dtype)
-        else:
-            t = torch.empty(0, dtype=dtype)
-        out[name] = t.reshape(info["shape"]).clone()
-    return out
+read_safetensors, write_safetensors, fuse = net.read_safetensors, net.write_safetensors, net.fuse
 
 
-def write_safetensors(path, tensors):
-    header, chunks, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        # No numpy in the .venv: copy the contiguous buffer's bytes directly.
-        data = ctypes.string_at(t.data_ptr(), t.numel() * t.element_size()) if t.numel() else b""
-        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    Path(path).write_bytes(struct.pack("<Q", len(h)) + h + b"".join(chunks))
+class Mgln(net.Mgln):
+    """The network with a deliberate defect switched on by `plant` (see the module docstring)."""
 
-
-# --- the network ---------------------------------------------------------------------------------
-
-VGG_CONVS = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256),
-             (12, 256, 256), (14, 256, 256), (17, 256, 512), (19, 512, 512), (21, 512, 512)]
-POOL_AFTER = {2, 7, 14}
-STREAMS = ["face", "eyes", "nose", "mouth"]
-
-
-def channels(cfg, c):
-    """Channels of a paper layer with c channels at width w (at least 8, never above c)."""
-    w = cfg["width"]
-    if w == 1.0:
-        return c
-    return max(int(math.floor(c * w + 0.5)), min(8, c))
-
-
-class Ssm(nn.Module):
-    """VGG16 conv1_1 … conv4_3, shared by the face and every part crop."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        self.features = nn.ModuleDict()
-        for i, cin, cout in VGG_CONVS:
-            cin = 3 if i == 0 else channels(cfg, cin)
-            self.features[str(i)] = nn.Conv2d(cin, channels(cfg, cout), 3, padding=1)
-        self.use_bn = cfg["ssm_batchnorm"]
-        if self.use_bn:
-            self.bn = nn.ModuleDict({
-                s: nn.ModuleDict({str(i): nn.BatchNorm2d(channels(cfg, cout))
-                                  for i, _, cout in VGG_CONVS})
-                for s in STREAMS})
-
-    def forward(self, x, stream):
-        for i, _, _ in VGG_CONVS:
-            x = self.features[str(i)](x)
-            if self.use_bn:
-                x = self.bn[STREAMS[stream]][str(i)](x)
-            x = F.relu(x)
-            if i in POOL_AFTER:
-                x = F.max_pool2d(x, 2)
-        return x
-
-
-def bilinear(img, px, py, border):
-    """Samples img [n, h, w] at real positions px, py [n, h', w'] (pixel units). border=True
-    clamps positions into the map (oeway's ConvOffset2D); border=False reads 0 outside (a
-    deformable conv's zero padding)."""
-    n, h, w = img.shape
-    if border:
-        px = px.clamp(0, w - 1)
-        py = py.clamp(0, h - 1)
-    x0 = torch.floor(px)
-    y0 = torch.floor(py)
-    fx = px - x0
-    fy = py - y0
-    flat = img.reshape(n, h * w)
-    out = 0
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            xi = (x0 + dx).long()
-            yi = (y0 + dy).long()
-            inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-            idx = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).reshape(n, -1)
-            v = flat.gather(1, idx).reshape(px.shape)
-            out = out + torch.where(inside, v, torch.zeros_like(v)) * wx * wy
-    return out
-
-
-def on_grid_sampler_grid(p, n):
-    """The fp32 value a position p (already in pixels) has after the round trip through
-    grid_sample's normalised grid (align_corners: g = p/(n−1)·2−1, back = (g+1)·(n−1)/2), clamped
-    into the map first as oeway's ConvOffset2D does. The round trip changes p by an ulp at most,
-    but where p is an exact integer (an offset of exactly 0, wherever the features around a pixel
-    are all 0) it decides which neighbour pair the bilinear weights, and so the one-sided
-    derivative at that kink, come from. Both sides must take the same side to be comparable.
-    Likewise at the edges (p exactly 0 or n−1, common where offsets are 0 in the first and last
-    column or clamped)."""
-    if n <= 1:
-        return torch.zeros_like(p)
-    g = p.clamp(0, n - 1) / (n - 1) * 2 - 1
-    back = (g + 1) * ((n - 1) / 2)
-    # grid_sample (border padding) takes the derivative as 0 at the edge itself, not only beyond
-    # it; torch.clamp would pass it there.
-    at_edge = (back <= 0) | (back >= n - 1)
-    return torch.where(at_edge, back.detach(), back)
-
-
-class ConvOffset2D(nn.Module):
-    """oeway/pytorch-deform-conv: a 3×3 conv gives each channel an (x, y) offset per pixel."""
-
-    def __init__(self, c):
-        super().__init__()
-        self.offsets = nn.Conv2d(c, 2 * c, 3, padding=1, bias=False)
-
-    def forward(self, x):
-        b, c, h, w = x.shape
-        # autocast runs grid_sample in fp32; so does this sampling.
-        o = self.offsets(x).float().reshape(b, c, 2, h, w)
-        x = x.float()
-        gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype),
-                                indexing="ij")
-        px = on_grid_sampler_grid(o[:, :, 0] + gx, w).reshape(b * c, h, w)
-        py = on_grid_sampler_grid(o[:, :, 1] + gy, h).reshape(b * c, h, w)
-        return bilinear(x.reshape(b * c, h, w), px, py, border=True).reshape(b, c, h, w)
-
-
-class DeformConv(nn.Module):
-    """DCN v1, 3×3, stride 1, padding 1: tap k = (ky, kx) reads the input at
-    (y + ky − 1 + Δy_k, x + kx − 1 + Δx_k); offsets channels are (Δx_k, Δy_k) per tap."""
-
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.offsets = nn.Conv2d(cin, 18, 3, padding=1)
-        self.weight = nn.Parameter(torch.empty(cout, cin, 3, 3))
-        self.bias = nn.Parameter(torch.empty(cout))
-
-    def forward(self, x):
-        b, c, h, w = x.shape
-        off = self.offsets(x).float().reshape(b, 9, 2, h, w)
-        x = x.float()
-        gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype),
-                                indexing="ij")
-        img = x.reshape(b * c, h, w)
-        out = self.bias.reshape(1, -1, 1, 1)
-        for k in range(9):
-            ky, kx = divmod(k, 3)
-            px = (off[:, k, 0:1] + gx + (kx - 1)).expand(b, c, h, w).reshape(b * c, h, w)
-            py = (off[:, k, 1:2] + gy + (ky - 1)).expand(b, c, h, w).reshape(b * c, h, w)
-            tap = bilinear(img, px, py, border=False).reshape(b, c, h, w)
-            out = out + torch.einsum("oc,bchw->bohw", self.weight[:, :, ky, kx], tap)
-        return out
-
-
-class GfmBlock(nn.Module):
-    def __init__(self, cfg, cin, cout):
-        super().__init__()
-        self.kind = cfg["deform"]
-        if self.kind == "channel":
-            self.deform = ConvOffset2D(cin)
-            self.conv = nn.Conv2d(cin, cout, 3, padding=1)
-        elif self.kind == "dcn":
-            self.dcn = DeformConv(cin, cout)
-        else:
-            self.conv = nn.Conv2d(cin, cout, 3, padding=1)
-
-    def forward(self, x):
-        if self.kind == "channel":
-            return F.relu(self.conv(self.deform(x)))
-        if self.kind == "dcn":
-            return F.relu(self.dcn(x))
-        return F.relu(self.conv(x))
-
-
-def head(convs, x, head_relu):
-    for i, conv in enumerate(convs):
-        x = conv(x)
-        if i < len(convs) - 1 or head_relu:
-            x = F.relu(x)
-    return x.mean(dim=(2, 3))
-
-
-class Gfm(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        ch = [channels(cfg, c) for c in (512, 256, 128, 64)]
-        for i in range(3):
-            setattr(self, f"block{i}", GfmBlock(cfg, ch[i], ch[i + 1]))
-        hc = [ch[3], channels(cfg, 32), channels(cfg, 16), cfg["classes"]]
-        for i in range(3):
-            setattr(self, f"head{i}", nn.Conv2d(hc[i], hc[i + 1], 1))
-        self.head_relu = cfg["head_relu"]
-
-    def forward(self, x):
-        for i in range(3):
-            x = getattr(self, f"block{i}")(x)
-        return head([getattr(self, f"head{i}") for i in range(3)], x, self.head_relu)
-
-
-class LstBlock(nn.Module):
-    def __init__(self, cfg, feat_len):
-        super().__init__()
-        ch = [channels(cfg, 512), channels(cfg, 256), channels(cfg, 128), 1]
-        for i in range(3):
-            setattr(self, f"conv{i}", nn.Conv2d(ch[i], ch[i + 1], 1))
-        self.side = cfg["lstm_side"]
-        self.lstm = nn.LSTM(feat_len, self.side ** 2, num_layers=cfg["lstm_layers"],
-                            batch_first=True)
-
-    def forward(self, feats, b, frames, reverse=False):
-        x = feats
-        for i in range(3):
-            x = F.relu(getattr(self, f"conv{i}")(x))
-        seq = x.reshape(b, frames, -1)
-        if reverse:
-            seq = seq.flip(1)
-        out, _ = self.lstm(seq)
-        return out[:, -1].reshape(b, 1, self.side, self.side)
-
-
-class Pbm(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        for name, (h, w) in zip(("eyes", "nose", "mouth"), cfg["parts"]):
-            setattr(self, name, LstBlock(cfg, (h // 8) * (w // 8)))
-        ec = [3, channels(cfg, 32), channels(cfg, 16), cfg["classes"]]
-        for i in range(3):
-            setattr(self, f"end{i}", nn.Conv2d(ec[i], ec[i + 1], 1))
-        self.head_relu = cfg["head_relu"]
-
-
-class Mgln(nn.Module):
     def __init__(self, cfg, plant=None):
-        super().__init__()
-        self.cfg, self.plant = cfg, plant
-        self.ssm = Ssm(cfg)
-        if cfg["branches"] in ("both", "gfm"):
-            self.gfm = Gfm(cfg)
-        if cfg["branches"] in ("both", "pbm"):
-            self.pbm = Pbm(cfg)
+        super().__init__(cfg)
+        self.plant = plant
 
     def forward(self, face, parts):
-        g = self.gfm(self.ssm(face, 0)) if hasattr(self, "gfm") else None
-        p = None
-        if hasattr(self, "pbm"):
-            b, t = face.shape[0], self.cfg["frames"]
-            maps = []
-            for k, name in enumerate(("eyes", "nose", "mouth")):
-                feats = self.ssm(parts[k].flatten(0, 1), k + 1)
-                maps.append(getattr(self.pbm, name)(feats, b, t,
-                                                    reverse=self.plant == "frames-reversed"))
-            y = torch.cat(maps, 1)
-            p = head([getattr(self.pbm, f"end{i}") for i in range(3)], y, self.pbm.head_relu)
-        return g, p
+        if self.plant == "frames-reversed":
+            # The LSTMs read the frames last to first (per-frame SSM features do not depend on
+            # the order).
+            parts = [x.flip(1) for x in parts]
+        return super().forward(face, parts)
 
 
 # --- one case ------------------------------------------------------------------------------------
-
-def fuse(g, p, rule, w):
-    if g is None:
-        return p.softmax(-1)
-    if p is None:
-        return g.softmax(-1)
-    if rule == "sum":
-        return (w * g + (1 - w) * p).softmax(-1)
-    return w * g.softmax(-1) + (1 - w) * p.softmax(-1)
-
 
 def losses(model, face, parts, labels, lam, perm, plant, amp=False):
     if perm is not None:

@@ -17,6 +17,7 @@ pub mod adam;
 pub mod bench;
 pub mod config;
 mod error;
+pub mod export;
 pub mod loader;
 pub mod model;
 pub mod optim;

@@ -39,6 +39,11 @@ enum Command {
     /// Classify images or frame folders with a trained run (all its fold models vote), through the
     /// same face pipeline and prep settings as its cache. Inputs without a face are reported.
     Predict(cli::predict::PredictArgs),
+    /// Export a trained fold (or every fold) as a model directory: weights.safetensors under the
+    /// names of the PyTorch module fer_shard.mgln, model.json (network, classes, inputs,
+    /// normalisation, preprocessing recipe) and MODEL_CARD.md.
+    /// Example: train export runs/demo/<run> --fold 0 --out models/demo-fold0
+    Export(cli::export::ExportArgs),
     /// Report what libtorch sees: CUDA, cuDNN, device count, CPU threads.
     Env {
         /// Print JSON instead of a table.
@@ -66,6 +71,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Sweep(a) => cli::sweep::sweep(a),
         Command::Report(a) => cli::report::report(a),
         Command::Bench(a) => cli::bench::bench(a),
+        Command::Export(a) => cli::export::export(a),
         Command::Env { json } => {
             let r = train::device_report();
             if json {

@@ -27,6 +27,23 @@ pub struct Prediction {
     pub face_box: Option<[i64; 4]>,
     /// What found that box: the cascade's name, or `whole_frame` for whole-image datasets.
     pub detector: Option<String>,
+    /// The 68 landmarks of that frame (x, y in source pixels; dlib's order), when found.
+    pub landmarks: Option<Vec<[f32; 2]>>,
+}
+
+impl Prediction {
+    /// A failed input.
+    fn failed(input: String, error: String) -> Prediction {
+        Prediction {
+            input,
+            probabilities: Vec::new(),
+            class: None,
+            error: Some(error),
+            face_box: None,
+            detector: None,
+            landmarks: None,
+        }
+    }
 }
 
 /// Folds of `run` that started training but have no `result.json` (an interrupted run): their
@@ -46,7 +63,8 @@ pub fn unfinished_folds(run: &Path) -> Vec<String> {
 
 /// A trained run loaded for prediction.
 pub struct Predictor {
-    models: Vec<(nn::VarStore, Network)>,
+    /// (fold name, variables, network) per fold model.
+    models: Vec<(String, nn::VarStore, Network)>,
     layout: Layout,
     transform: DeviceTransform,
     classes: Vec<String>,
@@ -153,6 +171,19 @@ impl Predictor {
     /// Errors: a run without checkpoints, a cache that moved, settings or model files that
     /// cannot repeat the cache's preprocessing.
     pub fn load(run: &Path, device: Device, shape_predictor: PathBuf) -> Result<Predictor> {
+        Self::load_folds(run, device, shape_predictor, None)
+    }
+
+    /// [`Predictor::load`] with only the fold models named in `folds` (`fold3` or `3`; all
+    /// when `None`).
+    ///
+    /// Errors: as [`Predictor::load`], and a fold the run has not trained.
+    pub fn load_folds(
+        run: &Path,
+        device: Device,
+        shape_predictor: PathBuf,
+        folds: Option<&[String]>,
+    ) -> Result<Predictor> {
         let cfg = crate::ExperimentConfig::load(&run.join("config.toml"))?;
         let run_json: serde_json::Value = std::fs::read(run.join("run.json"))
             .ok()
@@ -186,6 +217,33 @@ impl Predictor {
             .filter(|p| p.join("checkpoint.safetensors").exists())
             .collect();
         fold_dirs.sort();
+        if let Some(want) = folds {
+            let names: Vec<String> = want
+                .iter()
+                .map(|f| {
+                    if f.chars().all(|c| c.is_ascii_digit()) {
+                        format!("fold-fold{f}")
+                    } else {
+                        format!("fold-{f}")
+                    }
+                })
+                .collect();
+            let have: Vec<String> = fold_dirs
+                .iter()
+                .filter_map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            if let Some(missing) = names.iter().find(|n| !have.contains(n)) {
+                return Err(TrainError::Config(format!(
+                    "run {} has no trained {missing} (trained: {})",
+                    run.display(),
+                    have.join(", ")
+                )));
+            }
+            fold_dirs.retain(|d| {
+                d.file_name()
+                    .is_some_and(|n| names.contains(&n.to_string_lossy().into_owned()))
+            });
+        }
         if fold_dirs.is_empty() {
             return Err(TrainError::Checkpoint {
                 path: run.to_path_buf(),
@@ -198,7 +256,11 @@ impl Predictor {
             let m = Network::new(&vs.root(), &mc)?;
             let file = d.join("checkpoint.safetensors");
             crate::trainer::load_model_vars(&vs, &file)?;
-            loaded.push((vs, m));
+            let fold = d
+                .file_name()
+                .map(|n| n.to_string_lossy().trim_start_matches("fold-").to_string())
+                .unwrap_or_default();
+            loaded.push((fold, vs, m));
         }
         Ok(Predictor {
             models: loaded,
@@ -221,28 +283,53 @@ impl Predictor {
         &self.inputs
     }
 
+    /// The fold models' names, in order.
+    pub fn folds(&self) -> Vec<&str> {
+        self.models.iter().map(|(f, _, _)| f.as_str()).collect()
+    }
+
     /// Classifies every input; inputs that fail are returned with `error`, never skipped.
+    ///
+    /// Errors: libtorch errors (an input without a face is a [`Prediction`] with `error`).
     pub fn predict(&self, inputs: &[PathBuf]) -> Result<Vec<Prediction>> {
+        self.predict_dumping(inputs, None)
+    }
+
+    /// [`Predictor::predict`], and with `dump`, per input `i` (in order) a directory
+    /// `dump/<i>/` holding what the network saw and said: `inputs.safetensors` (the network
+    /// inputs `face`, `eyes`, `nose`, `mouth`, normalised as in training), `outputs.safetensors`
+    /// (`probabilities`, and per fold `<fold>.probabilities`, `<fold>.global`, `<fold>.local`),
+    /// the crops as PNG (`face.png`, `<part>-<slot>.png`) and `input.json` (the input, face
+    /// box, detector, landmarks, fold names). Inputs that failed get `input.json` only.
+    ///
+    /// Errors: libtorch errors; the dump directory cannot be written.
+    pub fn predict_dumping(
+        &self,
+        inputs: &[PathBuf],
+        dump: Option<&Path>,
+    ) -> Result<Vec<Prediction>> {
         let mut out = Vec::new();
-        for input in inputs {
+        for (i, input) in inputs.iter().enumerate() {
             let name = input.display().to_string();
+            let dir = dump.map(|d| d.join(i.to_string()));
+            if let Some(d) = &dir {
+                std::fs::create_dir_all(d).map_err(|e| TrainError::io(d, e))?;
+            }
             let crops = match self.inputs.preprocess(input) {
                 Ok(c) => c,
                 Err(e) => {
-                    out.push(Prediction {
-                        input: name,
-                        probabilities: Vec::new(),
-                        class: None,
-                        error: Some(e),
-                        face_box: None,
-                        detector: None,
-                    });
+                    let p = Prediction::failed(name, e);
+                    if let Some(d) = &dir {
+                        write_json(&d.join("input.json"), &serde_json::json!(p))?;
+                    }
+                    out.push(p);
                     continue;
                 }
             };
             let first = &crops[0];
             let face_box = first.face_box.map(|b| [b.left, b.top, b.right, b.bottom]);
             let detector = Some(first.detector.clone());
+            let landmarks = (!first.landmarks.is_empty()).then(|| first.landmarks.clone());
             let peak = &crops[crops.len() - 1].crops;
             let mut hb = HostBatch {
                 n: 1,
@@ -260,17 +347,30 @@ impl Predictor {
             }
             let (x, _) = self.transform.apply(&hb, &self.layout, None);
             let mut sum = Tensor::zeros([self.classes.len() as i64], (Kind::Float, Device::Cpu));
+            let mut dumped: Vec<(String, Tensor)> = Vec::new();
             tch::no_grad(|| {
-                for (_, m) in &self.models {
+                for (fold, _, m) in &self.models {
                     let o = m.forward(&x, false);
                     let p =
                         crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight)
                             .to_device(Device::Cpu)
                             .squeeze_dim(0);
+                    if dir.is_some() {
+                        dumped.push((format!("{fold}.probabilities"), p.copy()));
+                        for (what, t) in [("global", &o.global), ("local", &o.local)] {
+                            if let Some(t) = t {
+                                dumped.push((
+                                    format!("{fold}.{what}"),
+                                    t.to_device(Device::Cpu).squeeze_dim(0),
+                                ));
+                            }
+                        }
+                    }
                     sum += p;
                 }
             });
-            let probs: Vec<f64> = Vec::<f32>::try_from(&(sum / self.models.len() as f64))?
+            let mean = sum / self.models.len() as f64;
+            let probs: Vec<f64> = Vec::<f32>::try_from(&mean)?
                 .into_iter()
                 .map(f64::from)
                 .collect();
@@ -279,15 +379,50 @@ impl Predictor {
                 .enumerate()
                 .max_by(|a, b| a.1.partial_cmp(b.1).unwrap_or(std::cmp::Ordering::Equal))
                 .map(|(i, _)| self.classes[i].clone());
-            out.push(Prediction {
+            let p = Prediction {
                 input: name,
                 probabilities: probs,
                 class: best,
                 error: None,
                 face_box,
                 detector,
-            });
+                landmarks,
+            };
+            if let Some(d) = &dir {
+                let cpu = |t: &Tensor| t.to_device(Device::Cpu).contiguous();
+                let named = [
+                    ("face", cpu(&x.face)),
+                    ("eyes", cpu(&x.parts[0])),
+                    ("nose", cpu(&x.parts[1])),
+                    ("mouth", cpu(&x.parts[2])),
+                ];
+                Tensor::write_safetensors(&named, d.join("inputs.safetensors"))?;
+                dumped.push(("probabilities".into(), mean));
+                Tensor::write_safetensors(&dumped, d.join("outputs.safetensors"))?;
+                peak.face
+                    .save_png(&d.join("face.png"))
+                    .map_err(|e| TrainError::io(&d.join("face.png"), std::io::Error::other(e)))?;
+                for &k in &self.layout.use_slots {
+                    let c = &crops[k.min(crops.len() - 1)].crops;
+                    for (part, img) in [("eyes", &c.eyes), ("nose", &c.nose), ("mouth", &c.mouth)] {
+                        let f = d.join(format!("{part}-{k}.png"));
+                        img.save_png(&f)
+                            .map_err(|e| TrainError::io(&f, std::io::Error::other(e)))?;
+                    }
+                }
+                let mut j = serde_json::json!(p);
+                j["folds"] = serde_json::json!(self.folds());
+                j["classes"] = serde_json::json!(self.classes);
+                write_json(&d.join("input.json"), &j)?;
+            }
+            out.push(p);
         }
         Ok(out)
     }
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| TrainError::serialize("input.json", e))?;
+    shard::atomic_write(path, &bytes)?;
+    Ok(())
 }

@@ -9,9 +9,33 @@ pub struct PredictArgs {
     /// The run directory (runs/<experiment>/<run>).
     #[arg(long, value_name = "RUN_DIR")]
     pub run: PathBuf,
-    /// Image files (a still image fills every frame slot) or folders of frames (a sequence).
+    /// Image files (a still image fills every frame slot) or folders of frames (a sequence;
+    /// with --each-image, a folder of separate images).
     #[arg(required = true, value_name = "PATH")]
     pub inputs: Vec<PathBuf>,
+    /// Treat each folder as a set of separate images (every .png/.jpg/.jpeg/.bmp/.tif/.pgm
+    /// file in it, sorted) instead of the frames of one sequence [default: a folder is a
+    /// sequence].
+    #[arg(long)]
+    pub each_image: bool,
+    /// Only these fold models vote (comma-separated, fold3 or 3) [default: every fold].
+    #[arg(long, value_delimiter = ',', value_name = "K,…")]
+    pub fold: Option<Vec<String>>,
+    /// Also write one CSV row per input to FILE: input, class, error, the face box, the
+    /// detector, p_<class> per class, and the 68 landmarks as x0,y0 … x67,y67 (source pixels)
+    /// [default: not written].
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Also write one JSON object per line and input to FILE (the fields of --json's
+    /// predictions, with the landmarks) [default: not written].
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// Write, per input i, DIR/<i>/: the crops as PNG, the exact network inputs
+    /// (inputs.safetensors: face, eyes, nose, mouth, normalised), every fold's scores
+    /// (outputs.safetensors) and input.json — what an exported model needs to reproduce this
+    /// prediction outside Rust [default: not written].
+    #[arg(long, value_name = "DIR")]
+    pub dump_crops: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -39,12 +63,13 @@ pub fn predict(a: PredictArgs) -> Result<()> {
             a.run.display()
         );
     }
-    let p = train::predict::Predictor::load(
+    let p = train::predict::Predictor::load_folds(
         &a.run,
         device,
         a.shape_model
             .clone()
             .unwrap_or_else(face::default_shape_model_path),
+        a.fold.as_deref(),
     )
     .with_context(|| format!("loading run {}", a.run.display()))?;
     if !unfinished.is_empty() {
@@ -53,7 +78,22 @@ pub fn predict(a: PredictArgs) -> Result<()> {
             unfinished.join(", ")
         );
     }
-    let out = p.predict(&a.inputs)?;
+    let inputs = expand_inputs(&a.inputs, a.each_image)?;
+    let out = p.predict_dumping(&inputs, a.dump_crops.as_deref())?;
+    if let Some(f) = &a.csv {
+        write_csv(f, p.classes(), &out)?;
+        eprintln!("written: {}", f.display());
+    }
+    if let Some(f) = &a.jsonl {
+        let mut text = String::new();
+        for r in &out {
+            text.push_str(&serde_json::to_string(r)?);
+            text.push('\n');
+        }
+        shard::atomic_write(f, text.as_bytes())
+            .with_context(|| format!("writing {}", f.display()))?;
+        eprintln!("written: {}", f.display());
+    }
     if a.json {
         println!(
             "{}",
@@ -105,5 +145,95 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         out.len(),
         failed.join(", ")
     );
+    Ok(())
+}
+
+/// Image files in the order given; with `each_image`, a folder becomes its image files, sorted.
+fn expand_inputs(inputs: &[PathBuf], each_image: bool) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if each_image && p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("listing {}", p.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| {
+                    f.extension().is_some_and(|x| {
+                        matches!(
+                            x.to_string_lossy().to_ascii_lowercase().as_str(),
+                            "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "pgm"
+                        )
+                    })
+                })
+                .collect();
+            files.sort();
+            anyhow::ensure!(
+                !files.is_empty(),
+                "{}: no images in the folder",
+                p.display()
+            );
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// One CSV row per prediction (RFC 4180 quoting).
+fn write_csv(
+    path: &std::path::Path,
+    classes: &[String],
+    out: &[train::predict::Prediction],
+) -> Result<()> {
+    let q = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let mut head = vec![
+        "input".to_string(),
+        "class".into(),
+        "error".into(),
+        "face_left".into(),
+        "face_top".into(),
+        "face_right".into(),
+        "face_bottom".into(),
+        "detector".into(),
+    ];
+    head.extend(classes.iter().map(|c| q(&format!("p_{c}"))));
+    head.extend((0..68).flat_map(|i| [format!("x{i}"), format!("y{i}")]));
+    let mut text = head.join(",");
+    text.push('\n');
+    for r in out {
+        let mut row = vec![
+            q(&r.input),
+            q(r.class.as_deref().unwrap_or("")),
+            q(r.error.as_deref().unwrap_or("")),
+        ];
+        match r.face_box {
+            Some(b) => row.extend(b.iter().map(|v| v.to_string())),
+            None => row.extend(std::iter::repeat_n(String::new(), 4)),
+        }
+        row.push(q(r.detector.as_deref().unwrap_or("")));
+        if r.probabilities.len() == classes.len() {
+            row.extend(r.probabilities.iter().map(|p| format!("{p:.6}")));
+        } else {
+            row.extend(std::iter::repeat_n(String::new(), classes.len()));
+        }
+        match &r.landmarks {
+            Some(l) if l.len() == 68 => row.extend(
+                l.iter()
+                    .flat_map(|p| [format!("{:.2}", p[0]), format!("{:.2}", p[1])]),
+            ),
+            _ => row.extend(std::iter::repeat_n(String::new(), 136)),
+        }
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    shard::atomic_write(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

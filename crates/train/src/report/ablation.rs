@@ -5,7 +5,7 @@
 //! McNemar's exact test over the shared test samples.
 
 use super::compare::{read_run, sign_flip_p, RunRecord};
-use super::markdown::pct;
+use super::markdown::{p_value, pct};
 use super::metrics::{McNemar, Metrics};
 use super::run::{mean_std, pooled_confusion, Confusion, FoldResult, POOLED_BOOTSTRAP_KEY};
 use crate::sweep::{read_plan, SweepPlan};
@@ -234,13 +234,11 @@ impl AblationReport {
                 None => ("baseline".into(), "–".into(), "–".into(), "–".into()),
                 Some(x) => (
                     format!("{:+.2} over {} pairs", 100.0 * x.mean_difference, x.pairs),
-                    format!("{:.4}", x.p_permutation),
+                    p_value(x.p_permutation),
                     x.mcnemar.as_ref().map_or("–".into(), |m| {
                         format!("{} / {} (of {})", m.only_first, m.only_second, m.samples)
                     }),
-                    x.mcnemar
-                        .as_ref()
-                        .map_or("–".into(), |m| format!("{:.4}", m.p)),
+                    x.mcnemar.as_ref().map_or("–".into(), |m| p_value(m.p)),
                 ),
             };
             s.push_str(&format!(
@@ -419,13 +417,13 @@ impl AblationReport {
                 opt(
                     "p_permutation",
                     pair.map(|p| p.p_permutation),
-                    pair.map_or(String::new(), |p| format!("{:.4}", p.p_permutation))
+                    pair.map_or(String::new(), |p| p_value(p.p_permutation))
                 ),
                 opt(
                     "p_mcnemar",
                     pair.and_then(|p| p.mcnemar.as_ref()).map(|m| m.p),
                     pair.and_then(|p| p.mcnemar.as_ref())
-                        .map_or(String::new(), |m| format!("{:.4} ({} / {})", m.p, m.only_first, m.only_second))
+                        .map_or(String::new(), |m| format!("{} ({} / {})", p_value(m.p), m.only_first, m.only_second))
                 ),
             ));
         }

@@ -8,7 +8,7 @@
 
 use super::compare::Comparison;
 use super::figures;
-use super::markdown::pct;
+use super::markdown::{p_value, pct};
 use super::run::Confusion;
 use crate::Result;
 
@@ -290,8 +290,8 @@ pub fn html(c: &Comparison) -> Result<String> {
                 p.equal,
                 match &p.mcnemar {
                     Some(m) => format!(
-                        "<td>{} / {} ({})</td><td data-field=\"p_mcnemar\" data-run=\"{}\" data-value=\"{}\">{:.4}</td>",
-                        m.only_first, m.only_second, m.samples, i + 2, m.p, m.p
+                        "<td>{} / {} ({})</td><td data-field=\"p_mcnemar\" data-run=\"{}\" data-value=\"{}\">{}</td>",
+                        m.only_first, m.only_second, m.samples, i + 2, m.p, p_value(m.p)
                     ),
                     None => "<td>–</td><td>–</td>".into(),
                 }

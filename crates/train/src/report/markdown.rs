@@ -13,6 +13,15 @@ pub(crate) fn pct(x: f64) -> String {
     }
 }
 
+/// A p value: four decimals, or two significant digits below 10⁻⁴ (never a bare `0.0000`).
+pub(crate) fn p_value(p: f64) -> String {
+    if p >= 1e-4 || p == 0.0 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
 fn md_escape(s: &str) -> String {
     s.replace('|', "\\|")
 }
@@ -195,9 +204,7 @@ impl Comparison {
                         "{} / {} (of {})",
                         m.only_first, m.only_second, m.samples
                     )),
-                    p.mcnemar
-                        .as_ref()
-                        .map_or("–".into(), |m| format!("{:.4}", m.p)),
+                    p.mcnemar.as_ref().map_or("–".into(), |m| p_value(m.p)),
                 ));
             }
             s.push_str(
