@@ -332,3 +332,25 @@ pub fn score_fold(cfg: &ExperimentConfig, run: &Path, k: u16) -> Vec<train::trai
 pub fn python(test: &str) -> Option<PathBuf> {
     testkit::venv_python(test)
 }
+
+/// Runs the calling test again in a process of its own, alone, and returns `false` in the parent
+/// once that child passed; in the child it returns `true` and the test goes on. For tests whose
+/// exactness depends on libtorch's random generator (the CNN's dropout): it is global to a
+/// process, and the other tests of this binary reseed it from their own threads.
+pub fn in_own_process(test: &str) -> bool {
+    if std::env::var_os("FER_TEST_OWN_PROCESS").is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env("FER_TEST_OWN_PROCESS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{test} in a process of its own:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}

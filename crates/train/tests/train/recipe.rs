@@ -216,9 +216,13 @@ print(json.dumps(w.detach().tolist()))
 /// label smoothing, class-balanced loss, gradient clipping, rotation, flip averaging — trains,
 /// records its recipe in run.json and its per-step learning rate in the metrics, scores through
 /// the same path as MGLN, and an interrupted run resumes to exactly the uninterrupted metrics
-/// (the SGD momentum buffers are in the checkpoint).
+/// (the SGD momentum buffers are in the checkpoint). In a process of its own: the CNN's dropout
+/// draws from libtorch's process-global generator, which parallel tests reseed.
 #[test]
 fn every_recipe_option_trains_is_recorded_and_resumes_exactly() {
+    if !in_own_process("recipe::every_recipe_option_trains_is_recorded_and_resumes_exactly") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let cache = synthetic_cache(dir.path(), 3, 6, 2, 4);
     let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 3);
