@@ -255,6 +255,32 @@ fn sweep_survives_an_interruption_and_equals_the_slurm_array_run() {
             .count(),
         4
     );
+    // The HTML page carries the exact values.
+    let html = std::fs::read_to_string(sweep_b.join("ablation.html")).unwrap();
+    for r in &report.rows {
+        let cell = format!(
+            "data-field=\"pooled_accuracy\" data-setting=\"{}\" data-value=\"{}\"",
+            r.setting, r.pooled.accuracy
+        );
+        assert!(html.contains(&cell), "ablation.html lacks {cell}");
+        if let Some(m) = r.paired.as_ref().and_then(|p| p.mcnemar.as_ref()) {
+            let cell = format!(
+                "data-field=\"p_mcnemar\" data-setting=\"{}\" data-value=\"{}\"",
+                r.setting, m.p
+            );
+            assert!(html.contains(&cell), "ablation.html lacks {cell}");
+        }
+    }
+    // `train sweep --list` maps every task to its cell and fold.
+    let list = stdout_of_success(
+        train_bin()
+            .args(["sweep", "--list", "--config"])
+            .arg(&array),
+    );
+    assert!(
+        list.contains("| 11 | branches-pbm.seed-2 | fold1 |"),
+        "{list}"
+    );
     // `train report <sweep dir>` prints the same table.
     let printed = stdout_of_success(train_bin().arg("report").arg(&sweep_b));
     assert!(printed.contains(&md), "{printed}");
