@@ -7,12 +7,15 @@
 //! * `xml` — the model file: XML → stages, weak classifiers, nodes, features.
 //! * `pyramid` — the resize and integral images of each scale.
 //! * `scan` — windows of one level through the stages (compiled stumps, AVX2 LBP lanes).
+//! * `haar_vector` — the AVX2 lanes of all-stump HAAR cascades.
 //! * `group` — `groupRectangles`.
 
 use crate::{FaceError, GrayImage, Result};
 use std::path::{Path, PathBuf};
 
 mod group;
+#[cfg(target_arch = "x86_64")]
+mod haar_vector;
 mod pyramid;
 mod scan;
 #[cfg(test)]
@@ -201,8 +204,12 @@ impl CascadeDetector {
             }
             // OpenCV's window step: every pixel from scale 2 on, every other pixel below.
             let step = if scale >= 2.0 { 1 } else { 2 };
-            let split = self.kind == FeatureType::Lbp && self.vector_scan && step == 2;
-            level.build(img, sw as usize, sh as usize, self.kind, split);
+            // The vector scans (all-stump LBP and HAAR) read i32 sums, in the split layout at
+            // step 2 so that the windows of a batch are adjacent.
+            let haar_i32 = self.kind == FeatureType::Haar && self.all_stumps && self.vector_scan;
+            let split =
+                (self.kind == FeatureType::Lbp || haar_i32) && self.vector_scan && step == 2;
+            level.build(img, sw as usize, sh as usize, self.kind, split, haar_i32);
             self.scan_level(&level, scale, step, &mut candidates);
         }
         candidates

@@ -26,6 +26,7 @@ impl Level {
         h: usize,
         kind: FeatureType,
         split: bool,
+        haar_i32: bool,
     ) {
         self.w = w;
         self.h = h;
@@ -48,6 +49,15 @@ impl Level {
                     self.sqsum[at] = self.sqsum[at - stride] + rowsq;
                 }
             }
+            if !haar_i32 {
+                return;
+            }
+            // The vector HAAR scan reads the sums as i32: the same values modulo 2³², and a rect
+            // sum taken in wrapping arithmetic is exact (at most 255 · window area < 2³¹).
+            self.isum.clear();
+            self.isum.extend(self.sum.iter().map(|&v| v as i32));
+            self.isum.resize(len + 2 * LANES, 0);
+            self.fill_split(split, stride, h);
             return;
         }
         // A batch of the vector scan reads up to LANES − 1 elements past the last window's corner
@@ -66,10 +76,15 @@ impl Level {
                 *o = a.wrapping_add(row);
             }
         }
+        self.fill_split(split, stride, h);
+    }
+
+    /// `split`: `isum` in [`IntegralLayout::Split`] (when asked for).
+    fn fill_split(&mut self, split: bool, stride: usize, h: usize) {
         if split {
             let layout = IntegralLayout::split(stride);
             self.split.clear();
-            self.split.resize(len + 2 * LANES, 0);
+            self.split.resize(stride * (h + 1) + 2 * LANES, 0);
             for r in 0..=h {
                 for c in 0..stride {
                     self.split[layout.offset(r, c)] = self.isum[r * stride + c];

@@ -1,5 +1,5 @@
 //! Scanning one pyramid level: the window step, variance normalisation, the stage loop over
-//! compiled stump programs (HAAR, LBP) and the eight-lane AVX2 LBP scan.
+//! compiled stump programs (HAAR, LBP) and the eight-lane AVX2 LBP and HAAR scans.
 
 use super::*;
 
@@ -12,6 +12,17 @@ impl CascadeDetector {
         }
         if self.kind == FeatureType::Lbp && self.all_stumps {
             self.scan_level_lbp(lv, scale, step, out);
+            return;
+        }
+        // All-stump HAAR cascades eight windows at a time when the CPU has AVX2 (the level then
+        // carries i32 sums); the window-by-window scan below otherwise.
+        #[cfg(target_arch = "x86_64")]
+        if self.kind == FeatureType::Haar
+            && self.all_stumps
+            && self.vector_scan
+            && !lv.isum.is_empty()
+            && self.scan_level_haar_vector(lv, scale, step, out)
+        {
             return;
         }
         // Corner offsets of every feature rect relative to the window origin at this stride.

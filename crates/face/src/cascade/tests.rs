@@ -143,19 +143,36 @@ fn cut(img: &GrayImage, x0: usize, y0: usize, w: usize, h: usize) -> GrayImage {
 /// that leave partial batches of every length at the end of a row.
 #[test]
 fn vector_lbp_scan_accepts_the_windows_of_the_scalar_scan() {
+    vector_scan_accepts_the_windows_of_the_scalar_scan(
+        "vector_lbp_scan_accepts_the_windows_of_the_scalar_scan",
+        &["lbpcascade_frontalface", "lbpcascade_frontalface_improved"],
+    );
+}
+
+/// The same for the AVX2 HAAR scan of the all-stump HAAR cascades (variance normalisation per
+/// lane, windows without one skipped but not counted as stage-0 rejections).
+#[test]
+fn vector_haar_scan_accepts_the_windows_of_the_scalar_scan() {
+    vector_scan_accepts_the_windows_of_the_scalar_scan(
+        "vector_haar_scan_accepts_the_windows_of_the_scalar_scan",
+        &[
+            "haarcascade_frontalface_default",
+            "haarcascade_frontalface_alt",
+        ],
+    );
+}
+
+fn vector_scan_accepts_the_windows_of_the_scalar_scan(test: &str, cascades: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/faces/astronaut.png");
     let Ok(img) = GrayImage::open(&root, crate::GrayConversion::PilLuma) else {
         panic!("astronaut.png missing");
     };
-    if !crate::lanes::avx2_or_skip("vector_lbp_scan_accepts_the_windows_of_the_scalar_scan") {
+    if !crate::lanes::avx2_or_skip(test) {
         return;
     }
-    for name in ["lbpcascade_frontalface", "lbpcascade_frontalface_improved"] {
+    for &name in cascades {
         let path = cascade_path(name);
-        if !testkit::files_present(
-            "vector_lbp_scan_accepts_the_windows_of_the_scalar_scan",
-            &[&path],
-        ) {
+        if !testkit::files_present(test, &[&path]) {
             continue;
         }
         let vector = CascadeDetector::load(&path).expect("the installed cascade loads");
