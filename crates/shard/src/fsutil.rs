@@ -27,21 +27,7 @@ pub fn atomic_write_shared(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_os_string())
         .unwrap_or_default();
     name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|e| ShardError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| ShardError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| ShardError::io(&tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(|e| ShardError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        fsync_dir(dir)?;
-    }
-    Ok(())
+    write_through(path, &path.with_file_name(name), bytes)
 }
 
 /// Writes `bytes` to `path` atomically: `path.tmp`, fsync, rename, fsync of the parent directory.
@@ -49,7 +35,12 @@ pub fn atomic_write_shared(path: &Path, bytes: &[u8]) -> Result<()> {
 /// A crash leaves either the old file (or none) or the complete new one, never a partial file under
 /// the final name. Errors name the path that failed.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
+    write_through(path, &tmp_path(path), bytes)
+}
+
+/// `bytes` into `tmp`, fsync, rename onto `path`, fsync of the parent directory.
+fn write_through(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp.to_path_buf();
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)

@@ -51,17 +51,7 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
     };
-    let run_json = read_json(run.join("run.json")).ok_or_else(|| TrainError::Checkpoint {
-        path: run.join("run.json"),
-        reason: "missing or unreadable".into(),
-    })?;
-    let cache_dir = run_json["cache"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| TrainError::Checkpoint {
-            path: run.join("run.json"),
-            reason: "no `cache` entry".into(),
-        })?;
+    let (run_json, cache_dir) = crate::trainer::read_run_json(run)?;
     let cache = shard::Cache::open(&cache_dir)?;
     let manifest = cache.manifest().clone();
     let recipe = crate::recipe::from_manifest_extra(&manifest.extra, &manifest.name)?;
@@ -85,11 +75,7 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
         .collect();
     folds.sort();
     if let Some(want) = &opts.fold {
-        let name = if want.chars().all(|c| c.is_ascii_digit()) {
-            format!("fold{want}")
-        } else {
-            want.clone()
-        };
+        let name = crate::trainer::fold_name(want);
         if !folds.contains(&name) {
             return Err(TrainError::Config(format!(
                 "run {} has no trained fold {want:?} (trained: {})",

@@ -185,20 +185,7 @@ impl Predictor {
         folds: Option<&[String]>,
     ) -> Result<Predictor> {
         let cfg = crate::ExperimentConfig::load(&run.join("config.toml"))?;
-        let run_json: serde_json::Value = std::fs::read(run.join("run.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| TrainError::Checkpoint {
-                path: run.join("run.json"),
-                reason: "missing or unreadable".into(),
-            })?;
-        let cache_dir = run_json["cache"]
-            .as_str()
-            .map(PathBuf::from)
-            .ok_or_else(|| TrainError::Checkpoint {
-                path: run.join("run.json"),
-                reason: "no `cache` entry".into(),
-            })?;
+        let (_, cache_dir) = crate::trainer::read_run_json(run)?;
         let cache = shard::Cache::open(&cache_dir)?;
         let inputs = InputPreprocessor::for_cache(&cache, shape_predictor)?;
         let runner = crate::trainer::Runner::new(
@@ -220,13 +207,7 @@ impl Predictor {
         if let Some(want) = folds {
             let names: Vec<String> = want
                 .iter()
-                .map(|f| {
-                    if f.chars().all(|c| c.is_ascii_digit()) {
-                        format!("fold-fold{f}")
-                    } else {
-                        format!("fold-{f}")
-                    }
-                })
+                .map(|f| format!("fold-{}", crate::trainer::fold_name(f)))
                 .collect();
             let have: Vec<String> = fold_dirs
                 .iter()

@@ -19,7 +19,7 @@ pub use checkpoint::load_model_vars;
 pub use fold::{Runner, ScoredSample};
 pub use loss::{fuse, mgln_loss, LabelLoss, Mixup, StepLoss};
 pub use plan::{plan_folds, FoldPlan};
-pub use run_dir::{git_diff_blake3, git_revision};
+pub use run_dir::{fold_name, git_diff_blake3, git_revision, read_run_json};
 pub use targets::{BatchTarget, SoftLoss, SoftTarget, VoteTargets};
 
 use crate::config::{ExperimentConfig, Protocol};
