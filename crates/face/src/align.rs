@@ -220,42 +220,52 @@ unsafe fn interior_row_avx2(
         _mm256_set1_pd((w - 1) as f64),
         _mm256_set1_pd((h - 1) as f64),
     );
+    // The four source pixels of a lane are two 16-bit pairs: (x0, y0), (x0 + 1, y0) and the
+    // same one row down. Each pair is read by a 32-bit gather (the two bytes after it are
+    // ignored), so a gather may reach up to two bytes past the last pixel; groups whose lower
+    // reads would do that (the image's last row) go pixel by pixel instead.
+    if src.len() > i32::MAX as usize {
+        // Indices would not fit the gathers' i32 lanes: all pixels go the scalar way.
+        return 0;
+    }
+    let base = src.as_ptr().cast::<i32>();
+    let last_read = _mm_set1_epi32(src.len() as i32 - 4);
+    let (stride, byte) = (_mm_set1_epi32(w as i32), _mm_set1_epi32(0xff));
+    let four = _mm256_set1_pd(4.0);
+    // u as f64 for lanes u..u+4, stepped by adding 4.0 (exact for any row length).
+    let mut uu = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
     let mut u = 0;
     while u + 4 <= row.len() {
-        let uu = _mm256_set_pd((u + 3) as f64, (u + 2) as f64, (u + 1) as f64, u as f64);
         // (m0·u + m1·v) + m2, associated as the scalar `Affine::apply`.
         let x = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(m0, uu), m1v), m2);
         let y = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(m3, uu), m4v), m5);
+        uu = _mm256_add_pd(uu, four);
         let inside = crate::lanes::inside_box(x, y, xmax, ymax);
-        if _mm256_movemask_pd(inside) != 0b1111 {
+        let (xi, yi) = (_mm256_cvttpd_epi32(x), _mm256_cvttpd_epi32(y));
+        // In range for interior lanes: y0·w + x0 + w + 1 ≤ w·h − 1 < 2^31 (images are smaller).
+        let top = _mm_add_epi32(_mm_mullo_epi32(yi, stride), xi);
+        let bottom = _mm_add_epi32(top, stride);
+        let overrun = _mm_movemask_epi8(_mm_cmpgt_epi32(bottom, last_read));
+        if _mm256_movemask_pd(inside) != 0b1111 || overrun != 0 {
             for (k, o) in row.iter_mut().enumerate().skip(u).take(4) {
                 *o = scalar_pixel(img, map, k, v, edge);
             }
             u += 4;
             continue;
         }
-        let (xi, yi) = (_mm256_cvttpd_epi32(x), _mm256_cvttpd_epi32(y));
         let fx = _mm256_sub_pd(x, _mm256_cvtepi32_pd(xi));
         let fy = _mm256_sub_pd(y, _mm256_cvtepi32_pd(yi));
-        let (mut xs, mut ys) = ([0i32; 4], [0i32; 4]);
-        // SAFETY: four i32 lanes into four-element i32 arrays.
-        unsafe {
-            _mm_storeu_si128(xs.as_mut_ptr().cast(), xi);
-            _mm_storeu_si128(ys.as_mut_ptr().cast(), yi);
-        }
-        let mut p = [[0i32; 4]; 4];
-        for k in 0..4 {
-            // In range: the lane is interior (checked above), so x + 1 and y + 1 are pixels.
-            let i = ys[k] as usize * w + xs[k] as usize;
-            let q = &src[i..i + w + 2];
-            p[0][k] = q[0] as i32;
-            p[1][k] = q[1] as i32;
-            p[2][k] = q[w] as i32;
-            p[3][k] = q[w + 1] as i32;
-        }
-        // SAFETY: four i32 lanes from a four-element i32 array.
-        let load = |a: &[i32; 4]| _mm256_cvtepi32_pd(unsafe { _mm_loadu_si128(a.as_ptr().cast()) });
-        let (p00, p01, p10, p11) = (load(&p[0]), load(&p[1]), load(&p[2]), load(&p[3]));
+        // SAFETY: every lane reads 4 bytes at an index ≥ 0 (interior) and ≤ len − 4 (checked).
+        let (t, b) = unsafe {
+            (
+                _mm_i32gather_epi32::<1>(base, top),
+                _mm_i32gather_epi32::<1>(base, bottom),
+            )
+        };
+        let p00 = _mm256_cvtepi32_pd(_mm_and_si128(t, byte));
+        let p01 = _mm256_cvtepi32_pd(_mm_and_si128(_mm_srli_epi32::<8>(t), byte));
+        let p10 = _mm256_cvtepi32_pd(_mm_and_si128(b, byte));
+        let p11 = _mm256_cvtepi32_pd(_mm_and_si128(_mm_srli_epi32::<8>(b), byte));
         let omfx = _mm256_sub_pd(one, fx);
         let top = _mm256_add_pd(_mm256_mul_pd(p00, omfx), _mm256_mul_pd(p01, fx));
         let bot = _mm256_add_pd(_mm256_mul_pd(p10, omfx), _mm256_mul_pd(p11, fx));
@@ -265,12 +275,10 @@ unsafe fn interior_row_avx2(
         );
         // clamp(0, 255) + 0.5; values are finite here, where max/min equal `f64::clamp`.
         let val = _mm256_add_pd(_mm256_min_pd(_mm256_max_pd(val, zero), c255), half);
-        let mut r = [0i32; 4];
-        // SAFETY: four i32 lanes into a four-element i32 array.
-        unsafe { _mm_storeu_si128(r.as_mut_ptr().cast(), _mm256_cvttpd_epi32(val)) };
-        for (o, value) in row[u..u + 4].iter_mut().zip(r) {
-            *o = value as u8;
-        }
+        // Truncated to i32 in [0, 255], so the saturating packs keep every value.
+        let r = _mm256_cvttpd_epi32(val);
+        let packed = _mm_packus_epi16(_mm_packus_epi32(r, r), _mm_setzero_si128());
+        row[u..u + 4].copy_from_slice(&_mm_cvtsi128_si32(packed).to_le_bytes());
         u += 4;
     }
     u
@@ -368,6 +376,16 @@ mod sample_tests {
             let (want, _) = reference_crop(&img, size, &map);
             assert_eq!(fast.data(), &want[..], "rotation {a}");
         }
+        // Interior points in the last interior row and columns, where a 32-bit read of the
+        // lower pixel pair would run past the image (the vector loop must not read there).
+        let corner = Affine([0.9, 0.0, 60.2, 0.0, 0.5, 46.1]);
+        let small = CropSize {
+            height: 2,
+            width: 4,
+        };
+        let (fast, padded) = sample(&img, small, corner);
+        assert!(!padded);
+        assert_eq!(fast.data(), &reference_crop(&img, small, &corner).0[..]);
         // A map that leaves the image is padded.
         assert!(sample(&img, size, Affine([1.0, 0.0, -3.0, 0.0, 1.0, 0.0])).1);
     }
