@@ -156,6 +156,10 @@ pub struct InputItem {
     pub votes: Vec<u16>,
     /// Valence and arousal annotated with the input (AffectNet), stored with the sample.
     pub valence_arousal: Option<[f32; 2]>,
+    /// The duplicate fingerprints, when the parser already had the decoded frames in hand (FER2013
+    /// rows): what [`crate::pipeline::input_fingerprint`] would compute, without reading the
+    /// input a second time. `None`: computed by the duplicates stage.
+    pub fingerprint: Option<crate::dedup::Fingerprint>,
 }
 
 impl InputItem {
@@ -181,6 +185,7 @@ impl InputItem {
             input,
             votes: Vec::new(),
             valence_arousal: None,
+            fingerprint: None,
         }
     }
 

@@ -350,6 +350,11 @@ fn same_frame(a: &FrameSource, b: &FrameSource) -> bool {
 
 /// Processes `items` in parallel chunks of `chunk`, calling `sink(index, result)` in input order.
 /// `want_qa(index)` says which inputs keep QA material. Stops at the first error `sink` returns.
+///
+/// The chunks are computed on a helper thread (which drives the rayon pool) while this thread
+/// sinks the previous chunk, so the serial part of a build (shard writes, hashing, the streamed
+/// tables) overlaps the face work instead of leaving the pool idle between chunks. One chunk is
+/// computed ahead at most, which bounds the memory held to two chunks of results.
 pub fn process_all<E>(
     processor: &Processor<'_>,
     items: &[InputItem],
@@ -362,13 +367,12 @@ pub fn process_all<E>(
     // detection (full-size frames, all decoded at once); without batching one by one.
     let batch = match (processor.batches(), processor.box_mode) {
         (false, _) => 1,
-        (true, BoxMode::WholeFrame) => 128,
+        (true, BoxMode::WholeFrame) => 512,
         (true, _) => 32,
     };
-    for (c, part) in items.chunks(chunk).enumerate() {
+    let compute = |c: usize, part: &[InputItem]| -> Vec<Result<Processed, FailureRow>> {
         let base = c * chunk;
-        let out: Vec<Result<Processed, FailureRow>> = part
-            .par_chunks(batch)
+        part.par_chunks(batch)
             .enumerate()
             .flat_map_iter(|(b, group)| {
                 let qa: Vec<bool> = (0..group.len())
@@ -376,10 +380,33 @@ pub fn process_all<E>(
                     .collect();
                 processor.process_batch(group, &qa)
             })
-            .collect();
-        for (i, r) in out.into_iter().enumerate() {
-            sink(base + i, r)?;
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let worker = scope.spawn(move || {
+            for (c, part) in items.chunks(chunk).enumerate() {
+                // A closed channel means the sink failed: stop computing.
+                if tx.send((c, compute(c, part))).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut result = Ok(());
+        for (c, out) in rx.iter() {
+            let base = c * chunk;
+            result = out
+                .into_iter()
+                .enumerate()
+                .try_for_each(|(i, r)| sink(base + i, r));
+            if result.is_err() {
+                break;
+            }
         }
-    }
-    Ok(())
+        drop(rx);
+        if let Err(panic) = worker.join() {
+            std::panic::resume_unwind(panic);
+        }
+        result
+    })
 }
