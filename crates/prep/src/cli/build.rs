@@ -187,6 +187,7 @@ pub fn run(mut a: BuildArgs) -> Result<()> {
     };
     let bars = Bars::new();
     let result = prep::build(&req, &bars);
+    let stage_times = bars.stage_times();
     drop(bars);
     let out = match result {
         Ok(out) => out,
@@ -218,6 +219,13 @@ pub fn run(mut a: BuildArgs) -> Result<()> {
         }
     };
     report(&out);
+    if !out.hit && !stage_times.is_empty() {
+        let line: Vec<String> = stage_times
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.2} s"))
+            .collect();
+        println!("  time by stage: {}", line.join(" · "));
+    }
     Ok(())
 }
 

@@ -2,16 +2,40 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Mutex;
+use std::time::Instant;
 
-/// One bar (or spinner) per stage, drawn on stderr; hidden when stderr is not a terminal.
+/// One bar (or spinner) per stage, drawn on stderr; hidden when stderr is not a terminal. Also
+/// keeps each stage's wall time, for the summary's "time by stage" line.
 pub struct Bars {
     current: Mutex<Option<ProgressBar>>,
+    times: Mutex<Vec<(String, Instant, Option<f64>)>>,
 }
 
 impl Bars {
     pub fn new() -> Bars {
         Bars {
             current: Mutex::new(None),
+            times: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `(stage, wall seconds)` of every finished stage, in order.
+    pub fn stage_times(&self) -> Vec<(String, f64)> {
+        self.times
+            .lock()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(n, _, s)| s.map(|s| (n.clone(), s)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn close_stage(&self) {
+        if let Ok(mut t) = self.times.lock() {
+            if let Some((_, start, end @ None)) = t.last_mut() {
+                *end = Some(start.elapsed().as_secs_f64());
+            }
         }
     }
 }
@@ -38,6 +62,10 @@ impl prep::build::Progress for Bars {
             b
         };
         bar.set_prefix(name.to_string());
+        self.close_stage();
+        if let Ok(mut t) = self.times.lock() {
+            t.push((name.to_string(), Instant::now(), None));
+        }
         if let Ok(mut c) = self.current.lock() {
             if let Some(old) = c.replace(bar) {
                 old.finish_and_clear();
@@ -54,6 +82,7 @@ impl prep::build::Progress for Bars {
     }
 
     fn done(&self) {
+        self.close_stage();
         if let Ok(mut c) = self.current.lock() {
             if let Some(b) = c.take() {
                 b.finish_and_clear();
