@@ -367,7 +367,7 @@ pub fn process_all<E>(
     // detection (full-size frames, all decoded at once); without batching one by one.
     let batch = match (processor.batches(), processor.box_mode) {
         (false, _) => 1,
-        (true, BoxMode::WholeFrame) => 512,
+        (true, BoxMode::WholeFrame) => 256,
         (true, _) => 32,
     };
     let compute = |c: usize, part: &[InputItem]| -> Vec<Result<Processed, FailureRow>> {
@@ -383,7 +383,7 @@ pub fn process_all<E>(
             .collect()
     };
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
         let worker = scope.spawn(move || {
             for (c, part) in items.chunks(chunk).enumerate() {
                 // A closed channel means the sink failed: stop computing.

@@ -21,9 +21,15 @@ impl ShapePredictor {
         let nf = faces.len();
         let dims = self.initial.len();
         let mut walked = vec![0usize; self.trees];
-        // Leaf index per (tree, face): the addition loop reads one tree's row at a time.
-        let mut by_tree = vec![0u32; self.trees * nf];
+        // Leaf index per (face, tree): each face's walk is one contiguous row, which the addition
+        // loop reads eight trees at a time (a tree-major table made the walk's stores stride
+        // by the batch size, a cache miss each at 512 faces). `used` is per tree the set of
+        // leaves some face landed on, for the prefetch.
+        let trees = self.trees;
+        let mut by_face = vec![0u32; nf * trees];
+        let mut used = vec![0u64; trees];
         for c in 0..self.cascades {
+            used.fill(0);
             if let (Some(st), Some((img, _))) = (states.first_mut(), faces.first()) {
                 st.locate(self, img, c);
             }
@@ -35,18 +41,17 @@ impl ShapePredictor {
                 let st = &mut states[k];
                 st.read(faces[k].0);
                 self.walk_trees(c, &st.feats, &mut walked);
-                for (tree, &leaf) in walked.iter().enumerate() {
-                    by_tree[tree * nf + k] = leaf as u32;
+                let row = &mut by_face[k * trees..(k + 1) * trees];
+                for ((slot, &leaf), set) in row.iter_mut().zip(&walked).zip(used.iter_mut()) {
+                    *slot = leaf as u32;
+                    *set |= 1u64.checked_shl(leaf as u32).unwrap_or(0);
                 }
             }
             let tree0 = c * self.trees;
             // The leaves some face of the batch uses, a couple of trees ahead: each is read from
             // memory once and then from cache by the other faces that land on it.
             let prefetch_used = |tree: usize| {
-                let mut used = 0u64;
-                for &leaf in &by_tree[tree * nf..(tree + 1) * nf] {
-                    used |= 1u64.checked_shl(leaf).unwrap_or(0);
-                }
+                let mut used = used[tree];
                 while used != 0 {
                     let leaf = used.trailing_zeros() as usize;
                     prefetch_floats(&self.leaves, self.leaf_start(tree0 + tree, leaf), dims);
@@ -69,7 +74,7 @@ impl ShapePredictor {
                 }
                 for (k, st) in states.iter_mut().enumerate() {
                     for (at, tree) in leaf_at.iter_mut().zip(block..end) {
-                        let leaf = by_tree[tree * nf + k] as usize;
+                        let leaf = by_face[k * trees + tree] as usize;
                         *at = self.leaf_start(tree0 + tree, leaf);
                     }
                     st.add_leaves(&self.leaves, &leaf_at[..end - block], self.avx2, None);

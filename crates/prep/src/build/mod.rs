@@ -400,7 +400,7 @@ pub fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<BuildOutcome
     let mut qa_samples: Vec<QaSample> = Vec::new();
     let class_names = inv.class_names.clone();
     progress.stage("process", inv.items.len() as u64);
-    let chunk = 512 * rayon::current_num_threads().max(1);
+    let chunk = 256 * rayon::current_num_threads().max(1);
     process_all(&processor, &inv.items, chunk, &want_qa, |_, r| {
         progress.advance(1);
         match r {
