@@ -2,7 +2,7 @@
 //! eight windows of a row per batch, variance normalisation per lane, the step rule and the
 //! stage loop of the window-by-window scan, with the same arithmetic in every lane.
 
-use super::scan::{variance_norm, CompiledStump, IntegralLayout, LANES};
+use super::scan::{scan_lanes, variance_norm, CompiledStump, IntegralLayout, LANES};
 use super::*;
 
 impl CascadeDetector {
@@ -112,10 +112,10 @@ impl CascadeDetector {
     }
 
     /// The window scan of [`Self::scan_level_haar_vector`]: lane `j` of a batch is the window at
-    /// position `p0 + j` of a row. `variance(y, p0, vnf)` fills the lanes' normalisation
-    /// factors and returns the lanes without one (OpenCV's result −1: not evaluated, and not a
-    /// stage-0 rejection for the step rule). Stage 0 runs on all lanes; the step rule picks the
-    /// lanes OpenCV visits; later stages run while any of those is accepted.
+    /// position `p0 + j` of a row; [`scan_lanes`] runs the stages and the step rule.
+    /// `variance(y, p0, vnf)` fills the lanes' normalisation factors and returns the lanes
+    /// without one (OpenCV's result −1: not evaluated, and not a stage-0 rejection for the step
+    /// rule).
     ///
     /// # Safety
     /// AVX2, and `data` holding the eight elements from `r · step · stride + p0 + o` for every
@@ -131,60 +131,27 @@ impl CascadeDetector {
         step: usize,
         stride: usize,
         mut variance: impl FnMut(usize, usize, &mut [f32; LANES]) -> u32,
-        mut accept: impl FnMut(usize, usize),
+        accept: impl FnMut(usize, usize),
     ) {
-        let stage = |k: usize| {
-            let st = &self.stages[k];
-            (
-                &prog[st.weaks.start as usize..st.weaks.end as usize],
-                st.threshold as f64,
-            )
-        };
-        if self.stages.is_empty() {
-            return;
-        }
-        for r in 0..rows {
-            let y = r * step;
-            let mut next = 0usize;
-            let mut p0 = 0usize;
-            while p0 < positions {
-                let valid = if positions - p0 >= LANES {
-                    0xff
-                } else {
-                    (1u32 << (positions - p0)) - 1
-                };
+        scan_lanes(
+            positions,
+            rows,
+            step,
+            self.stages.len(),
+            |y, p0| {
                 let mut vnf = [0f32; LANES];
                 let bad = variance(y, p0, &mut vnf);
                 // SAFETY: in bounds by the caller's contract.
-                let at = unsafe { data.as_ptr().add(y * stride + p0) };
-                let (weaks, threshold) = stage(0);
+                ((unsafe { data.as_ptr().add(y * stride + p0) }, vnf), bad)
+            },
+            |(at, vnf), k| {
+                let st = &self.stages[k];
+                let weaks = &prog[st.weaks.start as usize..st.weaks.end as usize];
                 // SAFETY: AVX2 and loads within bounds (this fn's contract).
-                let pass0 = unsafe { haar_stage_avx2(at, weaks, threshold, &vnf) };
-                // A window without a variance factor is skipped, not rejected at stage 0.
-                let steps_on = pass0 | bad;
-                let mut visited = 0u32;
-                let mut pos = next;
-                while pos < LANES {
-                    visited |= 1 << pos;
-                    pos += if steps_on >> pos & 1 == 1 { 1 } else { 2 };
-                }
-                next = pos - LANES;
-                let mut alive = visited & pass0 & !bad & valid;
-                let mut k = 1;
-                while alive != 0 && k < self.stages.len() {
-                    let (weaks, threshold) = stage(k);
-                    // SAFETY: as for stage 0.
-                    alive &= unsafe { haar_stage_avx2(at, weaks, threshold, &vnf) };
-                    k += 1;
-                }
-                while alive != 0 {
-                    let j = alive.trailing_zeros() as usize;
-                    accept((p0 + j) * step, y);
-                    alive &= alive - 1;
-                }
-                p0 += LANES;
-            }
-        }
+                unsafe { haar_stage_avx2(*at, weaks, st.threshold as f64, vnf) }
+            },
+            accept,
+        )
     }
 }
 

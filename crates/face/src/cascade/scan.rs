@@ -312,10 +312,8 @@ impl CascadeDetector {
     }
 
     /// The window scan of [`Self::scan_level_lbp`] in AVX2: lane `j` of a batch is the window at
-    /// position `p0 + j` of a row (x = position · step). Stage 0 runs on all eight lanes; OpenCV's
-    /// step rule (skip the next position after a stage-0 rejection) then picks the lanes it would
-    /// have visited, and the later stages run while any of those is still accepted. `accept` gets
-    /// (x, y) of each accepted window in scan order.
+    /// position `p0 + j` of a row (x = position · step); [`scan_lanes`] runs the stages and the
+    /// step rule. `accept` gets (x, y) of each accepted window in scan order.
     ///
     /// # Safety
     /// The CPU must have AVX2, and `data` must hold every element the scan reads: for each row
@@ -332,56 +330,82 @@ impl CascadeDetector {
         rows: usize,
         step: usize,
         stride: usize,
-        mut accept: impl FnMut(usize, usize),
+        accept: impl FnMut(usize, usize),
     ) {
-        let stage = |k: usize| {
-            let st = &self.stages[k];
-            (
-                &prog[st.weaks.start as usize..st.weaks.end as usize],
-                st.threshold as f64,
-            )
-        };
-        let Some(first) = self.stages.first().map(|_| stage(0)) else {
-            return;
-        };
-        for r in 0..rows {
-            let y = r * step;
-            // Position (relative to the batch) of the next window the step rule visits.
-            let mut next = 0usize;
-            let mut p0 = 0usize;
-            while p0 < positions {
-                let valid = if positions - p0 >= LANES {
-                    0xff
-                } else {
-                    (1u32 << (positions - p0)) - 1
-                };
-                // SAFETY: in bounds by the caller's contract.
-                let at = unsafe { data.as_ptr().add(y * stride + p0) };
+        scan_lanes(
+            positions,
+            rows,
+            step,
+            self.stages.len(),
+            // SAFETY: in bounds by the caller's contract.
+            |y, p0| (unsafe { data.as_ptr().add(y * stride + p0) }, 0),
+            |&at, k| {
+                let st = &self.stages[k];
+                let weaks = &prog[st.weaks.start as usize..st.weaks.end as usize];
                 // SAFETY: the CPU has AVX2 (this fn's contract), and every corner offset of the
-                // stage's features from `at` stays within `furthest` (the caller's contract).
-                let pass0 = unsafe { lbp_stage_avx2(at, first.0, first.1) };
-                let mut visited = 0u32;
-                let mut pos = next;
-                while pos < LANES {
-                    visited |= 1 << pos;
-                    pos += if pass0 >> pos & 1 == 1 { 1 } else { 2 };
-                }
-                next = pos - LANES;
-                let mut alive = visited & pass0 & valid;
-                let mut k = 1;
-                while alive != 0 && k < self.stages.len() {
-                    let (weaks, threshold) = stage(k);
-                    // SAFETY: as for stage 0 above: AVX2, and loads within `furthest`.
-                    alive &= unsafe { lbp_stage_avx2(at, weaks, threshold) };
-                    k += 1;
-                }
-                while alive != 0 {
-                    let j = alive.trailing_zeros() as usize;
-                    accept((p0 + j) * step, y);
-                    alive &= alive - 1;
-                }
-                p0 += LANES;
+                // stage's features from `at` stays within `data` (the caller's contract).
+                unsafe { lbp_stage_avx2(at, weaks, st.threshold as f64) }
+            },
+            accept,
+        )
+    }
+}
+
+/// The row and batch loop of the vector cascade scans (LBP and HAAR), OpenCV's visiting order in
+/// eight lanes. For each row y (`r · step`, `r < rows`) and batch of eight positions from `p0`:
+/// `batch(y, p0)` gives the batch's context and the lanes that are skipped without evaluation
+/// (HAAR windows without a variance factor: OpenCV's result −1, which steps on like an accepted
+/// window); `stage(context, k)` gives the lanes whose stage `k` passes. Stage 0 runs on all
+/// lanes; the step rule (skip the next position after a stage-0 rejection) picks the lanes
+/// OpenCV visits, carrying into the next batch; later stages run while any visited lane
+/// survives; `accept(x, y)` gets each accepted window in scan order.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn scan_lanes<B>(
+    positions: usize,
+    rows: usize,
+    step: usize,
+    stages: usize,
+    mut batch: impl FnMut(usize, usize) -> (B, u32),
+    stage: impl Fn(&B, usize) -> u32,
+    mut accept: impl FnMut(usize, usize),
+) {
+    if stages == 0 {
+        return;
+    }
+    for r in 0..rows {
+        let y = r * step;
+        // Position (relative to the batch) of the next window the step rule visits.
+        let mut next = 0usize;
+        let mut p0 = 0usize;
+        while p0 < positions {
+            let valid = if positions - p0 >= LANES {
+                0xff
+            } else {
+                (1u32 << (positions - p0)) - 1
+            };
+            let (context, skipped) = batch(y, p0);
+            let pass0 = stage(&context, 0);
+            let steps_on = pass0 | skipped;
+            let mut visited = 0u32;
+            let mut pos = next;
+            while pos < LANES {
+                visited |= 1 << pos;
+                pos += if steps_on >> pos & 1 == 1 { 1 } else { 2 };
             }
+            next = pos - LANES;
+            let mut alive = visited & pass0 & !skipped & valid;
+            let mut k = 1;
+            while alive != 0 && k < stages {
+                alive &= stage(&context, k);
+                k += 1;
+            }
+            while alive != 0 {
+                let j = alive.trailing_zeros() as usize;
+                accept((p0 + j) * step, y);
+                alive &= alive - 1;
+            }
+            p0 += LANES;
         }
     }
 }
