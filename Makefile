@@ -31,7 +31,7 @@ INPUTS      ?=
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 
-.PHONY: help setup build demo prep train sweep resume report export-onnx predict env test test-real test-learning bench lint fuzz fuzz-seeds clean-cache
+.PHONY: help setup build demo prep train sweep resume report export-onnx predict env test test-real test-learning bench bench-criterion lint fuzz fuzz-seeds clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -90,7 +90,10 @@ test-real: setup ## the tests that use ../shared (parity with dlib/OpenCV, real 
 test-learning: build ## the learning tests under 5 seeds x every CPU kernel set libtorch offers here, then their worst margins
 	./scripts/test_learning.sh
 
-bench: setup ## benchmarks (criterion + bench subcommands), release build
+bench: build ## the speed figures in one table: goal, previous version (BENCH_BASE), now, dlib/OpenCV reference
+	FER_SHARED=$(FER_SHARED) ./scripts/bench.sh
+
+bench-criterion: setup ## criterion micro-benchmarks of the shard and face crates, release build
 	$(CARGO) bench --workspace
 
 lint: setup ## rustfmt check, clippy with warnings as errors (missing docs included), every relative link in the docs
