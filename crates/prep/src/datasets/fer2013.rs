@@ -415,9 +415,9 @@ pub fn inventory(
         });
     };
     // Rows are parsed, and their pixels fingerprinted for the duplicate search, in parallel over
-    // batches of lines read in file order (a batch is ~9 MB of text); the inventory then takes
+    // batches of lines read in file order (a batch is ~2 MB of text); the inventory then takes
     // them in order, so the result is the serial one.
-    const PARSE_BATCH: usize = 1024;
+    const PARSE_BATCH: usize = 256;
     let mut lines = lines;
     let mut row = 0usize;
     loop {
