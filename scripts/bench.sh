@@ -8,7 +8,7 @@
 #     built once into bench-out/ with its own target directory (~10 min the first time); "-" when
 #     it cannot be built (no git history, offline crates).
 #   reference: REF_PYTHON, default a venv made once in bench-out/ref-venv with dlib-bin and
-#     opencv-python-headless from pip; "-" when it cannot be made.
+#     opencv-python-headless 4.x (5.x has no CascadeClassifier) from pip; "-" when it cannot be made.
 #   data (../shared, FER_SHARED): JAFFE, and the FER2013 sample grown to FER2013's 35,887 rows by
 #     scripts/fer2013_fullsize.py (mirrors, shifts, brightness: distinct real faces), because the
 #     full csv is not redistributable; 640x490 frames are JAFFE faces padded to CK+'s frame size.
@@ -50,13 +50,13 @@ fi
 
 # --- the reference ----------------------------------------------------------------------------
 REF=${REF_PYTHON:-$OUT/ref-venv/bin/python}
-if ! "$REF" -c 'import dlib, cv2, numpy, PIL' 2>/dev/null && [[ -z ${REF_PYTHON:-} ]]; then
+if ! "$REF" -c 'import dlib, cv2, numpy, PIL; cv2.CascadeClassifier' 2>/dev/null && [[ -z ${REF_PYTHON:-} ]]; then
   say "making the reference venv $OUT/ref-venv (dlib-bin, opencv-python-headless; once)"
   rm -rf "$OUT/ref-venv"
   { python3 -m venv "$OUT/ref-venv" &&
-    "$OUT/ref-venv/bin/pip" install -q dlib-bin opencv-python-headless pillow numpy; } >&2 || true
+    "$OUT/ref-venv/bin/pip" install -q dlib-bin 'opencv-python-headless<5' pillow numpy; } >&2 || true
 fi
-"$REF" -c 'import dlib, cv2, numpy, PIL' 2>/dev/null || { say "no reference python (dlib, cv2)"; REF=""; }
+"$REF" -c 'import dlib, cv2, numpy, PIL; cv2.CascadeClassifier' 2>/dev/null || { say "no reference python (dlib, cv2)"; REF=""; }
 
 # --- data -------------------------------------------------------------------------------------
 CSV=$OUT/fer-full/fer2013.csv
