@@ -354,7 +354,9 @@ fn same_frame(a: &FrameSource, b: &FrameSource) -> bool {
 /// The chunks are computed on a helper thread (which drives the rayon pool) while this thread
 /// sinks the previous chunk, so the serial part of a build (shard writes, hashing, the streamed
 /// tables) overlaps the face work instead of leaving the pool idle between chunks. One chunk is
-/// computed ahead at most, which bounds the memory held to two chunks of results.
+/// computed ahead at most, which bounds the memory held to two chunks of results. The helper
+/// thread uses rayon's global pool (the one `prep build -j` sizes); call this from outside that
+/// pool's workers, since the calling thread blocks while the helper's work runs there.
 pub fn process_all<E>(
     processor: &Processor<'_>,
     items: &[InputItem],
