@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Mgln", "PlainCnn", "Network", "build", "load", "fuse", "read_safetensors",
+__all__ = ["Mgln", "PlainCnn", "Network", "build", "load", "fuse", "mirror", "read_safetensors",
            "write_safetensors", "channels"]
 
 # --- safetensors, by hand (torch is the only dependency) ----------------------------------------
@@ -418,6 +418,8 @@ class Network(nn.Module):
         self.net = PlainCnn(cfg) if cfg.get("kind", "mgln") == "cnn" else Mgln(cfg)
         self.fusion = meta.get("fusion", "sum")
         self.fusion_weight = float(meta.get("fusion_weight", 0.5))
+        # The run's evaluation averaged each sample with its mirror image (`tta_flip`).
+        self.tta_flip = bool(meta.get("tta_flip", False))
 
     def scores(self, face, eyes, nose, mouth):
         return self.net(face, [eyes, nose, mouth])
@@ -428,10 +430,26 @@ class Network(nn.Module):
 
     @torch.no_grad()
     def predict(self, face, eyes, nose, mouth):
-        """(probabilities, {"global": …, "local": …}) in eval mode."""
+        """(probabilities, {"global": …, "local": …}) in eval mode: what ``train predict``
+        reports per fold. For a model whose ``model.json`` says ``tta_flip``, the probabilities
+        are the mean of the input's and its mirror image's (every crop flipped left-right), as
+        the run's evaluation computed them; the scores are the input's, and the mirror image's
+        are added as ``global_mirrored`` / ``local_mirrored``."""
         self.eval()
         g, p = self.scores(face, eyes, nose, mouth)
-        return fuse(g, p, self.fusion, self.fusion_weight), {"global": g, "local": p}
+        probs = fuse(g, p, self.fusion, self.fusion_weight)
+        scores = {"global": g, "local": p}
+        if self.tta_flip:
+            gm, pm = self.scores(*(mirror(t) for t in (face, eyes, nose, mouth)))
+            probs = (probs + fuse(gm, pm, self.fusion, self.fusion_weight)) * 0.5
+            scores.update(global_mirrored=gm, local_mirrored=pm)
+        return probs, scores
+
+
+def mirror(t):
+    """A network input flipped left-right (the last axis): face [b, 3, H, W] or part crops
+    [b, T, 3, h, w], each crop about its own centre."""
+    return torch.flip(t, dims=[-1])
 
 
 def build(cfg):

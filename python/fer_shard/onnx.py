@@ -81,6 +81,13 @@ def _max_diff(a, b):
     return float((a.float() - b.float()).abs().max())
 
 
+def _run(session, wanted, args):
+    """One ONNX Runtime run on (face, eyes, nose, mouth), the outputs by name."""
+    feeds = {n: t.numpy() for n, t in zip(("face", "eyes", "nose", "mouth"), args) if n in wanted}
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feeds)))
+
+
 def check(model_dir, dump_dir, onnx_path=None):
     """Largest |difference| between train predict's dumped scores and the PyTorch module's (and
     ONNX Runtime's), per output, over every input dumped in `dump_dir`."""
@@ -103,12 +110,18 @@ def check(model_dir, dump_dir, onnx_path=None):
         rust = mgln.read_safetensors(d / "outputs.safetensors")
         args = [x["face"], x["eyes"], x["nose"], x["mouth"]]
         probs, scores = net.predict(*args)
-        ours = {"probabilities": probs[0], "global": scores["global"], "local": scores["local"]}
+        ours = {"probabilities": probs[0], **scores}
         if session is not None:
-            feeds = {n: t.numpy() for n, t in zip(("face", "eyes", "nose", "mouth"), args)
-                     if n in wanted}
-            names = [o.name for o in session.get_outputs()]
-            onnx_out = dict(zip(names, session.run(None, feeds)))
+            onnx_out = _run(session, wanted, args)
+            if net.tta_flip:
+                # The graph is the network alone: the mirror image is a second run, averaged
+                # in as `train predict` and `Network.predict` do.
+                flipped = _run(session, wanted, [mgln.mirror(t) for t in args])
+                onnx_out["probabilities"] = (onnx_out["probabilities"]
+                                             + flipped["probabilities"]) * 0.5
+                for what in ("global", "local"):
+                    if what in flipped:
+                        onnx_out[f"{what}_mirrored"] = flipped[what]
         batch_args.append(args)
         batch_want.append(rust)
         for what, t in ours.items():
@@ -119,7 +132,7 @@ def check(model_dir, dump_dir, onnx_path=None):
             got = t.reshape(-1)
             w = worst["pytorch"]
             w[what] = max(w.get(what, 0.0), _max_diff(got, want))
-            if session is not None:
+            if session is not None and what in onnx_out:
                 o = torch.from_numpy(onnx_out[what]).reshape(-1)
                 w = worst["onnxruntime"]
                 w[what] = max(w.get(what, 0.0), _max_diff(o, want))
@@ -131,6 +144,10 @@ def check(model_dir, dump_dir, onnx_path=None):
                  for k, n in enumerate(("face", "eyes", "nose", "mouth")) if n in wanted}
         names = [o.name for o in session.get_outputs()]
         out = dict(zip(names, session.run(None, feeds)))
+        if net.tta_flip:
+            stacked = [torch.cat([a[k] for a in batch_args]) for k in range(4)]
+            flipped = _run(session, wanted, [mgln.mirror(t) for t in stacked])
+            out["probabilities"] = (out["probabilities"] + flipped["probabilities"]) * 0.5
         w = worst.setdefault("onnxruntime_batched", {})
         for what, rows in out.items():
             for r, rust in enumerate(batch_want):

@@ -110,6 +110,8 @@ fn exports_and_matches(name: &str, overrides: &[&str], test: &str) {
     assert_eq!(meta["classes"].as_array().unwrap().len(), 7);
     assert_eq!(meta["fold"]["name"], "fold0");
     assert!(meta["preprocessing"].is_object(), "the cache's recipe");
+    let tta = overrides.contains(&"train.tta_flip=true");
+    assert_eq!(meta["tta_flip"], tta);
     let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
     for want in [
         "Intended use",
@@ -198,6 +200,12 @@ fn exports_and_matches(name: &str, overrides: &[&str], test: &str) {
             m.contains_key("probabilities") && m.contains_key("global"),
             "{r}"
         );
+        if tta && engine != "onnxruntime_batched" {
+            assert!(
+                m.contains_key("global_mirrored"),
+                "the mirror image's scores: {r}"
+            );
+        }
         for (what, v) in m {
             let v = v.as_f64().unwrap();
             println!("export-parity {name} {engine} {what}: {v:.3e} (bound {bound:e})");
@@ -208,9 +216,11 @@ fn exports_and_matches(name: &str, overrides: &[&str], test: &str) {
 
 #[test]
 fn mgln_exports_to_pytorch_and_onnx_with_train_predicts_scores() {
+    // With flip averaging (`tta_flip`): train predict, the PyTorch module and the ONNX check
+    // each average the input's and its mirror image's probabilities (the CNN test runs without).
     exports_and_matches(
         "mgln",
-        &[],
+        &["train.tta_flip=true"],
         "mgln_exports_to_pytorch_and_onnx_with_train_predicts_scores",
     );
 }

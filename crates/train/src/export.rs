@@ -129,6 +129,9 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
             "classes": runner.classes,
             "fusion": cfg.model.fusion,
             "fusion_weight": cfg.model.fusion_weight,
+            // The run's evaluation averaged each sample's probabilities with its mirror image's
+            // (face and part crops flipped left-right); so do train predict and fer_shard.mgln.
+            "tta_flip": cfg.train.tta_flip,
             "outputs": {
                 "probabilities": "the fused class probabilities [b, C] (what train predict reports per fold)",
                 "global": "GFM scores [b, C] (the CNN's scores for model.kind = cnn)",
@@ -208,7 +211,7 @@ fn model_card(
         "# Model card: {} ({}), fold {}\n\n\
          ## Model\n\n\
          - Network: {} (`model.json` → `model`), {} classes: {}.\n\
-         - Fusion of the two branches: {} with weight {}.\n\
+         - Fusion of the two branches: {} with weight {}.{}\n\
          - Weights: `weights.safetensors`; load with `fer_shard.mgln.load(\"<this directory>\")` \
          (PyTorch), or export to ONNX with `make export-onnx`.\n\
          - Trained by `train` (git revision {}), recipe: `{}`.\n\n\
@@ -238,6 +241,12 @@ fn model_card(
         classes.join(", "),
         meta["fusion"].as_str().unwrap_or("sum"),
         meta["fusion_weight"],
+        if meta["tta_flip"].as_bool() == Some(true) {
+            " Predictions average the probabilities of the input and its mirror image \
+             (`tta_flip`), as the evaluation did; `fer_shard.mgln`'s `predict` does this."
+        } else {
+            ""
+        },
         meta["run"]["git_revision"].as_str().unwrap_or("unknown"),
         meta["run"]["training_recipe"]["recipe"]
             .as_str()

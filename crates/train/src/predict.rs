@@ -71,6 +71,9 @@ pub struct Predictor {
     inputs: InputPreprocessor,
     fusion: crate::config::Fusion,
     fusion_weight: f64,
+    /// The run's `tta_flip`: each input's probabilities are averaged with its mirror image's,
+    /// as the run's evaluation averaged them.
+    tta_flip: bool,
 }
 
 /// The preprocessing of one cache, repeated for inputs from outside it: the cache's recorded
@@ -251,6 +254,7 @@ impl Predictor {
             inputs,
             fusion: cfg.model.fusion,
             fusion_weight: cfg.model.fusion_weight,
+            tta_flip: cfg.train.tta_flip,
         })
     }
 
@@ -279,7 +283,9 @@ impl Predictor {
     /// [`Predictor::predict`], and with `dump`, per input `i` (in order) a directory
     /// `dump/<i>/` holding what the network saw and said: `inputs.safetensors` (the network
     /// inputs `face`, `eyes`, `nose`, `mouth`, normalised as in training), `outputs.safetensors`
-    /// (`probabilities`, and per fold `<fold>.probabilities`, `<fold>.global`, `<fold>.local`),
+    /// (`probabilities`, and per fold `<fold>.probabilities`, `<fold>.global`, `<fold>.local`;
+    /// for a `tta_flip` run also `<fold>.global_mirrored` and `<fold>.local_mirrored`, the
+    /// branches' scores of the mirror image, whose probabilities are averaged in),
     /// the crops as PNG (`face.png`, `<part>-<slot>.png`) and `input.json` (the input, face
     /// box, detector, landmarks, fold names). Inputs that failed get `input.json` only.
     ///
@@ -327,18 +333,39 @@ impl Predictor {
                 hb.parts[2].extend_from_slice(c.mouth.data());
             }
             let (x, _) = self.transform.apply(&hb, &self.layout, None);
+            // A run evaluated with `tta_flip` scored each sample as the mean of its and its
+            // mirror image's probabilities (face and parts flipped together): so is an input here.
+            let mirrored = self.tta_flip.then(|| {
+                let flip = [crate::loader::Augment::mirror(true)];
+                self.transform.apply(&hb, &self.layout, Some(&flip)).0
+            });
             let mut sum = Tensor::zeros([self.classes.len() as i64], (Kind::Float, Device::Cpu));
             let mut dumped: Vec<(String, Tensor)> = Vec::new();
             tch::no_grad(|| {
                 for (fold, _, m) in &self.models {
                     let o = m.forward(&x, false);
-                    let p =
-                        crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight)
-                            .to_device(Device::Cpu)
-                            .squeeze_dim(0);
+                    let mut p =
+                        crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight);
+                    let om = mirrored.as_ref().map(|xm| m.forward(xm, false));
+                    if let Some(om) = &om {
+                        // The evaluation's order of operations (`FoldRunner::score`).
+                        let pm = crate::trainer::fuse(
+                            &om.global,
+                            &om.local,
+                            self.fusion,
+                            self.fusion_weight,
+                        );
+                        p = (p + pm) * 0.5;
+                    }
+                    let p = p.to_device(Device::Cpu).squeeze_dim(0);
                     if dir.is_some() {
                         dumped.push((format!("{fold}.probabilities"), p.copy()));
-                        for (what, t) in [("global", &o.global), ("local", &o.local)] {
+                        let mut branches = vec![("global", &o.global), ("local", &o.local)];
+                        if let Some(om) = &om {
+                            branches.push(("global_mirrored", &om.global));
+                            branches.push(("local_mirrored", &om.local));
+                        }
+                        for (what, t) in branches {
                             if let Some(t) = t {
                                 dumped.push((
                                     format!("{fold}.{what}"),
@@ -394,6 +421,7 @@ impl Predictor {
                 let mut j = serde_json::json!(p);
                 j["folds"] = serde_json::json!(self.folds());
                 j["classes"] = serde_json::json!(self.classes);
+                j["tta_flip"] = serde_json::json!(self.tta_flip);
                 write_json(&d.join("input.json"), &j)?;
             }
             out.push(p);
