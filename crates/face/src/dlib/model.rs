@@ -51,43 +51,143 @@ impl Split {
 }
 
 /// Byte reader of dlib's serialisation format with offsets for error messages.
+/// Where a [`DlibReader`]'s bytes come from: a slice, or a file read forward in windows of
+/// [`FILE_WINDOW`] bytes, so that loading the 100 MB model never holds the file whole beside
+/// the model it becomes (that pair was the peak memory of a FER2013 build).
+pub(super) enum ModelBytes<'a> {
+    Slice(&'a [u8]),
+    File {
+        file: std::fs::File,
+        /// The bytes from offset `start` on that have been read and not yet passed.
+        window: Vec<u8>,
+        start: usize,
+        /// The file's length when it was opened.
+        len: u64,
+        /// The read error that ended the file early, for the error message.
+        read_error: Option<String>,
+    },
+}
+
+/// Bytes read from a model file at a time.
+const FILE_WINDOW: usize = 1 << 20;
+
+impl ModelBytes<'_> {
+    /// The `n` bytes at `at`, `None` past the end (or, for a file, after a read error). A file
+    /// is read forward only: `at` never lies before the last call's `at`.
+    #[inline(always)]
+    fn get(&mut self, at: usize, n: usize) -> Option<&[u8]> {
+        // The common case, kept small enough to inline into every integer read.
+        let in_window = match self {
+            ModelBytes::Slice(_) => true,
+            ModelBytes::File { window, start, .. } => {
+                let off = at.wrapping_sub(*start);
+                off <= window.len() && n <= window.len() - off
+            }
+        };
+        if !in_window {
+            return self.refill(at, n);
+        }
+        match self {
+            ModelBytes::Slice(b) => b.get(at..at.checked_add(n)?),
+            ModelBytes::File { window, start, .. } => window.get(at - *start..at - *start + n),
+        }
+    }
+
+    /// [`Self::get`] past the window's end: drops the bytes before `at` and reads until `n`
+    /// bytes from `at` are in the window.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, at: usize, n: usize) -> Option<&[u8]> {
+        use std::io::Read;
+        let ModelBytes::File {
+            file,
+            window,
+            start,
+            read_error,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if at < *start || at > *start + window.len() {
+            return None;
+        }
+        window.drain(..at - *start);
+        *start = at;
+        while window.len() < n {
+            let have = window.len();
+            window.resize(have + FILE_WINDOW.max(n), 0);
+            let got = match file.read(&mut window[have..]) {
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                Err(e) => {
+                    *read_error = Some(e.to_string());
+                    window.truncate(have);
+                    return None;
+                }
+            };
+            window.truncate(have + got);
+            if got == 0 && window.len() < n {
+                return None;
+            }
+        }
+        window.get(..n)
+    }
+
+    /// The whole input's length in bytes.
+    fn len(&self) -> u64 {
+        match self {
+            ModelBytes::Slice(b) => b.len() as u64,
+            ModelBytes::File { len, .. } => *len,
+        }
+    }
+}
+
 pub(super) struct DlibReader<'a> {
-    pub(super) bytes: &'a [u8],
+    pub(super) bytes: ModelBytes<'a>,
     pub(super) at: usize,
     pub(super) file: &'a Path,
 }
 
 impl<'a> DlibReader<'a> {
     pub(super) fn err(&self, offset: usize, reason: impl Into<String>) -> FaceError {
+        let mut reason = reason.into();
+        if let ModelBytes::File {
+            read_error: Some(e),
+            ..
+        } = &self.bytes
+        {
+            reason = format!("{reason} (read error: {e})");
+        }
         FaceError::DlibFormat {
             file: self.file.to_path_buf(),
             offset: offset as u64,
-            reason: reason.into(),
+            reason,
         }
     }
 
     #[inline]
     pub(super) fn byte(&mut self) -> Result<u8> {
-        let b = *self
-            .bytes
-            .get(self.at)
-            .ok_or_else(|| self.err(self.at, "unexpected end of file"))?;
+        let b = match self.bytes.get(self.at, 1) {
+            Some(b) => b[0],
+            None => return Err(self.err(self.at, "unexpected end of file")),
+        };
         self.at += 1;
         Ok(b)
     }
 
     #[inline]
     pub(super) fn magnitude(&mut self, n: usize, start: usize) -> Result<u64> {
-        let end = self.at + n;
-        let slice = self
-            .bytes
-            .get(self.at..end)
-            .ok_or_else(|| self.err(start, "unexpected end of file inside an integer"))?;
         let mut v = 0u64;
-        for (i, b) in slice.iter().enumerate() {
-            v |= (*b as u64) << (8 * i);
+        match self.bytes.get(self.at, n) {
+            Some(slice) => {
+                for (i, b) in slice.iter().enumerate() {
+                    v |= (*b as u64) << (8 * i);
+                }
+            }
+            None => return Err(self.err(start, "unexpected end of file inside an integer")),
         }
-        self.at = end;
+        self.at += n;
         Ok(v)
     }
 
@@ -138,10 +238,10 @@ impl<'a> DlibReader<'a> {
     #[inline]
     pub(super) fn float(&mut self) -> Result<f32> {
         let start = self.at;
-        let first = *self
-            .bytes
-            .get(self.at)
-            .ok_or_else(|| self.err(self.at, "unexpected end of file"))?;
+        let first = match self.bytes.get(self.at, 1) {
+            Some(b) => b[0],
+            None => return Err(self.err(self.at, "unexpected end of file")),
+        };
         if first & 0x70 != 0 {
             return Err(self.err(start, "float in dlib's old ASCII format is not supported"));
         }
@@ -190,13 +290,25 @@ impl<'a> DlibReader<'a> {
 }
 
 impl ShapePredictor {
-    /// Loads a `.dat` file. Errors name the byte offset of the first malformed value.
+    /// Loads a `.dat` file, read forward in 1 MiB windows (the file is never in memory whole).
+    /// Errors name the byte offset of the first malformed value, as [`Self::from_bytes`] does.
     pub fn load(path: &Path) -> Result<ShapePredictor> {
-        let bytes = std::fs::read(path).map_err(|e| FaceError::Io {
+        let io = |e| FaceError::Io {
             path: path.to_path_buf(),
             cause: e,
-        })?;
-        Self::from_bytes(&bytes, path)
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        Self::parse(
+            ModelBytes::File {
+                file,
+                window: Vec::with_capacity(FILE_WINDOW),
+                start: 0,
+                len,
+                read_error: None,
+            },
+            path,
+        )
     }
 
     /// Parses the serialised model; `name` is used in error messages.
@@ -207,6 +319,11 @@ impl ShapePredictor {
     /// and split feature indices above 2,047 (the packed split's limit; dlib's 68-point model
     /// uses 500 per cascade).
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<ShapePredictor> {
+        Self::parse(ModelBytes::Slice(bytes), name)
+    }
+
+    fn parse(bytes: ModelBytes<'_>, name: &Path) -> Result<ShapePredictor> {
+        let total = bytes.len();
         let mut r = DlibReader {
             bytes,
             at: 0,
@@ -227,7 +344,7 @@ impl ShapePredictor {
         // Every serialised float takes at least two bytes (a mantissa and an exponent byte), so
         // this capacity is never outgrown and the leaves are parsed straight into huge pages;
         // the unused part of the reservation is never touched, so it costs no memory.
-        let mut leaves = huge_page_vec(bytes.len() / 2);
+        let mut leaves = huge_page_vec(usize::try_from(total / 2).unwrap_or(usize::MAX));
         let mut trees_per = None;
         let mut shape = None;
         for c in 0..cascades {
@@ -329,11 +446,9 @@ impl ShapePredictor {
                 ),
             ));
         }
-        if r.at != bytes.len() {
-            return Err(r.err(
-                r.at,
-                format!("{} trailing bytes after the model", bytes.len() - r.at),
-            ));
+        if r.at as u64 != total || r.bytes.get(r.at, 1).is_some() {
+            let trailing = total.saturating_sub(r.at as u64).max(1);
+            return Err(r.err(r.at, format!("{trailing} trailing bytes after the model")));
         }
         Ok(ShapePredictor {
             initial,

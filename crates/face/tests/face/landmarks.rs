@@ -123,6 +123,40 @@ fn truncated_model_names_the_offset() {
         let msg = err.to_string();
         assert!(msg.contains("cut.dat") && msg.contains("byte"), "{msg}");
     }
+    // `load` reads the file in 1 MiB windows: cut at, before and after a window's end, or with
+    // a byte too many, it must fail exactly as `from_bytes` on the same bytes; whole, it must
+    // predict what `from_bytes` predicts.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("model.dat");
+    let window = 1usize << 20;
+    let mut longer = bytes.clone();
+    longer.push(0);
+    let cuts: Vec<&[u8]> = vec![
+        &bytes[..3],
+        &bytes[..window - 1],
+        &bytes[..window],
+        &bytes[..window + 1],
+        &bytes[..bytes.len() - 1],
+        &longer,
+    ];
+    for cut in cuts {
+        std::fs::write(&file, cut).unwrap();
+        let streamed = ShapePredictor::load(&file).unwrap_err().to_string();
+        let whole = ShapePredictor::from_bytes(cut, &file)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(streamed, whole, "{} bytes", cut.len());
+    }
+    let streamed = ShapePredictor::load(&path).unwrap();
+    let whole = ShapePredictor::from_bytes(&bytes, &path).unwrap();
+    let img = GrayImage::open(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/faces/astronaut.png"),
+        GrayConversion::PilLuma,
+    )
+    .unwrap();
+    let face = FaceBox::ltrb(175, 76, 265, 166);
+    assert_eq!(streamed.predict(&img, face), whole.predict(&img, face));
+
     let mut extra = bytes[..64].to_vec();
     extra[0] = 0x0f; // a 15-byte integer: impossible
     let msg = ShapePredictor::from_bytes(&extra, Path::new("bad.dat"))
