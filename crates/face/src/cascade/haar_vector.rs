@@ -2,7 +2,9 @@
 //! eight windows of a row per batch, variance normalisation per lane, the step rule and the
 //! stage loop of the window-by-window scan, with the same arithmetic in every lane.
 
-use super::scan::{scan_lanes, variance_norm, CompiledStump, IntegralLayout, LANES};
+use super::scan::{
+    norm_rect, scan_lanes, variance_norm, vector_extent, vector_sums, CompiledStump, LANES,
+};
 use super::*;
 
 impl CascadeDetector {
@@ -46,42 +48,20 @@ impl CascadeDetector {
     ) -> bool {
         let (ww, wh) = (self.width as usize, self.height as usize);
         let stride = lv.w + 1;
-        let layout = if step == 2 {
-            IntegralLayout::split(stride)
-        } else {
-            IntegralLayout::Plain { stride }
-        };
-        let data = if step == 2 { &lv.split } else { &lv.isum };
+        let (data, layout) = vector_sums(lv, step);
         let prog = self.compile_haar(layout);
-        let positions = (lv.w - ww) / step + 1;
-        let rows = (lv.h - wh) / step + 1;
-        let last_batch = (positions - 1) / LANES * LANES;
         let reach = prog
             .iter()
             .flat_map(|c| c.off.iter().flatten())
             .copied()
             .max()
             .unwrap_or(0) as usize;
-        let furthest = (rows - 1) * step * stride + last_batch + LANES - 1 + reach;
-        if furthest >= data.len() {
+        let Some((positions, rows)) = vector_extent(lv, (ww, wh), step, reach, data) else {
             return false;
-        }
-        let (nx, ny, nw, nh) = (1usize, 1usize, ww - 2, wh - 2);
-        let norm = [
-            ny * stride + nx,
-            ny * stride + nx + nw,
-            (ny + nh) * stride + nx,
-            (ny + nh) * stride + nx + nw,
-        ];
-        let area = (nw * nh) as f64;
-        let rect_at = |x: usize, y: usize| Rect {
-            x: round_half_even_f32(x as f32 * scale),
-            y: round_half_even_f32(y as f32 * scale),
-            w: round_half_even_f32(self.width as f32 * scale),
-            h: round_half_even_f32(self.height as f32 * scale),
         };
-        // SAFETY: `vector_scan` is set only on CPUs with AVX2, and every load of the scan lies at
-        // or before `furthest`, inside `data` (checked above).
+        let (norm, area) = norm_rect((ww, wh), stride);
+        // SAFETY: `vector_scan` is set only on CPUs with AVX2, and every load of the scan lies
+        // inside `data` (`vector_extent`).
         unsafe {
             self.scan_haar_avx2(
                 data,
@@ -105,7 +85,7 @@ impl CascadeDetector {
                     }
                     bad
                 },
-                |x, y| out.push(rect_at(x, y)),
+                |x, y| out.push(self.window_rect(x, y, scale)),
             )
         };
         true

@@ -62,16 +62,7 @@ impl CascadeDetector {
         } else {
             Vec::new()
         };
-        let (nx, ny, nw, nh) = (1usize, 1usize, ww - 2, wh - 2);
-        let norm = [
-            ny * stride + nx,
-            ny * stride + nx + nw,
-            (ny + nh) * stride + nx,
-            (ny + nh) * stride + nx + nw,
-        ];
-        let area = (nw * nh) as f64;
-        let win_w = round_half_even_f32(self.width as f32 * scale);
-        let win_h = round_half_even_f32(self.height as f32 * scale);
+        let (norm, area) = norm_rect((ww, wh), stride);
         let mut y = 0usize;
         while y + wh <= lv.h {
             let mut x = 0usize;
@@ -91,12 +82,7 @@ impl CascadeDetector {
                     FeatureType::Lbp => self.run_lbp(lv, base, stride),
                 };
                 if result == 1 {
-                    out.push(Rect {
-                        x: round_half_even_f32(x as f32 * scale),
-                        y: round_half_even_f32(y as f32 * scale),
-                        w: win_w,
-                        h: win_h,
-                    });
+                    out.push(self.window_rect(x, y, scale));
                 }
                 x += if result == 0 { 2 * step } else { step };
             }
@@ -235,35 +221,32 @@ impl CascadeDetector {
             .collect()
     }
 
+    /// The source-image rect of the window at level position (`x`, `y`) of a level scaled by
+    /// `scale`: OpenCV's `cvRound` (half to even) of position and window size times the scale.
+    #[inline]
+    pub(super) fn window_rect(&self, x: usize, y: usize, scale: f32) -> Rect {
+        Rect {
+            x: round_half_even_f32(x as f32 * scale),
+            y: round_half_even_f32(y as f32 * scale),
+            w: round_half_even_f32(self.width as f32 * scale),
+            h: round_half_even_f32(self.height as f32 * scale),
+        }
+    }
+
     /// One pyramid level of an all-stump LBP cascade: eight windows at a time in AVX2 lanes when
     /// the CPU has it, else window by window. Both visit the windows OpenCV visits and accept the
     /// same ones, in the same order.
     pub(super) fn scan_level_lbp(&self, lv: &Level, scale: f32, step: usize, out: &mut Vec<Rect>) {
         let (ww, wh) = (self.width as usize, self.height as usize);
-        let rect_at = |x: usize, y: usize| Rect {
-            x: round_half_even_f32(x as f32 * scale),
-            y: round_half_even_f32(y as f32 * scale),
-            w: round_half_even_f32(self.width as f32 * scale),
-            h: round_half_even_f32(self.height as f32 * scale),
-        };
+        let rect_at = |x: usize, y: usize| self.window_rect(x, y, scale);
         #[cfg(target_arch = "x86_64")]
         if self.vector_scan {
-            let layout = if step == 2 {
-                IntegralLayout::split(lv.w + 1)
-            } else {
-                IntegralLayout::Plain { stride: lv.w + 1 }
-            };
-            let data = if step == 2 { &lv.split } else { &lv.isum };
+            let (data, layout) = vector_sums(lv, step);
             let prog = self.compile_lbp(layout);
-            let positions = (lv.w - ww) / step + 1;
-            let rows = (lv.h - wh) / step + 1;
-            // The furthest element a batch reads: last row, last batch's last lane, furthest corner.
-            let last_batch = (positions - 1) / LANES * LANES;
             let reach = prog.iter().flat_map(|c| c.corners).max().unwrap_or(0) as usize;
-            let furthest = (rows - 1) * step * (lv.w + 1) + last_batch + LANES - 1 + reach;
-            if furthest < data.len() {
-                // SAFETY: the CPU has AVX2 (`vector_scan`), and every load the scan makes lies at
-                // or before `furthest`, which is inside `data` (checked just above).
+            if let Some((positions, rows)) = vector_extent(lv, (ww, wh), step, reach, data) {
+                // SAFETY: the CPU has AVX2 (`vector_scan`), and every load the scan makes lies
+                // inside `data` (`vector_extent`).
                 unsafe {
                     self.scan_lbp_avx2(data, &prog, positions, rows, step, lv.w + 1, |x, y| {
                         out.push(rect_at(x, y))
@@ -549,6 +532,48 @@ pub(super) unsafe fn lbp_stage_avx2(at: *const i32, prog: &[CompiledLbp], thresh
     let below = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(lo, t))
         | _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(hi, t)) << 4;
     !(below as u32) & 0xff
+}
+
+/// The integral image a vector scan of `lv` at `step` reads, and its layout: at step 2 the split
+/// layout, where the eight windows of a batch (two columns apart) read adjacent elements.
+pub(super) fn vector_sums(lv: &Level, step: usize) -> (&[i32], IntegralLayout) {
+    let stride = lv.w + 1;
+    if step == 2 {
+        (&lv.split, IntegralLayout::split(stride))
+    } else {
+        (&lv.isum, IntegralLayout::Plain { stride })
+    }
+}
+
+/// The window positions per row and the rows of a `ww`×`wh` window scan of `lv` at `step`, when
+/// every eight-lane batch's loads up to `reach` elements past a window's origin lie inside
+/// `data` (the last row's last batch, its last lane, the furthest corner); `None` otherwise, and
+/// the caller scans window by window.
+pub(super) fn vector_extent(
+    lv: &Level,
+    (ww, wh): (usize, usize),
+    step: usize,
+    reach: usize,
+    data: &[i32],
+) -> Option<(usize, usize)> {
+    let positions = (lv.w - ww) / step + 1;
+    let rows = (lv.h - wh) / step + 1;
+    let last_batch = (positions - 1) / LANES * LANES;
+    let furthest = (rows - 1) * step * (lv.w + 1) + last_batch + LANES - 1 + reach;
+    (furthest < data.len()).then_some((positions, rows))
+}
+
+/// OpenCV's variance-normalisation rect (the `ww`×`wh` window less one pixel on every side) as
+/// corner offsets from the window's origin at `stride`, and its area.
+pub(super) fn norm_rect((ww, wh): (usize, usize), stride: usize) -> ([usize; 4], f64) {
+    let (nx, ny, nw, nh) = (1usize, 1usize, ww - 2, wh - 2);
+    let norm = [
+        ny * stride + nx,
+        ny * stride + nx + nw,
+        (ny + nh) * stride + nx,
+        (ny + nh) * stride + nx + nw,
+    ];
+    (norm, (nw * nh) as f64)
 }
 
 /// OpenCV's variance normalisation: `Some(1/σ·area)` factor when the window is evaluated at all.
