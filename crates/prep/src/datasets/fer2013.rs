@@ -5,7 +5,7 @@
 //! naming its line. A row is kept as its place in the file (offset and length) and its pixels are
 //! read again when its frame is decoded, so memory does not grow with the pixels.
 
-use super::csv::{column, csv_lines, split_csv_line};
+use super::csv::{column, csv_fields, csv_lines, split_csv_line};
 use super::walk;
 use crate::inventory::{reason, CsvPixels, FrameSource, InputItem, Inventory};
 use crate::{PrepError, Result};
@@ -161,22 +161,11 @@ pub fn read_csv_pixels(
             file.columns
         )
     };
-    // Without quotes a row splits at its commas, with no copy of its 9 KB of text; a quoted row
-    // goes through the csv splitter the inventory used.
-    let px = if text.contains('"') {
-        let fields = split_csv_line(text)?;
-        if fields.len() != file.columns {
-            return Err(changed(fields.len()));
-        }
-        parse_pixels(&fields[file.column], file.width * file.height)?
-    } else {
-        let n = text.split(',').count();
-        if n != file.columns {
-            return Err(changed(n));
-        }
-        let field = text.split(',').nth(file.column).unwrap_or_default();
-        parse_pixels(field, file.width * file.height)?
-    };
+    let fields = csv_fields(text)?;
+    if fields.len() != file.columns {
+        return Err(changed(fields.len()));
+    }
+    let px = parse_pixels(&fields[file.column], file.width * file.height)?;
     face::GrayImage::new(file.width, file.height, px).map_err(|e| e.to_string())
 }
 
@@ -222,15 +211,7 @@ pub fn parse_fer2013_row(
         reason,
         detail,
     };
-    // Rows without quotes (all of the distributed file) split at their commas without copying
-    // the 9 KB pixel field; a quoted row goes through the csv splitter.
-    let quoted;
-    let fields: Vec<&str> = if text.contains('"') {
-        quoted = split_csv_line(text).map_err(|e| err(reason::BAD_ROW, e))?;
-        quoted.iter().map(String::as_str).collect()
-    } else {
-        text.split(',').collect()
-    };
+    let fields = csv_fields(text).map_err(|e| err(reason::BAD_ROW, e))?;
     if fields.len() != width {
         return Err(err(
             reason::BAD_ROW,
@@ -251,7 +232,7 @@ pub fn parse_fer2013_row(
             format!("Usage {usage:?} is not Training, PublicTest or PrivateTest"),
         )
     })?;
-    let pixels = parse_pixels(fields[cp], FER2013_SIDE * FER2013_SIDE)
+    let pixels = parse_pixels(&fields[cp], FER2013_SIDE * FER2013_SIDE)
         .map_err(|d| err(reason::BAD_PIXELS, d))?;
     Ok(Fer2013Row {
         line,
@@ -551,6 +532,16 @@ mod tests {
     #[test]
     fn csv_splitting() {
         assert_eq!(split_csv_line("a,b,c").unwrap(), ["a", "b", "c"]);
+        // Without quotes the fields are borrowed, with them split; either way the same fields.
+        for line in ["a,b,,c", "\"a,b\",c", ",", "x"] {
+            let fields: Vec<String> = csv_fields(line)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.into_owned())
+                .collect();
+            assert_eq!(fields, split_csv_line(line).unwrap(), "{line}");
+        }
+        assert!(csv_fields("a\"b").is_err());
         assert_eq!(split_csv_line("\"a,b\",c").unwrap(), ["a,b", "c"]);
         assert_eq!(split_csv_line("\"a\"\"b\",").unwrap(), ["a\"b", ""]);
         assert!(split_csv_line("\"abc").is_err());
