@@ -6,6 +6,7 @@
 
 mod docs;
 mod export;
+mod fer2013_folders;
 mod fuzz_replay;
 mod gpu_check;
 mod python_reader;

@@ -65,6 +65,16 @@ pub mod reason {
     pub const BAD_BOX: &str = "bad_box";
     /// Excluded: a file that is not an image (README, thumbs.db) in an image folder.
     pub const NOT_AN_IMAGE: &str = "not_an_image";
+    /// Excluded: a file derived from a dataset image by whoever published a copy
+    /// (`Training_7.jpg3.jpg` in FER2013's image-folder releases); not part of the dataset.
+    pub const AUGMENTED_COPY: &str = "augmented_copy";
+    /// An image whose name gives another split than the folder it is in (FER2013 folders).
+    pub const SPLIT_MISMATCH: &str = "split_mismatch";
+    /// A second image of the same name in one release (the first is kept).
+    pub const DUPLICATE_NAME: &str = "duplicate_name";
+    /// A folder at the top of a dataset root that is not part of the layout (its files are not
+    /// read).
+    pub const UNKNOWN_FOLDER: &str = "unknown_folder";
     /// Excluded (`dedup = "drop-from-train"`): a training-side copy of an input in another split.
     pub const DUPLICATE_ACROSS_SPLITS: &str = "duplicate_across_splits";
     /// Excluded (`dedup = "drop-conflicting"`): a member of a duplicate group with different labels.

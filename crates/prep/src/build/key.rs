@@ -12,6 +12,11 @@ pub(super) struct KeyConfig<'a> {
     /// FER+ caches only, so that every other key stays what it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     ferplus_mode: Option<FerPlusMode>,
+    /// The version of a dataset reader whose reading of the same files changed
+    /// ([`DatasetKind::reader_version`]); absent for readers still at their first, so that
+    /// their keys stay what they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reader: Option<u32>,
 }
 
 pub(super) fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> Vec<String> {
@@ -167,6 +172,7 @@ pub fn compute_key(req: &BuildRequest) -> Result<(CacheKey, PathBuf, Option<Path
             config: cfg,
             box_mode,
             ferplus_mode: ferplus.as_ref().map(|_| req.ferplus_mode),
+            reader: req.kind.reader_version(),
         },
         &models,
         &source,

@@ -38,7 +38,8 @@ pub enum DatasetKind {
     Fer2013,
     /// `fer2013.csv` with FER+ majority labels from `fer2013new.csv` beside it.
     Ferplus,
-    /// The Kaggle image-folder release `train|test/<class>/*.jpg`.
+    /// FER2013's image-folder releases: `train/`, `test/` (and `validation/`), each of
+    /// `<class>/<Usage>_<n>.jpg`.
     Fer2013Folders,
     /// The CK+ tree (`cohn-kanade-images/`, `Emotion/`, `Landmarks/`).
     Ckplus,
@@ -108,6 +109,17 @@ impl DatasetKind {
             // Dataset boxes where given; the aligned 100×100 faces are whole-frame crops.
             DatasetKind::Rafdb => BoxMode::DetectOrWholeFrame,
             _ => BoxMode::Detect,
+        }
+    }
+
+    /// The version of this dataset's reader when it is past its first, as the cache key records
+    /// it: a cache the old reader built from the same files must not be reused. 2 for
+    /// `fer2013-folders`: splits from the names' Usage, every split folder read, augmented
+    /// copies left out (version 1 took the split from the folder and cached the copies).
+    pub fn reader_version(self) -> Option<u32> {
+        match self {
+            DatasetKind::Fer2013Folders => Some(2),
+            _ => None,
         }
     }
 

@@ -11,7 +11,9 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
         DatasetKind::Fer2013 | DatasetKind::Ferplus => {
             fer2013::inventory(&req.source, ferplus.map(|f| (f, req.ferplus_mode)), slots)?
         }
-        DatasetKind::Fer2013Folders => fer2013::inventory_folders(root, slots)?,
+        DatasetKind::Fer2013Folders => {
+            crate::datasets::fer2013_folders::inventory_folders(root, slots)?
+        }
         DatasetKind::Ckplus => ckplus::inventory(
             root,
             ckplus::CkPlusOptions {

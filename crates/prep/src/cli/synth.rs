@@ -1,4 +1,4 @@
-//! `prep synth`: synthetic CK+, Oulu-CASIA, FER2013, FER+, RAF-DB, AffectNet and ExpW datasets
+//! `prep synth`: synthetic CK+, Oulu-CASIA, FER2013 (csv and image folders), FER+, RAF-DB, AffectNet and ExpW datasets
 //! from the embedded public-domain face, in their exact distributed layouts, with fold lists in
 //! the authors' format and planted duplicates.
 
@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
-    /// Output root; ckplus/, oulu/, fer2013/, ferplus/, rafdb/, affectnet/ and expw/ are written
-    /// under it.
+    /// Output root; ckplus/, oulu/, fer2013/, fer2013-folders/, fer2013-kaggle/, ferplus/,
+    /// rafdb/, affectnet/ and expw/ are written under it.
     #[arg(long, default_value = "data/raw/demo", value_name = "DIR")]
     out: PathBuf,
     /// Number of synthetic subjects (fold = subject mod 10).
@@ -79,6 +79,14 @@ pub fn run(a: SynthArgs) -> Result<()> {
         r.oulu_sequences
     );
     println!("  fer2013/   fer2013.csv, {} rows of 48x48 (Training / PublicTest / PrivateTest by subject)", r.fer2013_rows);
+    let f = &r.fer2013_folders;
+    println!(
+        "  fer2013-folders/ fer2013-kaggle/ the same {} images as the two image-folder releases \
+         (train/validation/test; Kaggle's train/test), with {} and {} planted extras",
+        f.images,
+        f.three_folder_extras.len(),
+        f.kaggle_extras.len()
+    );
     let w = &r.wild;
     println!(
         "  ferplus/   fer2013.csv + fer2013new.csv, {} rows of 48x48, FERPlus vote patterns pinning each rule",

@@ -1,12 +1,11 @@
-//! FER2013: the Kaggle csv (`emotion,pixels,Usage`), the FER+ relabelling (`fer2013new.csv`), and
-//! the image-folder release (`train|test/<class>/*.jpg`).
+//! FER2013: the Kaggle csv (`emotion,pixels,Usage`) and the FER+ relabelling (`fer2013new.csv`);
+//! the image-folder releases are read by [`super::fer2013_folders`].
 //!
 //! The csv is read line by line ([`super::csv`]) so that every malformed row becomes a failure row
 //! naming its line. A row is kept as its place in the file (offset and length) and its pixels are
 //! read again when its frame is decoded, so memory does not grow with the pixels.
 
 use super::csv::{column, csv_fields, csv_lines, split_csv_line};
-use super::walk;
 use crate::inventory::{reason, CsvPixels, FrameSource, InputItem, Inventory};
 use crate::{PrepError, Result};
 use rayon::prelude::*;
@@ -449,75 +448,6 @@ pub fn inventory(
     }
     inv.finish()
         .map_err(|reason| PrepError::parse(csv, 1, reason))?;
-    Ok(inv)
-}
-
-/// Reads the Kaggle image-folder release: `<root>/{train,test}/<class>/<name>.jpg`. The split is
-/// taken from a `Training_` / `PublicTest_` / `PrivateTest_` name prefix when present, otherwise
-/// `train` → Train and `test` → Test.
-pub fn inventory_folders(root: &Path, frames: usize) -> Result<Inventory> {
-    let mut inv = Inventory::new("fer2013-folders", root.to_path_buf(), &FER2013_CLASSES);
-    let tops = walk::list(root, "", &mut inv);
-    if !tops
-        .iter()
-        .any(|e| e.is_dir && (e.name == "train" || e.name == "test"))
-    {
-        return Err(PrepError::parse(
-            root,
-            0,
-            "expected train/ and test/ folders (the Kaggle image-folder release)",
-        ));
-    }
-    for top in tops {
-        let default_split = match (top.is_dir, top.name.as_str()) {
-            (true, "train") => Split::Train,
-            (true, "test") => Split::Test,
-            _ => {
-                inv.exclude(&top.name, reason::BAD_NAME, "not train/ or test/");
-                continue;
-            }
-        };
-        for class in walk::list(&top.path, &top.name, &mut inv) {
-            let crel = walk::join(&top.name, &class.name);
-            let Some(label) = FER2013_CLASSES.iter().position(|c| *c == class.name) else {
-                inv.reject(&crel, "parse", reason::UNKNOWN_CLASS, "not a FER2013 class");
-                continue;
-            };
-            if !class.is_dir {
-                inv.exclude(
-                    &crel,
-                    reason::NOT_AN_IMAGE,
-                    "a file where class folders are",
-                );
-                continue;
-            }
-            for f in walk::list(&class.path, &crel, &mut inv) {
-                let rel = walk::join(&crel, &f.name);
-                if f.is_dir || !crate::inventory::is_image_name(&f.name) {
-                    inv.exclude(&rel, reason::NOT_AN_IMAGE, "not an image file");
-                    continue;
-                }
-                let stem = f.name.rsplit_once('.').map(|(s, _)| s).unwrap_or(&f.name);
-                let split = stem
-                    .split_once('_')
-                    .and_then(|(p, _)| usage_split(p))
-                    .unwrap_or(default_split);
-                let frame = FrameSource::File {
-                    path: rel.clone(),
-                    index: 0,
-                };
-                inv.push(InputItem::new(
-                    format!("{}/{}", crel, stem),
-                    label as u16,
-                    split,
-                    vec![frame; frames],
-                    rel,
-                ));
-            }
-        }
-    }
-    inv.finish()
-        .map_err(|reason| PrepError::parse(root, 0, reason))?;
     Ok(inv)
 }
 

@@ -5,6 +5,7 @@ pub mod ckplus;
 pub mod csv;
 pub mod expw;
 pub mod fer2013;
+pub mod fer2013_folders;
 pub mod folders;
 pub mod names;
 pub mod oulu;

@@ -42,6 +42,8 @@ pub struct SynthReport {
     pub oulu_sequences: usize,
     /// FER2013 rows.
     pub fer2013_rows: usize,
+    /// The FER2013 image-folder releases written from those rows, with their planted extras.
+    pub fer2013_folders: super::fer_folders::FolderReleases,
     /// Our detector and predictor on the CK+ peak frames.
     pub landmarks: LandmarkCheck,
     /// The in-the-wild layouts (FER+, RAF-DB, AffectNet, ExpW) and their planted duplicates.
@@ -80,6 +82,17 @@ const OULU: [(&str, &str, u16); 6] = [
     ("Sadness", "sadness", 6),
     ("Surprise", "surprise", 7),
 ];
+
+/// One synthetic FER2013 image: its label (0–6), Usage and 48×48 pixels.
+#[derive(Debug, Clone)]
+pub struct FerRow {
+    /// Label 0–6.
+    pub label: usize,
+    /// `Training`, `PublicTest` or `PrivateTest`.
+    pub usage: &'static str,
+    /// The image.
+    pub image: GrayImage,
+}
 
 /// FER2013 labels 0–6 and the expression that shows them ("" = neutral).
 const FER: [&str; 7] = [
@@ -267,7 +280,7 @@ pub fn generate(
         iod: 17.0,
         fill: 110,
     };
-    let rows: Vec<String> = (0..subjects.len())
+    let rows: Vec<FerRow> = (0..subjects.len())
         .flat_map(|s| (0..FER.len()).flat_map(move |l| (0..2).map(move |v| (s, l, v))))
         .collect::<Vec<_>>()
         .par_iter()
@@ -285,22 +298,29 @@ pub fn generate(
                 &fer_canvas,
                 (90_000 + l * 10 + v) as u64,
             );
-            let px: Vec<String> = fr.image.data().iter().map(|p| p.to_string()).collect();
             let usage = match s % 10 {
                 0..=6 => "Training",
                 7 => "PublicTest",
                 _ => "PrivateTest",
             };
-            format!("{l},{},{usage}\n", px.join(" "))
+            FerRow {
+                label: l,
+                usage,
+                image: fr.image,
+            }
         })
         .collect();
     report.fer2013_rows = rows.len();
     let mut csv = String::from("emotion,pixels,Usage\n");
-    csv.extend(rows);
+    for r in &rows {
+        let px: Vec<String> = r.image.data().iter().map(|p| p.to_string()).collect();
+        csv.push_str(&format!("{},{},{}\n", r.label, px.join(" "), r.usage));
+    }
     write_file(
         &opts.out.join("fer2013").join("fer2013.csv"),
         csv.as_bytes(),
     )?;
+    report.fer2013_folders = super::fer_folders::write_releases(&opts.out, &rows)?;
     report.wild = generate_wild(base, faces, opts)?;
     write_file(
         &opts.out.join("README.txt"),

@@ -13,9 +13,11 @@
 //! * `warp` — Delaunay triangulation, the piecewise-affine warp, similarities.
 //! * `render` — base face, subjects and one rendered frame.
 //! * `layouts` — the CK+, Oulu-CASIA and FER2013 trees and fold lists written to disk.
+//! * `fer_folders` — FER2013's two image-folder releases, with the extras real copies carry.
 //! * `wild` — the FER+, RAF-DB, AffectNet and ExpW layouts, with planted duplicates.
 
 mod expressions;
+mod fer_folders;
 mod layouts;
 mod render;
 #[cfg(test)]
@@ -24,6 +26,7 @@ mod warp;
 mod wild;
 
 pub use expressions::*;
+pub use fer_folders::*;
 pub use layouts::*;
 pub use render::*;
 pub use warp::*;
@@ -36,7 +39,7 @@ pub const EXPRESSIONS: [&str; 7] = [
 
 /// Version of the generator's output; bump it whenever a recipe, the warp or a layout changes so
 /// that `prep synth` regenerates instead of reusing older data.
-pub const SYNTH_VERSION: u32 = 3;
+pub const SYNTH_VERSION: u32 = 4;
 
 /// Overall strength of the recipes below: 1.6 makes every peak expression plainly visible at
 /// CK+ resolution while keeping the warp free of fold-overs.
