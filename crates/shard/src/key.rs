@@ -94,7 +94,7 @@ impl CacheKey {
 
     /// The first 16 hex digits, used in directory names and messages.
     pub fn short(&self) -> &str {
-        short_hex(&self.hex)
+        short_key(&self.hex)
     }
 
     /// What went into the key, as stored in the manifest.
@@ -103,9 +103,9 @@ impl CacheKey {
     }
 }
 
-/// The first 16 characters of a key's hex digits (all of them when shorter, e.g. a damaged
-/// manifest's key: never a panic).
-pub(crate) fn short_hex(hex: &str) -> &str {
+/// The short form of a cache key that names caches and runs: its first 16 hex digits (all of
+/// them when shorter, e.g. a damaged manifest's key: never a panic).
+pub fn short_key(hex: &str) -> &str {
     hex.get(..16).unwrap_or(hex)
 }
 

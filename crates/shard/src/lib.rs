@@ -51,7 +51,7 @@ pub use catalog::{list_caches, resolve_cache, CacheState, ListedCache, BUILD_FAI
 pub use error::{Result, ShardError};
 pub use format::{FormatVersion, FORMAT_MAJOR, FORMAT_MINOR, SCHEMA_SAMPLE_META};
 pub use fsutil::{atomic_write, atomic_write_shared, fsync_dir};
-pub use key::{hash_file, CacheKey, SourceFile, SourceFingerprint, SourceFingerprinter};
+pub use key::{hash_file, short_key, CacheKey, SourceFile, SourceFingerprint, SourceFingerprinter};
 pub use lock::{DirLock, LockHolder, LockMode, LOCK_FILE};
 pub use manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};
 pub use meta::{flags, FrameInfo, MetaExt, PlaneInfo, SampleMeta, Split};

@@ -73,7 +73,7 @@ pub struct Manifest {
 impl Manifest {
     /// The first 16 hex digits of the key, as [`crate::CacheKey::short`] gives them.
     pub fn short_key(&self) -> &str {
-        crate::key::short_hex(&self.key)
+        crate::key::short_key(&self.key)
     }
 
     /// Reads and checks `dir/manifest.json`: parses, refuses unknown format majors, checks that the

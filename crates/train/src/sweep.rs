@@ -335,8 +335,8 @@ impl Sweep {
                      the sweep file or the cache changed since this sweep began. Give the \
                      sweep another `name`, or remove {}",
                     path.display(),
-                    short(&old.cache_key),
-                    short(&plan.cache_key),
+                    shard::short_key(&old.cache_key),
+                    shard::short_key(&plan.cache_key),
                     self.dir().display()
                 )));
             }
@@ -351,11 +351,6 @@ impl Sweep {
         )?;
         Ok(plan)
     }
-}
-
-/// The first 16 hex digits of a cache key (all of it when shorter).
-fn short(key: &str) -> &str {
-    key.get(..16).unwrap_or(key)
 }
 
 /// How [`run_all`] and [`run_task`] run cells.

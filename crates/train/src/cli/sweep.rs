@@ -46,7 +46,7 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
             plan.folds.len(),
             plan.tasks(),
             plan.cache.display(),
-            plan.cache_key.get(..16).unwrap_or(&plan.cache_key)
+            shard::short_key(&plan.cache_key)
         );
         println!("\n| task | cell | fold | sets |\n|---|---|---|---|");
         for i in 0..plan.tasks() {

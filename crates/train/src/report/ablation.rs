@@ -213,7 +213,7 @@ impl AblationReport {
             seeds.len(),
             p.folds.len(),
             p.cache.display(),
-            p.cache_key.get(..16).unwrap_or(&p.cache_key),
+            shard::short_key(&p.cache_key),
         );
         let pm = |v: (f64, f64), n: usize| {
             if n == 0 {

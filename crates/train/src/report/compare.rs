@@ -622,7 +622,7 @@ pub struct RunRow {
 impl RunRow {
     /// The first 16 hex digits of the cache key (all of it when shorter).
     pub fn short_key(&self) -> &str {
-        self.cache_key.get(..16).unwrap_or(&self.cache_key)
+        shard::short_key(&self.cache_key)
     }
 }
 
