@@ -248,6 +248,15 @@ pub struct ModelSection {
     /// Small-width networks learn slowly through an 8-channel head (docs/BENCHMARKS.md, "Training
     /// recipe").
     pub head_channels: Option<(i64, i64)>,
+    /// Start from a trained model instead of the init: `"<run dir>"` or `"<run dir>#<fold>"`
+    /// (`#3`, `#fold3`, `#split`; the fold is required when the run trained several), or a
+    /// directory `train export` wrote. Every tensor whose name and shape match is loaded, the
+    /// class heads too when both class lists hold the same classes (matched by name, reordered
+    /// as needed), otherwise the heads keep their init. The fold's reported epoch's weights
+    /// are used. Refused before training when the source's preprocessing differs (model kind,
+    /// input sizes, frames, the cache's planes and crop settings). What was loaded and skipped,
+    /// and the source's cache key and configuration, go into run.json. Default none.
+    pub init_from: Option<String>,
 }
 
 impl Default for ModelSection {
@@ -269,6 +278,7 @@ impl Default for ModelSection {
             ssm_batchnorm: false,
             head_batchnorm: false,
             head_channels: None,
+            init_from: None,
         }
     }
 }
@@ -355,6 +365,18 @@ pub struct TrainSection {
     /// Skip records that fail to decode and count them (default false: a damaged cache stops the
     /// run).
     pub skip_bad_records: bool,
+    /// Learning-rate factor of the trunk, every variable but the class heads
+    /// ([`crate::model::ModelConfig::class_head_prefixes`]): the trunk steps at
+    /// `factor × lr` under every schedule, the heads at `lr` (default 1; 0.1 is usual when
+    /// fine-tuning from `model.init_from`). Written into config.toml only when set, so that runs
+    /// from before it existed resume.
+    #[serde(skip_serializing_if = "is_one")]
+    pub trunk_lr_factor: f64,
+    /// Train only the class heads for this many epochs at the start, the trunk frozen (no
+    /// gradient, no update; its batch norms still adapt their statistics), then everything
+    /// (default 0). Written into config.toml only when set.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub freeze_trunk_epochs: usize,
 }
 
 impl Default for TrainSection {
@@ -392,8 +414,18 @@ impl Default for TrainSection {
             eval_every: 1,
             threads: None,
             skip_bad_records: false,
+            trunk_lr_factor: 1.0,
+            freeze_trunk_epochs: 0,
         }
     }
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// Lays `top` over `base`: tables merge key by key, any other value replaces.
@@ -618,6 +650,23 @@ impl ExperimentConfig {
         if !(0.0..=180.0).contains(&t.rotate) || !(0.0..1.0).contains(&t.scale) {
             return Err("need 0 ≤ rotate ≤ 180 (degrees) and 0 ≤ scale < 1".into());
         }
+        if !(t.trunk_lr_factor.is_finite() && t.trunk_lr_factor >= 0.0) {
+            return Err("need trunk_lr_factor ≥ 0".into());
+        }
+        if t.freeze_trunk_epochs >= t.epochs {
+            return Err(format!(
+                "freeze_trunk_epochs ({}) must be below epochs ({}): the trunk would never train",
+                t.freeze_trunk_epochs, t.epochs
+            ));
+        }
+        if m.init_from.is_some() && m.pretrained.is_some() {
+            return Err(
+                "model.init_from and model.pretrained are both set: a run starts from one".into(),
+            );
+        }
+        if m.init_from.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err("model.init_from is empty: a run directory (#fold) or an export".into());
+        }
         Ok(())
     }
 
@@ -637,10 +686,11 @@ impl ExperimentConfig {
             .map_err(|e| TrainError::serialize("experiment configuration", e))
     }
 
-    /// The training recipe as resolved, for `run.json`: every option that shapes optimisation.
+    /// The training recipe as resolved, for `run.json`: every option that shapes optimisation
+    /// (the fine-tuning keys only when set).
     pub fn recipe_summary(&self) -> serde_json::Value {
         let t = &self.train;
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "recipe": self.recipe,
             "model_kind": self.model.kind,
             "optimizer": t.optimizer,
@@ -659,7 +709,13 @@ impl ExperimentConfig {
             "tta_flip": t.tta_flip,
             "epochs": t.epochs,
             "batch": t.batch,
-        })
+        });
+        if self.model.init_from.is_some() || t.trunk_lr_factor != 1.0 || t.freeze_trunk_epochs > 0 {
+            v["init_from"] = serde_json::json!(self.model.init_from);
+            v["trunk_lr_factor"] = serde_json::json!(t.trunk_lr_factor);
+            v["freeze_trunk_epochs"] = serde_json::json!(t.freeze_trunk_epochs);
+        }
+        v
     }
 
     /// The cache directory `cache` names: a cache directory, a cache name under `cache_dir`, or

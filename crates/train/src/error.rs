@@ -143,6 +143,26 @@ pub enum TrainError {
         /// What is wrong, in words.
         reason: String,
     },
+    /// A model to start from or to evaluate (`model.init_from`, `train eval`) that cannot be
+    /// read or does not fit.
+    #[error("{source_model}: {reason}")]
+    SourceModel {
+        /// The run directory (`#fold`) or export directory as given.
+        source_model: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// A model whose preprocessing differs from the run's or cache's it is used with: its
+    /// weights would see inputs unlike those they were trained on.
+    #[error("{source_model}: its preprocessing differs from {target}'s: {}", mismatches.join("; "))]
+    PreprocessingMismatch {
+        /// The model's run directory (`#fold`) or export directory.
+        source_model: String,
+        /// What it is used with (this run, a cache).
+        target: String,
+        /// Each difference: what, its value for the model, its value here.
+        mismatches: Vec<String>,
+    },
     /// The split leaves nothing to train or test on.
     #[error("fold {fold}: {reason}")]
     EmptySplit {

@@ -65,7 +65,7 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
     let mut folds: Vec<String> = std::fs::read_dir(run)
         .map_err(|e| TrainError::io(run, e))?
         .flatten()
-        .filter(|e| e.path().join("checkpoint.safetensors").exists())
+        .filter(|e| crate::trainer::fold_weights(&e.path()).is_some())
         .filter_map(|e| {
             e.file_name()
                 .to_string_lossy()
@@ -113,7 +113,7 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
         // Built and loaded first: every variable of the network must come from the checkpoint.
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let _net = crate::model::Network::new(&vs.root(), &mc)?;
-        crate::trainer::load_model_vars(&vs, &fold_dir.join("checkpoint.safetensors"))?;
+        let source = crate::trainer::load_fold_weights(&vs, &fold_dir)?;
         let mut named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let weights = dir.join("weights.safetensors");
@@ -165,7 +165,14 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
                 "protocol": cfg.protocol,
                 "selection": cfg.train.selection,
             },
-            "fold": {"name": fold, "finished": result.is_some(), "result": result},
+            "fold": {
+                "name": fold,
+                "finished": result.is_some(),
+                "result": result,
+                // The reported epoch's weights, or the last epoch's for folds trained before
+                // those were kept.
+                "weights_of": if source.reported_epoch { "the reported epoch" } else { "the last epoch" },
+            },
         });
         shard::atomic_write(
             &dir.join("model.json"),
@@ -254,7 +261,7 @@ fn model_card(
         meta["cache"]["name"].as_str().unwrap_or("?"),
         meta["cache"]["key"]
             .as_str()
-            .map(|k| k.get(..16).unwrap_or(k))
+            .map(shard::short_key)
             .unwrap_or("?"),
         meta["cache"]["dataset"].as_str().unwrap_or("named"),
         licence.unwrap_or("not declared (pass --data-licence to record it)"),

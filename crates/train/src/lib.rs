@@ -9,14 +9,18 @@
 //! * [`trainer`] — fold plans, the epoch loop, checkpoints, resumption, the run directory.
 //! * [`report`] — metrics, summaries, figures, TensorBoard and `train report`'s comparisons.
 //! * [`predict`] and [`recipe`] — new inputs through the cache's own preprocessing.
+//! * [`trained`], [`transfer`], [`classes`] — a trained run or export as a starting point
+//!   (`model.init_from`) or scored on another cache (`train eval`), classes matched by name.
 //! * [`bench`], [`torch_ext`] — step throughput, and what tch does not bind (shim).
 
 #![warn(missing_docs)]
 
 pub mod adam;
 pub mod bench;
+pub mod classes;
 pub mod config;
 mod error;
+pub mod eval;
 pub mod export;
 pub mod loader;
 pub mod model;
@@ -27,7 +31,9 @@ pub mod recipe;
 pub mod report;
 pub mod sweep;
 pub mod torch_ext;
+pub mod trained;
 pub mod trainer;
+pub mod transfer;
 
 pub use config::ExperimentConfig;
 pub use error::{Result, TrainError};

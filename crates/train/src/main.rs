@@ -39,6 +39,13 @@ enum Command {
     /// Classify images or frame folders with a trained run (all its fold models vote), through the
     /// same face pipeline and prep settings as its cache. Inputs without a face are reported.
     Predict(cli::predict::PredictArgs),
+    /// Score a trained run (every trained fold, or one) or an exported model on another cache:
+    /// cross-dataset evaluation. Classes are matched by name (angry = anger, sad = sadness, …);
+    /// those only one side has are listed, and their samples left out or scored as --unshared
+    /// says. Accuracy, balanced accuracy, macro-F1 with bootstrap intervals; eval.json, eval.md
+    /// and per-sample predictions are written.
+    /// Example: train eval --run runs/fer2013-cnn/<run> --cache ckplus48
+    Eval(cli::eval::EvalArgs),
     /// Export a trained fold (or every fold) as a model directory: weights.safetensors under the
     /// names of the PyTorch module fer_shard.mgln, model.json (network, classes, inputs,
     /// normalisation, preprocessing recipe) and MODEL_CARD.md.
@@ -72,6 +79,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Report(a) => cli::report::report(a),
         Command::Bench(a) => cli::bench::bench(a),
         Command::Export(a) => cli::export::export(a),
+        Command::Eval(a) => cli::eval::eval(a),
         Command::Env { json } => {
             let r = train::device_report();
             if json {

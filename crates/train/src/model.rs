@@ -58,6 +58,72 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The network an experiment's `[model]` section asks for on a cache whose face plane is
+    /// `face_plane` and part planes `part_planes` (height, width), with `frames` frame slots fed
+    /// to the PBM and `classes` classes: the face resized to `face_size` when set, the parts
+    /// scaled by `part_scale` (at least 8 pixels: the SSM's stride).
+    pub fn for_experiment(
+        m: &crate::config::ModelSection,
+        face_plane: (usize, usize),
+        part_planes: [(usize, usize); 3],
+        frames: usize,
+        classes: usize,
+    ) -> ModelConfig {
+        let face = m
+            .face_size
+            .unwrap_or((face_plane.0 as i64, face_plane.1 as i64));
+        let s = m.part_scale;
+        let part = |(h, w): (usize, usize)| {
+            (
+                ((h as f64 * s).round() as i64).max(8),
+                ((w as f64 * s).round() as i64).max(8),
+            )
+        };
+        ModelConfig {
+            kind: m.kind,
+            classes: classes as i64,
+            frames: frames as i64,
+            branches: m.branches,
+            deform: m.deform,
+            width: m.width,
+            face,
+            parts: part_planes.map(part),
+            lstm_side: m.lstm_side,
+            lstm_layers: m.lstm_layers,
+            head_relu: m.head_relu,
+            ssm_batchnorm: m.ssm_batchnorm,
+            head_batchnorm: m.head_batchnorm,
+            head_channels: m.head_channels,
+        }
+    }
+
+    /// Name prefixes of the layers that turn features into class scores (one row per class):
+    /// the CNN's linear layer, the GFM head's last 1×1 conv, the part end's last 1×1 conv.
+    /// Everything else is the trunk (`train.trunk_lr_factor`, `train.freeze_trunk_epochs`), and
+    /// these are what `model.init_from` re-initialises when the class sets differ.
+    pub fn class_head_prefixes(&self) -> Vec<&'static str> {
+        match self.kind {
+            ModelKind::Cnn => vec!["cnn.head."],
+            ModelKind::Mgln => {
+                let mut v = Vec::new();
+                if self.branches.has_global() {
+                    v.push("gfm.head2.");
+                }
+                if self.branches.has_local() {
+                    v.push("pbm.end2.");
+                }
+                v
+            }
+        }
+    }
+
+    /// Whether the variable `name` belongs to a class head ([`Self::class_head_prefixes`]).
+    pub fn is_class_head(&self, name: &str) -> bool {
+        self.class_head_prefixes()
+            .iter()
+            .any(|p| name.starts_with(p))
+    }
+
     /// The two hidden widths of the GFM head and the part end.
     pub fn head_channels(&self) -> (i64, i64) {
         self.head_channels

@@ -8,6 +8,18 @@ use std::f64::consts::PI;
 use std::path::Path;
 use tch::{nn, Kind, Tensor};
 
+/// Every trainable variable of `vs` (name, variable), sorted by name: what each optimiser
+/// keeps its state for, in the order its checkpoint names them.
+pub(crate) fn trainable_slots(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
 /// SGD with Nesterov momentum as `torch.optim.SGD(momentum=μ, nesterov=True)`: d = g + wd·p;
 /// b ← μ·b + d (b = d at the first step); p ← p − lr·(d + μ·b).
 pub struct Sgd {
@@ -16,32 +28,37 @@ pub struct Sgd {
     momentum: f64,
     weight_decay: f64,
     step: i64,
-    /// (name, variable, momentum buffer), sorted by name.
-    slots: Vec<(String, Tensor, Tensor)>,
+    /// (name, variable, momentum buffer, lr scale), sorted by name.
+    slots: Vec<(String, Tensor, Tensor, f64)>,
 }
 
 impl Sgd {
     /// Nesterov SGD over every trainable variable of `vs`.
     pub fn new(vs: &nn::VarStore, lr: f64, momentum: f64, weight_decay: f64) -> Sgd {
-        let mut vars: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
         Sgd {
             lr,
             momentum,
             weight_decay,
             step: 0,
-            slots: vars
+            slots: trainable_slots(vs)
                 .into_iter()
                 .map(|(n, t)| {
                     let b = t.zeros_like().detach();
-                    (n, t, b)
+                    (n, t, b, 1.0)
                 })
                 .collect(),
         }
+    }
+
+    /// Steps the variables `is_trunk` names at `lr_scale × lr`. (A buffer that starts at zero
+    /// when a frozen trunk joins gets b = d, as at a first step.)
+    pub fn with_trunk_scale(mut self, is_trunk: &dyn Fn(&str) -> bool, lr_scale: f64) -> Sgd {
+        for (n, _, _, scale) in &mut self.slots {
+            if is_trunk(n) {
+                *scale = lr_scale;
+            }
+        }
+        self
     }
 
     /// One update from the current gradients (variables without a gradient are left alone).
@@ -49,7 +66,7 @@ impl Sgd {
         self.step += 1;
         let (mu, wd, lr, first) = (self.momentum, self.weight_decay, self.lr, self.step == 1);
         tch::no_grad(|| {
-            for (_, p, b) in &mut self.slots {
+            for (_, p, b, scale) in &mut self.slots {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
@@ -60,14 +77,14 @@ impl Sgd {
                 } else {
                     let _ = b.g_mul_scalar_(mu).g_add_(&d);
                 }
-                let _ = p.g_sub_(&((d + &*b * mu) * lr));
+                let _ = p.g_sub_(&((d + &*b * mu) * (lr * *scale)));
             }
         });
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("sgd.step".to_string(), Tensor::from(self.step))];
-        for (n, _, b) in &self.slots {
+        for (n, _, b, _) in &self.slots {
             out.push((format!("sgd.b.{n}"), b.shallow_clone()));
         }
         out
@@ -83,7 +100,7 @@ impl Sgd {
             .ok_or_else(|| bad("no sgd.step (a checkpoint of another optimiser?)".into()))?
             .int64_value(&[]);
         tch::no_grad(|| {
-            for (n, _, b) in &mut self.slots {
+            for (n, _, b, _) in &mut self.slots {
                 let src =
                     find(&format!("sgd.b.{n}")).ok_or_else(|| bad(format!("no sgd.b.{n}")))?;
                 if src.size() != b.size() {
@@ -117,6 +134,20 @@ impl Optimizer {
         }
     }
 
+    /// Splits off the trunk (every variable `is_trunk` names) when `t` asks for it
+    /// (`trunk_lr_factor` ≠ 1 or `freeze_trunk_epochs` > 0): it then steps at
+    /// `trunk_lr_factor × lr`, and with Adam counts its own steps. Otherwise unchanged, so that
+    /// runs without these settings keep their state and arithmetic exactly.
+    pub fn with_trunk(self, t: &TrainSection, is_trunk: &dyn Fn(&str) -> bool) -> Optimizer {
+        if t.trunk_lr_factor == 1.0 && t.freeze_trunk_epochs == 0 {
+            return self;
+        }
+        match self {
+            Optimizer::Adam(a) => Optimizer::Adam(a.with_trunk_group(is_trunk, t.trunk_lr_factor)),
+            Optimizer::Sgd(s) => Optimizer::Sgd(s.with_trunk_scale(is_trunk, t.trunk_lr_factor)),
+        }
+    }
+
     /// The learning rate of the next step.
     pub fn lr(&self) -> f64 {
         match self {
@@ -136,7 +167,7 @@ impl Optimizer {
     fn variables(&self) -> Vec<&Tensor> {
         match self {
             Optimizer::Adam(a) => a.variables().collect(),
-            Optimizer::Sgd(s) => s.slots.iter().map(|(_, p, _)| p).collect(),
+            Optimizer::Sgd(s) => s.slots.iter().map(|(_, p, _, _)| p).collect(),
         }
     }
 
@@ -145,7 +176,7 @@ impl Optimizer {
         match self {
             Optimizer::Adam(a) => a.zero_grad(),
             Optimizer::Sgd(s) => {
-                for (_, t, _) in &mut s.slots {
+                for (_, t, _, _) in &mut s.slots {
                     t.zero_grad();
                 }
             }
@@ -361,6 +392,61 @@ mod tests {
         let adam = Optimizer::new(&vs, &TrainSection::default());
         let mut adam = adam;
         assert!(adam.load_state(&opt.state(), Path::new("mem")).is_err());
+    }
+
+    /// The trunk steps at `trunk_lr_factor × lr` (Adam, AdamW and SGD), and a trunk that had no
+    /// gradient for a step (frozen) takes Adam's first step when it joins: p − lr·factor·sign(g),
+    /// its bias correction counted from its own first step.
+    #[test]
+    fn the_trunk_steps_at_its_factor_and_counts_its_own_steps() {
+        for kind in [
+            OptimizerKind::Adam,
+            OptimizerKind::Adamw,
+            OptimizerKind::Sgd,
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let trunk = vs.root().var_copy("trunk", &Tensor::from_slice(&[0.0f32]));
+            let head = vs.root().var_copy("head", &Tensor::from_slice(&[0.0f32]));
+            let t = TrainSection {
+                optimizer: kind,
+                lr: 0.1,
+                momentum: 0.0,
+                trunk_lr_factor: 0.25,
+                freeze_trunk_epochs: 1,
+                epochs: 2,
+                ..TrainSection::default()
+            };
+            let mut opt = Optimizer::new(&vs, &t).with_trunk(&t, &|n: &str| n == "trunk");
+            let step = |opt: &mut Optimizer| {
+                let loss = (&trunk * 2.0 + &head * 2.0).sum(Kind::Float);
+                opt.zero_grad();
+                loss.backward();
+                opt.step().unwrap();
+            };
+            let value = |v: &Tensor| v.double_value(&[0]);
+            // Frozen: the trunk has no gradient and stays where it is.
+            let _ = trunk.set_requires_grad(false);
+            step(&mut opt);
+            assert_eq!(value(&trunk), 0.0, "{kind:?}");
+            let head_first = value(&head);
+            let _ = trunk.set_requires_grad(true);
+            step(&mut opt);
+            let want = match kind {
+                // Adam's first step is lr·sign(g) whatever the step count of the others.
+                OptimizerKind::Adam | OptimizerKind::Adamw => -0.1 * 0.25,
+                // SGD without momentum: lr·factor·g.
+                OptimizerKind::Sgd => -0.1 * 0.25 * 2.0,
+            };
+            assert!(
+                (value(&trunk) - want).abs() < 1e-6,
+                "{kind:?}: {}",
+                value(&trunk)
+            );
+            assert!(
+                (head_first - want / 0.25).abs() < 1e-6,
+                "{kind:?}: {head_first}"
+            );
+        }
     }
 
     /// Clipping scales the whole gradient to the given norm and leaves a smaller one alone.

@@ -1,7 +1,7 @@
 //! `train predict`: classify new images or frame sequences with a trained run. Inputs become
 //! crops through [`face::SampleCropper`], the path `prep build` cut the cache's samples with, under
 //! the [`SampleRecipe`] the cache recorded and with the model files it was built with (checked by
-//! content). Every fold's final model votes (their fused softmax scores are averaged); inputs
+//! content). Every fold's model (its reported epoch's weights) votes (their fused softmax scores are averaged); inputs
 //! without a face are reported.
 
 use crate::loader::{DeviceTransform, HostBatch, Layout};
@@ -167,7 +167,8 @@ impl InputPreprocessor {
 }
 
 impl Predictor {
-    /// Loads every fold model of `run` (its `fold-*/checkpoint.safetensors`) and the
+    /// Loads every fold model of `run` (the weights of each fold's reported epoch,
+    /// [`crate::trainer::fold_weights`]) and the
     /// preprocessing of its cache ([`InputPreprocessor::for_cache`]; `shape_predictor` is the dlib
     /// model file on this machine).
     ///
@@ -204,7 +205,7 @@ impl Predictor {
             .map_err(|e| TrainError::io(run, e))?
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.join("checkpoint.safetensors").exists())
+            .filter(|p| crate::trainer::fold_weights(p).is_some())
             .collect();
         fold_dirs.sort();
         if let Some(want) = folds {
@@ -238,8 +239,7 @@ impl Predictor {
         for d in fold_dirs {
             let vs = nn::VarStore::new(device);
             let m = Network::new(&vs.root(), &mc)?;
-            let file = d.join("checkpoint.safetensors");
-            crate::trainer::load_model_vars(&vs, &file)?;
+            crate::trainer::load_fold_weights(&vs, &d)?;
             let fold = d
                 .file_name()
                 .map(|n| n.to_string_lossy().trim_start_matches("fold-").to_string())

@@ -84,13 +84,18 @@ impl TrainProgress for Bars {
             v.map(|a| format!("{:5.1} %", 100.0 * a))
                 .unwrap_or("    -  ".into())
         };
+        // The branch losses only where there are two branches (not for the CNN, GFM or PBM
+        // alone, whose other loss is 0).
+        let branches = if r.loss_global > 0.0 && r.loss_local > 0.0 {
+            format!(" (g {:.4} p {:.4})", r.loss_global, r.loss_local)
+        } else {
+            String::new()
+        };
         println!(
-            "{:>7} epoch {:>3}  loss {:.4} (g {:.4} p {:.4})  train {:5.1} %  test {}  val {}  lr {:.0e}  {:.0} samples/s",
+            "{:>7} epoch {:>3}  loss {:.4}{branches}  train {:5.1} %  test {}  val {}  lr {:.0e}  {:.0} samples/s",
             r.fold,
             r.epoch,
             r.loss,
-            r.loss_global,
-            r.loss_local,
             100.0 * r.train_accuracy,
             acc(r.test_accuracy),
             acc(r.validation_accuracy),

@@ -44,6 +44,8 @@ pub struct Runner<'a> {
     /// The run directory is shared with other processes training its other folds (a job-array
     /// task): the run-wide `metrics.jsonl` is left to the run that finishes it.
     pub shared_run: bool,
+    /// The trained model every fold starts from (`model.init_from`), resolved and checked.
+    pub init: Option<&'a crate::transfer::InitWeights>,
 }
 
 impl<'a> Runner<'a> {
@@ -70,6 +72,7 @@ impl<'a> Runner<'a> {
             stop: StopToken::never(),
             sample_infos: None,
             shared_run: false,
+            init: None,
         })
     }
 }
@@ -77,34 +80,13 @@ impl<'a> Runner<'a> {
 impl Runner<'_> {
     /// The network shape for this run's cache and configuration.
     pub fn model_config(&self) -> ModelConfig {
-        let m = &self.cfg.model;
-        let face = m
-            .face_size
-            .unwrap_or((self.layout.face.0 as i64, self.layout.face.1 as i64));
-        let s = m.part_scale;
-        let part = |i: usize| {
-            let (h, w) = self.layout.parts[i];
-            (
-                ((h as f64 * s).round() as i64).max(8),
-                ((w as f64 * s).round() as i64).max(8),
-            )
-        };
-        ModelConfig {
-            kind: m.kind,
-            classes: self.classes.len() as i64,
-            frames: self.layout.frames() as i64,
-            branches: m.branches,
-            deform: m.deform,
-            width: m.width,
-            face,
-            parts: [part(0), part(1), part(2)],
-            lstm_side: m.lstm_side,
-            lstm_layers: m.lstm_layers,
-            head_relu: m.head_relu,
-            ssm_batchnorm: m.ssm_batchnorm,
-            head_batchnorm: m.head_batchnorm,
-            head_channels: m.head_channels,
-        }
+        ModelConfig::for_experiment(
+            &self.cfg.model,
+            self.layout.face,
+            self.layout.parts,
+            self.layout.frames(),
+            self.classes.len(),
+        )
     }
 
     /// How host batches become inputs of a network of shape `mc`.
@@ -140,21 +122,46 @@ impl Runner<'_> {
             self.cfg.model.init,
             t.seed ^ plan.index.wrapping_mul(0x9e37_79b9),
         );
-        match &self.cfg.model.pretrained {
-            Some(p) => {
+        match (&self.init, &self.cfg.model.pretrained) {
+            (Some(init), _) => {
+                init.plan.apply(&vs, &init.tensors, &init.source.spec)?;
+                self.progress.note(&format!(
+                    "{}: {} tensors from {}",
+                    plan.name,
+                    init.plan.loaded.len(),
+                    init.source.spec
+                ));
+            }
+            (None, Some(p)) => {
                 let n = crate::model::load_vgg16(&mut vs, p)?;
                 self.progress
                     .note(&format!("SSM: {n} tensors from {}", p.display()));
             }
-            None => self.progress.note(&format!(
-                "SSM: no pretrained VGG16 weights (model.pretrained): random init ({:?})",
-                self.cfg.model.init
-            )),
+            // The CNN has no SSM to load weights into.
+            (None, None) if mc.kind == crate::config::ModelKind::Mgln => {
+                self.progress.note(&format!(
+                    "SSM: no pretrained VGG16 weights (model.pretrained): random init ({:?})",
+                    self.cfg.model.init
+                ))
+            }
+            (None, None) => {}
         }
         if t.channels_last && self.device.is_cuda() {
             crate::model::to_channels_last(&vs);
         }
-        let mut opt = Optimizer::new(&vs, t);
+        let is_trunk = |name: &str| !mc.is_class_head(name);
+        let mut opt = Optimizer::new(&vs, t).with_trunk(t, &is_trunk);
+        // The trainable trunk variables, frozen (no gradient) during the first
+        // `freeze_trunk_epochs`; without gradients the backward pass stops at the heads.
+        let trunk: Vec<Tensor> = if t.freeze_trunk_epochs > 0 {
+            vs.variables()
+                .into_iter()
+                .filter(|(n, v)| v.requires_grad() && is_trunk(n))
+                .map(|(_, v)| v)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let checkpoint = FoldCheckpoint::in_dir(&fold_dir);
         let (start_epoch, mut history) = match checkpoint.resume(&vs, &mut opt)? {
             Some(info) => {
@@ -178,6 +185,12 @@ impl Runner<'_> {
                     epoch: epoch + 1,
                 });
             }
+            if !trunk.is_empty() {
+                let frozen = epoch < t.freeze_trunk_epochs;
+                for v in &trunk {
+                    let _ = v.set_requires_grad(!frozen);
+                }
+            }
             let rec = self.train_epoch(&model, &mut opt, &tf, plan, epoch)?;
             let mut rec = rec;
             let last = epoch + 1 == t.epochs;
@@ -193,8 +206,8 @@ impl Runner<'_> {
                 scored = Some(test);
             }
             history.push(rec.clone());
-            // The predictions of the epoch the selection rule reports so far, written before the
-            // checkpoint: a resumed fold finds those of its chosen epoch on disk.
+            // The predictions and weights of the epoch the selection rule reports so far, written
+            // before the checkpoint: a resumed fold finds those of its chosen epoch on disk.
             if let Some(test) = scored {
                 let chosen = report::fold_result(&plan.name, &history, t.selection).epoch;
                 if chosen == rec.epoch {
@@ -205,6 +218,7 @@ impl Runner<'_> {
                         &test,
                         self.sample_infos.as_deref().unwrap_or(&no_infos),
                     )?;
+                    super::checkpoint::save_reported_weights(&vs, &fold_dir)?;
                 }
             }
             checkpoint.save(&vs, &opt, epoch, &history)?;

@@ -15,7 +15,9 @@ mod plan;
 mod run_dir;
 mod targets;
 
-pub use checkpoint::load_model_vars;
+pub use checkpoint::{
+    fold_weights, load_fold_weights, load_model_vars, FoldWeights, REPORTED_WEIGHTS,
+};
 pub use fold::{Runner, ScoredSample};
 pub use loss::{fuse, mgln_loss, LabelLoss, Mixup, StepLoss};
 pub use plan::{plan_folds, FoldPlan};
@@ -232,6 +234,52 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
              subject-independent numbers. Rebuild with --subject-regex or --subjects.",
         );
     }
+    // The cache's crop settings, recorded in run.json: a run started from this one compares
+    // them even when this cache is gone.
+    let crops = crate::recipe::from_manifest_extra(&m.extra, &m.name)
+        .ok()
+        .and_then(|r| serde_json::to_value(r.crops).ok());
+    let init = match &cfg.model.init_from {
+        Some(spec) => {
+            let mc = crate::model::ModelConfig::for_experiment(
+                &cfg.model,
+                layout.face,
+                layout.parts,
+                layout.frames(),
+                classes.len(),
+            );
+            let here =
+                crate::trained::Preprocessing::of(&mc, layout.face, layout.parts, crops.clone());
+            let init = crate::transfer::InitWeights::resolve(spec, &mc, &here, &classes)?;
+            let s = &init.source;
+            opts.progress.note(&format!(
+                "init_from {spec}: {}{}{}; {}",
+                match &s.fold {
+                    Some(f) => format!("fold {f}"),
+                    None => "an export".into(),
+                },
+                match s.result {
+                    Some((epoch, acc)) => format!(
+                        ", epoch {epoch} ({} weights; test accuracy {:.2} %)",
+                        match s.weights_of {
+                            crate::trained::WeightsOf::LastEpoch => "the last epoch's",
+                            _ => "the reported epoch's",
+                        },
+                        100.0 * acc
+                    ),
+                    None => String::new(),
+                },
+                match &s.cache {
+                    Some((name, key)) =>
+                        format!(", trained on cache {name} {}", shard::short_key(key)),
+                    None => String::new(),
+                },
+                init.plan.summary()
+            ));
+            Some(init)
+        }
+        None => None,
+    };
     let dir = match &opts.resume {
         Some(d) => d.clone(),
         None => {
@@ -299,6 +347,8 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         "epochs_planned": t.epochs,
         "precision_effective": if device.is_cuda() { format!("{:?}", t.precision) } else { "Fp32 (CPU)".to_string() },
         "pretrained": cfg.model.pretrained.as_ref().map(|p| p.display().to_string()),
+        "init_from": init.as_ref().map(|i| i.record()),
+        "preprocessing": {"crops": crops},
         "init": cfg.model.init,
         "fusion": cfg.model.fusion,
         "fusion_weight": cfg.model.fusion_weight,
@@ -316,6 +366,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         stop: opts.stop.clone(),
         sample_infos: Some(Arc::new(infos)),
         shared_run: opts.task_folds.is_some(),
+        init: init.as_ref(),
         ..Runner::new(cfg, dir.clone(), cache, device)?
     };
     let mut results = Vec::new();

@@ -10,4 +10,5 @@ mod recipe;
 mod runs;
 mod sweep;
 mod targets;
+mod transfer;
 mod trust;
