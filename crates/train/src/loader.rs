@@ -158,6 +158,31 @@ pub struct HostBatch {
     pub skipped: Vec<(u64, String)>,
 }
 
+impl HostBatch {
+    /// Whether every sample's frames are the same pixels in every part (a still image in every
+    /// frame slot).
+    pub fn frames_are_still(&self, layout: &Layout) -> bool {
+        let t = layout.frames();
+        (0..3).all(|i| {
+            let frame = layout.parts[i].0 * layout.parts[i].1;
+            self.parts[i]
+                .chunks_exact(frame * t)
+                .all(|s| s.chunks_exact(frame).all(|f| f == &s[(t - 1) * frame..]))
+        })
+    }
+
+    /// Part `i`'s last frame of every sample, [n, h, w].
+    pub fn last_frames(&self, i: usize, layout: &Layout) -> Vec<u8> {
+        let t = layout.frames();
+        let frame = layout.parts[i].0 * layout.parts[i].1;
+        self.parts[i]
+            .chunks_exact(frame * t)
+            .flat_map(|s| &s[(t - 1) * frame..])
+            .copied()
+            .collect()
+    }
+}
+
 /// Decodes the records `ids` into a host batch.
 ///
 /// Errors: a damaged record (unless `skip_bad`), planes that do not match the layout.
@@ -411,13 +436,21 @@ impl DeviceTransform {
         let face = pinned(&b.face).view([n, 1, fh, fw]).to_kind(Kind::Float) / 255.0;
         let face = warp(&face, aug, 1, self.face_size);
         let face = normalise(&face, self.channels_last && self.device.is_cuda());
+        // A batch of still images (every sample's frames the same pixels, as FER2013 and JAFFE
+        // fill their slots) sends one frame per sample: each frame of a sample gets the same
+        // augmentation, so its frames would stay equal on the device, and the network computes
+        // them once.
+        let still = t > 1 && b.frames_are_still(layout);
+        let t = if still { 1 } else { t };
         let parts: Vec<Tensor> = (0..3)
             .map(|i| {
                 let (h, w) = (layout.parts[i].0 as i64, layout.parts[i].1 as i64);
-                let x = pinned(&b.parts[i])
-                    .view([n * t, 1, h, w])
-                    .to_kind(Kind::Float)
-                    / 255.0;
+                let host = if still {
+                    pinned(&b.last_frames(i, layout))
+                } else {
+                    pinned(&b.parts[i])
+                };
+                let x = host.view([n * t, 1, h, w]).to_kind(Kind::Float) / 255.0;
                 let out = self.part_sizes[i];
                 let x = warp(&x, aug, t, out);
                 normalise(&x, false).view([n, t, 3, out.0, out.1])
@@ -441,4 +474,56 @@ impl DeviceTransform {
 /// Opens a cache for training: checks the manifest and shard headers.
 pub fn open_cache(dir: &Path) -> Result<Arc<Cache>> {
     Ok(Arc::new(Cache::open(dir)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            face: (2, 2),
+            parts: [(1, 2), (1, 1), (2, 1)],
+            slots: 3,
+            use_slots: vec![0, 1, 2],
+        }
+    }
+
+    /// Two samples whose three frames repeat their pixels: still, and the last frames are each
+    /// sample's; one byte of one middle frame changed: not still. Still batches go to the
+    /// network as one frame a sample.
+    #[test]
+    fn still_batches_are_found_and_sent_once() {
+        let l = layout();
+        let frames = |i: usize, sample: u8| -> Vec<u8> {
+            let n = l.parts[i].0 * l.parts[i].1;
+            (0..3)
+                .flat_map(|_| vec![sample * 10 + i as u8; n])
+                .collect()
+        };
+        let mut b = HostBatch {
+            n: 2,
+            records: vec![0, 1],
+            face: vec![0; 8],
+            parts: [0, 1, 2].map(|i| [frames(i, 1), frames(i, 2)].concat()),
+            labels: vec![0, 1],
+            skipped: Vec::new(),
+        };
+        assert!(b.frames_are_still(&l));
+        assert_eq!(b.last_frames(0, &l), vec![10, 10, 20, 20]);
+        assert_eq!(b.last_frames(2, &l), vec![12, 12, 22, 22]);
+        let tf = DeviceTransform {
+            device: Device::Cpu,
+            face_size: (2, 2),
+            part_sizes: [(8, 8); 3],
+            channels_last: false,
+        };
+        let (x, _) = tf.apply(&b, &l, None);
+        assert_eq!(x.parts[0].size(), vec![2, 1, 3, 8, 8]);
+        // The second sample's middle nose frame.
+        b.parts[1][4] = 99;
+        assert!(!b.frames_are_still(&l));
+        let (x, _) = tf.apply(&b, &l, None);
+        assert_eq!(x.parts[0].size(), vec![2, 3, 3, 8, 8]);
+    }
 }

@@ -522,13 +522,21 @@ impl LstBlock {
         }
     }
 
-    /// `feats`: SSM features of every frame, [b·T, c, h, w] → [b, 1, side, side].
+    /// `feats`: SSM features of every frame, [b·T, c, h, w] → [b, 1, side, side]; or of one
+    /// frame that stands for all `frames` ([b, c, h, w], a still image), whose per-frame
+    /// features are computed once and repeated into the sequence.
     fn forward(&self, feats: &Tensor, b: i64, frames: i64, train: bool) -> Tensor {
         let mut x = feats.shallow_clone();
         for (k, c) in self.convs.iter().enumerate() {
             x = normed(x.apply(c), &self.conv_norms, k, train).relu();
         }
-        let seq = x.flatten(1, -1).view([b, frames, -1]);
+        let given = x.size()[0] / b.max(1);
+        let seq = x.flatten(1, -1).view([b, given, -1]);
+        let seq = if given == frames {
+            seq
+        } else {
+            seq.expand([b, frames, -1], false)
+        };
         let (out, _) = self.lstm.seq(&seq);
         out.select(1, frames - 1).view([b, 1, self.side, self.side])
     }
@@ -571,7 +579,9 @@ impl Pbm {
 pub struct ModelInput {
     /// Peak faces [b, 3, H, W].
     pub face: Tensor,
-    /// Part crops per part, [b, T, 3, h, w].
+    /// Part crops per part, [b, T, 3, h, w]; or [b, 1, 3, h, w] when every sample's T frames
+    /// are one still image (the loader sends it once: the PBM computes its features once and
+    /// repeats them over the T steps, the same result at a third of the cost for T = 3).
     pub parts: [Tensor; 3],
 }
 
@@ -664,7 +674,7 @@ impl Network {
                 .zip(&input.parts)
                 .enumerate()
                 .map(|(k, (block, x))| {
-                    // One SSM pass over all frames of a part.
+                    // One SSM pass over all frames of a part (one frame of a still image).
                     let feats = ssm.forward_stream(&x.flatten(0, 1), k + 1, train);
                     block.forward(&feats, b, t, train)
                 })

@@ -398,11 +398,17 @@ impl Predictor {
             };
             if let Some(d) = &dir {
                 let cpu = |t: &Tensor| t.to_device(Device::Cpu).contiguous();
+                // Every frame slot, as an exported model takes them (a still image's one frame
+                // repeated).
+                let frames = |t: &Tensor| {
+                    let s = t.size();
+                    cpu(&t.expand([s[0], self.layout.frames() as i64, s[2], s[3], s[4]], false))
+                };
                 let named = [
                     ("face", cpu(&x.face)),
-                    ("eyes", cpu(&x.parts[0])),
-                    ("nose", cpu(&x.parts[1])),
-                    ("mouth", cpu(&x.parts[2])),
+                    ("eyes", frames(&x.parts[0])),
+                    ("nose", frames(&x.parts[1])),
+                    ("mouth", frames(&x.parts[2])),
                 ];
                 Tensor::write_safetensors(&named, d.join("inputs.safetensors"))?;
                 dumped.push(("probabilities".into(), mean));

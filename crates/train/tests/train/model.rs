@@ -345,3 +345,77 @@ fn channels_last_weights_give_the_same_step() {
         );
     }
 }
+
+/// A still image sent once (parts [b, 1, …], as the loader sends a batch whose frames are all
+/// the same pixels) gives what its frames repeated give: the PBM scores in eval and training
+/// mode (batch norm on: its batch statistics over the repeated frames are the same numbers), and
+/// every gradient, within float rounding. A PBM that ran its LSTM over one step instead of T
+/// fails this.
+#[test]
+fn a_still_image_sent_once_equals_its_frames_repeated() {
+    tch::manual_seed(7);
+    // Plain GFM convs: the deformable sampling computes its positions in fp32 whatever the
+    // activations are, and this test runs in double precision.
+    let c = ModelConfig {
+        ssm_batchnorm: true,
+        head_batchnorm: true,
+        ..cfg(Branches::Both, Deform::None)
+    };
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let m = Network::new(&vs.root(), &c).unwrap();
+    // In double precision, so that the two ways of summing over the frames differ by rounding
+    // far below the limits (in fp32 a batch norm's weight gradient differed by 2e-4 of its
+    // largest value).
+    vs.double();
+    let once = input(
+        &ModelConfig {
+            frames: 1,
+            ..c.clone()
+        },
+        4,
+    );
+    let once = ModelInput {
+        face: once.face.to_kind(Kind::Double),
+        parts: once.parts.each_ref().map(|p| p.to_kind(Kind::Double)),
+    };
+    let repeated = ModelInput {
+        face: once.face.copy(),
+        parts: once.parts.each_ref().map(|p| {
+            let s = p.size();
+            p.expand([s[0], c.frames, s[2], s[3], s[4]], false)
+                .contiguous()
+        }),
+    };
+    // Relative to the tensor's largest value, with an absolute floor for the biases before a
+    // batch norm, whose gradients are rounding noise around 0.
+    let close = |a: &Tensor, b: &Tensor, what: &str| {
+        let scale = b.abs().max().double_value(&[]);
+        let diff = (a - b).abs().max().double_value(&[]);
+        assert!(diff <= 1e-9 * scale + 1e-12, "{what}: {diff} of {scale}");
+    };
+    for train in [false, true] {
+        let mut grads = Vec::new();
+        let mut scores = Vec::new();
+        for x in [&once, &repeated] {
+            for (_, mut v) in vs.variables() {
+                v.zero_grad();
+            }
+            let out = m.forward(x, train);
+            let local = out.local.unwrap();
+            (local.square().sum(Kind::Double) + out.global.unwrap().sum(Kind::Double)).backward();
+            scores.push(local.detach());
+            let mut g: Vec<(String, Tensor)> = vs
+                .variables()
+                .into_iter()
+                .filter(|(_, v)| v.requires_grad())
+                .map(|(n, v)| (n, v.grad().copy()))
+                .collect();
+            g.sort_by(|a, b| a.0.cmp(&b.0));
+            grads.push(g);
+        }
+        close(&scores[0], &scores[1], &format!("scores (train {train})"));
+        for ((name, a), (_, b)) in grads[0].iter().zip(&grads[1]) {
+            close(a, b, &format!("gradient of {name} (train {train})"));
+        }
+    }
+}
