@@ -161,6 +161,7 @@ pub fn cache_inputs(
         face_size: mc.face,
         part_sizes: mc.parts,
         channels_last: true,
+        parts: true,
     };
     let records: Vec<u64> = (0..cache.len()).collect();
     let mut epoch = 0u64;

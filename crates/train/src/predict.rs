@@ -200,7 +200,12 @@ impl Predictor {
         )?;
         let (layout, classes) = (runner.layout.clone(), runner.classes.clone());
         let mc = runner.model_config();
-        let transform = runner.transform(&mc);
+        // Every part crop, also for networks that see the face alone: `--dump-crops` writes
+        // the inputs an exported model takes.
+        let transform = DeviceTransform {
+            parts: true,
+            ..runner.transform(&mc)
+        };
         let mut fold_dirs: Vec<PathBuf> = std::fs::read_dir(run)
             .map_err(|e| TrainError::io(run, e))?
             .flatten()

@@ -96,6 +96,7 @@ impl Runner<'_> {
             face_size: mc.face,
             part_sizes: mc.parts,
             channels_last: self.cfg.train.channels_last,
+            parts: mc.kind == crate::config::ModelKind::Mgln && mc.branches.has_local(),
         }
     }
 
