@@ -169,7 +169,7 @@ pub struct InputItem {
     /// The duplicate fingerprints, when the parser already had the decoded frames in hand (FER2013
     /// rows): what [`crate::pipeline::input_fingerprint`] would compute, without reading the
     /// input a second time. `None`: computed by the duplicates stage.
-    pub fingerprint: Option<crate::dedup::Fingerprint>,
+    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
 }
 
 impl InputItem {

@@ -15,6 +15,7 @@ pub mod dedup;
 pub mod draw;
 mod error;
 pub mod export;
+pub mod fingerprint;
 pub mod folds;
 pub mod inventory;
 pub mod pipeline;

@@ -283,7 +283,7 @@ pub fn decode_source(
     }
 }
 
-/// The duplicate fingerprints of an input ([`crate::dedup::fingerprint`] of its distinct
+/// The duplicate fingerprints of an input ([`crate::fingerprint::fingerprint`] of its distinct
 /// decoded frames); `None` when a frame does not decode (the build reports that input's failure).
 ///
 /// An input with dataset boxes is the face in its box, not the photo: ExpW lists several faces
@@ -292,7 +292,7 @@ pub fn decode_source(
 /// box, and the difference hash the peak frame's box widened to twice its size: a tight face box
 /// box-averaged to 9×8 looks alike for different people (different synthetic faces came out
 /// 0–2 bits apart), while the face with its surroundings tells two photos apart.
-pub fn input_fingerprint(root: &Path, item: &InputItem) -> Option<crate::dedup::Fingerprint> {
+pub fn input_fingerprint(root: &Path, item: &InputItem) -> Option<crate::fingerprint::Fingerprint> {
     use crate::dedup::{cut_box, dhash, widened};
     let mut distinct = Vec::new();
     let mut context = None;
@@ -312,7 +312,7 @@ pub fn input_fingerprint(root: &Path, item: &InputItem) -> Option<crate::dedup::
             }
         }
     }
-    let mut f = crate::dedup::fingerprint(&distinct)?;
+    let mut f = crate::fingerprint::fingerprint(&distinct)?;
     if let Some(c) = context {
         f.dhash = dhash(&c);
     }

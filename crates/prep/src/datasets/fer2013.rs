@@ -337,7 +337,7 @@ pub fn inventory(
                         (offset, len): (u64, u32),
                         this_row: usize,
                         parsed: std::result::Result<
-        (u8, Split, Option<crate::dedup::Fingerprint>),
+        (u8, Split, Option<crate::fingerprint::Fingerprint>),
         RowError,
     >| {
         let input = format!("{file}:{line}");
@@ -425,7 +425,7 @@ pub fn inventory(
                         let fingerprint =
                             face::GrayImage::new(FER2013_SIDE, FER2013_SIDE, r.pixels)
                                 .ok()
-                                .and_then(|img| crate::dedup::fingerprint(&[(0, img)]));
+                                .and_then(|img| crate::fingerprint::fingerprint(&[(0, img)]));
                         (r.emotion, r.split, fingerprint)
                     });
                 (line, span, this_row, parsed)

@@ -13,11 +13,23 @@
 //! releases hold the csv's images (as JPEG) under the csv's labels and splits, and two more
 //! ([`FolderReleases::extra_images`]).
 
-use super::layouts::{encode, write_file, FerRow};
+use super::files::{encode, write_file};
 use crate::datasets::fer2013::FER2013_CLASSES;
 use crate::inventory::reason;
+use face::GrayImage;
 use serde::Serialize;
 use std::path::Path;
+
+/// One synthetic FER2013 image: its label (0–6), Usage and 48×48 pixels.
+#[derive(Debug, Clone)]
+pub struct FerRow {
+    /// Label 0–6.
+    pub label: usize,
+    /// `Training`, `PublicTest` or `PrivateTest`.
+    pub usage: &'static str,
+    /// The image.
+    pub image: GrayImage,
+}
 
 /// One planted extra: its path under the release root and the failure reason it must get.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,8 +1,9 @@
 //! Writing the synthetic CK+, Oulu-CASIA and FER2013 datasets and their fold lists (the
 //! in-the-wild layouts are in `wild`).
 
+use super::fer_folders::FerRow;
+use super::files::{encode, write_file};
 use super::*;
-use face::GrayImage;
 
 /// What `prep synth` writes and how.
 #[derive(Debug, Clone)]
@@ -50,29 +51,6 @@ pub struct SynthReport {
     pub wild: WildReport,
 }
 
-pub(super) fn io_err(p: &std::path::Path, e: std::io::Error) -> crate::PrepError {
-    crate::PrepError::Io {
-        path: p.to_path_buf(),
-        cause: e,
-    }
-}
-
-pub(super) fn write_file(p: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
-    if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
-    }
-    std::fs::write(p, bytes).map_err(|e| io_err(p, e))
-}
-
-pub(super) fn encode(img: &GrayImage, format: image::ImageFormat) -> Vec<u8> {
-    let buf =
-        image::GrayImage::from_raw(img.width() as u32, img.height() as u32, img.data().to_vec())
-            .unwrap_or_default();
-    let mut out = Vec::new();
-    let _ = buf.write_to(&mut std::io::Cursor::new(&mut out), format);
-    out
-}
-
 /// Oulu-CASIA folder names in label order with the authors' fold-list codes.
 const OULU: [(&str, &str, u16); 6] = [
     ("Anger", "anger", 1),
@@ -82,17 +60,6 @@ const OULU: [(&str, &str, u16); 6] = [
     ("Sadness", "sadness", 6),
     ("Surprise", "surprise", 7),
 ];
-
-/// One synthetic FER2013 image: its label (0–6), Usage and 48×48 pixels.
-#[derive(Debug, Clone)]
-pub struct FerRow {
-    /// Label 0–6.
-    pub label: usize,
-    /// `Training`, `PublicTest` or `PrivateTest`.
-    pub usage: &'static str,
-    /// The image.
-    pub image: GrayImage,
-}
 
 /// FER2013 labels 0–6 and the expression that shows them ("" = neutral).
 const FER: [&str; 7] = [

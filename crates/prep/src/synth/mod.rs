@@ -14,10 +14,12 @@
 //! * `render` — base face, subjects and one rendered frame.
 //! * `layouts` — the CK+, Oulu-CASIA and FER2013 trees and fold lists written to disk.
 //! * `fer_folders` — FER2013's two image-folder releases, with the extras real copies carry.
+//! * `files` — writing a layout's files (one wording of I/O errors).
 //! * `wild` — the FER+, RAF-DB, AffectNet and ExpW layouts, with planted duplicates.
 
 mod expressions;
 mod fer_folders;
+pub(crate) mod files;
 mod layouts;
 mod render;
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub(super) fn affectnet(
                 let src = root
                     .join("Manually_Annotated_Images")
                     .join(row.split(',').next().unwrap_or_default());
-                std::fs::read(&src).map_err(|e| super::layouts::io_err(&src, e))?
+                std::fs::read(&src).map_err(|e| crate::synth::files::io_err(&src, e))?
             };
             write_file(&root.join("Manually_Annotated_Images").join(&rel), &bytes)?;
             let mut f: Vec<String> = row.trim_end().split(',').map(str::to_string).collect();

@@ -89,7 +89,7 @@ pub(super) fn expw(
                 jpeg(&brightened(img))
             } else {
                 let src = root.join("image/origin").join(name);
-                std::fs::read(&src).map_err(|e| super::layouts::io_err(&src, e))?
+                std::fs::read(&src).map_err(|e| crate::synth::files::io_err(&src, e))?
             };
             write_file(&root.join("image/origin").join(&to), &bytes)?;
             for line in lines.lines() {

@@ -14,7 +14,7 @@
 //! ExpW's photos hold two listed faces each, and its copied photo repeats both: two exact pairs,
 //! while the two faces of one photo are not duplicates of each other.
 
-use super::layouts::{encode, write_file};
+use super::files::{encode, write_file};
 use super::*;
 use crate::dedup::DuplicateKind;
 use face::GrayImage;

@@ -98,7 +98,8 @@ pub(super) fn rafdb(
             ] {
                 let src = root.join(dir).join(format!("{from}{suffix}"));
                 if src.is_file() {
-                    let bytes = std::fs::read(&src).map_err(|e| super::layouts::io_err(&src, e))?;
+                    let bytes =
+                        std::fs::read(&src).map_err(|e| crate::synth::files::io_err(&src, e))?;
                     write_file(&root.join(dir).join(format!("{to}{suffix}")), &bytes)?;
                 }
             }
