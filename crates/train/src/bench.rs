@@ -2,10 +2,10 @@
 //! ceiling) and streaming from a cache, per precision and batch size, device synchronised before
 //! every clock read.
 
-use crate::adam::Adam;
 use crate::config::{Branches, Deform, Precision};
 use crate::loader::{self, DeviceTransform, Layout};
 use crate::model::{ModelConfig, ModelInput, Network};
+use crate::optim::Adam;
 use crate::trainer::{mgln_loss, Mixup};
 use crate::Result;
 use tch::{nn, Device, Kind, Tensor};

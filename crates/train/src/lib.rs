@@ -5,7 +5,8 @@
 //! cache recorded), never on `prep`: data flows raw files → face → prep → shard → train.
 //!
 //! * [`loader`] — records into batches of tensors (streamed, seeded order and augmentation).
-//! * [`model`] — MGLN (SSM, GFM, PBM) and its initialisation; [`adam`] — the optimiser.
+//! * [`model`] — MGLN (SSM, GFM, PBM), the plain CNN, their initialisation and weight loading;
+//!   [`optim`] — Adam, AdamW and SGD, the schedules, clipping.
 //! * [`trainer`] — fold plans, the epoch loop, checkpoints, resumption, the run directory.
 //! * [`report`] — metrics, summaries, figures, TensorBoard and `train report`'s comparisons.
 //! * [`predict`] and [`recipe`] — new inputs through the cache's own preprocessing.
@@ -15,7 +16,6 @@
 
 #![warn(missing_docs)]
 
-pub mod adam;
 pub mod bench;
 pub mod classes;
 pub mod config;

@@ -159,7 +159,7 @@ fn a_tiny_batch_overfits() {
     let c = cfg(Branches::Both, Deform::Channel);
     let vs = nn::VarStore::new(Device::Cpu);
     let m = Network::new(&vs.root(), &c).unwrap();
-    let mut opt = train::adam::Adam::new(&vs, 3e-3, 0.0);
+    let mut opt = train::optim::Adam::new(&vs, 3e-3, 0.0);
     let x = input(&c, 5);
     let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4]);
     let mut acc = 0.0;
@@ -306,7 +306,7 @@ fn channels_last_weights_give_the_same_step() {
             let w = &vs.variables()["ssm.features.2.weight"];
             assert!(is_channels_last(w), "{:?}", w.stride());
         }
-        let mut opt = train::adam::Adam::new(&vs, 1e-3, 0.0).with_fused(fused);
+        let mut opt = train::optim::Adam::new(&vs, 1e-3, 0.0).with_fused(fused);
         let face = if channels_last {
             train::model::channels_last(&x.face)
         } else {

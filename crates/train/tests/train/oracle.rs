@@ -3,7 +3,7 @@
 //!
 //! Each case builds a network here, writes its weights and a batch, computes with the project's
 //! code (eval scores of both branches and the fused prediction, the training loss with mixup via
-//! [`train::trainer::mgln_loss`], every gradient, [`train::adam::Adam`] for several steps), runs the
+//! [`train::trainer::mgln_loss`], every gradient, [`train::optim::Adam`] for several steps), runs the
 //! oracle on the same files and compares every tensor.
 //!
 //! Tolerances. Both sides run the same libtorch 2.11 CPU kernels for convolutions, the LSTM and
@@ -31,9 +31,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{nn, Device, Kind, Tensor};
-use train::adam::Adam;
 use train::config::{Branches, Deform, Fusion, InitScheme};
 use train::model::{initialise, ModelConfig, ModelInput, Network};
+use train::optim::Adam;
 use train::trainer::{fuse, mgln_loss, Mixup};
 
 /// One comparison: a network, a batch and the step settings.

@@ -43,7 +43,7 @@ struct AdamGroup {
 impl Adam {
     /// Adam over every trainable variable of `vs` (β = 0.9, 0.999; ε = 1e-8), fused kernel.
     pub fn new(vs: &nn::VarStore, lr: f64, weight_decay: f64) -> Adam {
-        let slots = crate::optim::trainable_slots(vs)
+        let slots = super::trainable_slots(vs)
             .into_iter()
             .map(|(n, t)| {
                 let m = t.zeros_like().detach();

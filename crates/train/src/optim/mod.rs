@@ -1,12 +1,23 @@
 //! The optimisers a run can choose ([`OptimizerKind`]) behind one type whose state goes into the
-//! checkpoint, the learning-rate schedule ([`Schedule`]), and gradient clipping.
+//! checkpoint, with the trunk as a group of its own when it steps at another rate or starts
+//! frozen.
+//!
+//! * [`adam`] — Adam and AdamW (fused kernel or loop), [`sgd`] — Nesterov SGD;
+//! * [`schedule`] — the learning-rate schedules; [`clip`] — gradient clipping.
 
-use crate::adam::Adam;
-use crate::config::{OptimizerKind, Schedule, TrainSection};
-use crate::{Result, TrainError};
-use std::f64::consts::PI;
+pub mod adam;
+pub mod clip;
+pub mod schedule;
+pub mod sgd;
+
+pub use adam::Adam;
+pub use schedule::learning_rate;
+pub use sgd::Sgd;
+
+use crate::config::{OptimizerKind, TrainSection};
+use crate::Result;
 use std::path::Path;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// Every trainable variable of `vs` (name, variable), sorted by name: what each optimiser
 /// keeps its state for, in the order its checkpoint names them.
@@ -18,99 +29,6 @@ pub(crate) fn trainable_slots(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
-}
-
-/// SGD with Nesterov momentum as `torch.optim.SGD(momentum=μ, nesterov=True)`: d = g + wd·p;
-/// b ← μ·b + d (b = d at the first step); p ← p − lr·(d + μ·b).
-pub struct Sgd {
-    /// Learning rate (changed by the schedule).
-    pub lr: f64,
-    momentum: f64,
-    weight_decay: f64,
-    step: i64,
-    /// (name, variable, momentum buffer, lr scale), sorted by name.
-    slots: Vec<(String, Tensor, Tensor, f64)>,
-}
-
-impl Sgd {
-    /// Nesterov SGD over every trainable variable of `vs`.
-    pub fn new(vs: &nn::VarStore, lr: f64, momentum: f64, weight_decay: f64) -> Sgd {
-        Sgd {
-            lr,
-            momentum,
-            weight_decay,
-            step: 0,
-            slots: trainable_slots(vs)
-                .into_iter()
-                .map(|(n, t)| {
-                    let b = t.zeros_like().detach();
-                    (n, t, b, 1.0)
-                })
-                .collect(),
-        }
-    }
-
-    /// Steps the variables `is_trunk` names at `lr_scale × lr`. (A buffer that starts at zero
-    /// when a frozen trunk joins gets b = d, as at a first step.)
-    pub fn with_trunk_scale(mut self, is_trunk: &dyn Fn(&str) -> bool, lr_scale: f64) -> Sgd {
-        for (n, _, _, scale) in &mut self.slots {
-            if is_trunk(n) {
-                *scale = lr_scale;
-            }
-        }
-        self
-    }
-
-    /// One update from the current gradients (variables without a gradient are left alone).
-    pub fn step(&mut self) {
-        self.step += 1;
-        let (mu, wd, lr, first) = (self.momentum, self.weight_decay, self.lr, self.step == 1);
-        tch::no_grad(|| {
-            for (_, p, b, scale) in &mut self.slots {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let d = if wd != 0.0 { &g + &*p * wd } else { g };
-                if first {
-                    b.copy_(&d);
-                } else {
-                    let _ = b.g_mul_scalar_(mu).g_add_(&d);
-                }
-                let _ = p.g_sub_(&((d + &*b * mu) * (lr * *scale)));
-            }
-        });
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = vec![("sgd.step".to_string(), Tensor::from(self.step))];
-        for (n, _, b, _) in &self.slots {
-            out.push((format!("sgd.b.{n}"), b.shallow_clone()));
-        }
-        out
-    }
-
-    fn load_state(&mut self, named: &[(String, Tensor)], file: &Path) -> Result<()> {
-        let find = |k: &str| named.iter().find(|(n, _)| n == k).map(|(_, t)| t);
-        let bad = |reason: String| TrainError::Checkpoint {
-            path: file.to_path_buf(),
-            reason,
-        };
-        self.step = find("sgd.step")
-            .ok_or_else(|| bad("no sgd.step (a checkpoint of another optimiser?)".into()))?
-            .int64_value(&[]);
-        tch::no_grad(|| {
-            for (n, _, b, _) in &mut self.slots {
-                let src =
-                    find(&format!("sgd.b.{n}")).ok_or_else(|| bad(format!("no sgd.b.{n}")))?;
-                if src.size() != b.size() {
-                    return Err(bad(format!("sgd.b.{n}: shape {:?}", src.size())));
-                }
-                b.copy_(&src.to_device(b.device()));
-            }
-            Ok(())
-        })
-    }
 }
 
 /// The optimiser of a run: Adam, AdamW ([`Adam`] with decoupled decay) or Nesterov SGD.
@@ -183,33 +101,10 @@ impl Optimizer {
         }
     }
 
-    /// Scales every gradient by min(1, `max_norm` / ‖g‖), ‖g‖ the norm of all gradients as one
-    /// vector (`torch.nn.utils.clip_grad_norm_`). The scale is computed on the device: the host
-    /// never waits for it.
+    /// Scales every gradient so that their norm as one vector is at most `max_norm`
+    /// ([`clip::clip_grad_norm`]).
     pub fn clip_grad_norm(&mut self, max_norm: f64) {
-        let grads: Vec<Tensor> = self
-            .variables()
-            .into_iter()
-            .map(|p| p.grad())
-            .filter(|g| g.defined())
-            .collect();
-        if grads.is_empty() {
-            return;
-        }
-        tch::no_grad(|| {
-            let squares: Vec<Tensor> = grads
-                .iter()
-                .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
-                .collect();
-            let norm = Tensor::stack(&squares, 0).sum(Kind::Float).sqrt();
-            let coef = (norm + 1e-6)
-                .reciprocal()
-                .g_mul_scalar(max_norm)
-                .clamp_max(1.0);
-            for g in &grads {
-                let _ = g.shallow_clone().g_mul_(&coef.to_kind(g.kind()));
-            }
-        });
+        clip::clip_grad_norm(&self.variables(), max_norm);
     }
 
     /// One update from the current gradients.
@@ -244,88 +139,10 @@ impl Optimizer {
     }
 }
 
-/// The learning rate of `t`'s schedule at `progress` epochs into training (fractional: the
-/// trainer asks at every step, epoch + step / steps per epoch).
-pub fn learning_rate(t: &TrainSection, progress: f64) -> f64 {
-    let total = t.epochs as f64;
-    let cos_between = |from: f64, to: f64, frac: f64| {
-        to + (from - to) * 0.5 * (1.0 + (PI * frac.clamp(0.0, 1.0)).cos())
-    };
-    match t.schedule {
-        Schedule::Step | Schedule::Cosine if progress < t.warmup_epochs => {
-            t.lr * (progress / t.warmup_epochs)
-        }
-        Schedule::Step => {
-            if progress >= t.lr_step_epoch as f64 {
-                t.lr * t.lr_gamma
-            } else {
-                t.lr
-            }
-        }
-        Schedule::Cosine => {
-            let span = (total - t.warmup_epochs).max(f64::MIN_POSITIVE);
-            cos_between(t.lr, 0.0, (progress - t.warmup_epochs) / span)
-        }
-        Schedule::Onecycle => {
-            // OneCycleLR's defaults: div_factor 25, final_div_factor 1e4, pct_start 0.3.
-            let rise = if t.warmup_epochs > 0.0 {
-                t.warmup_epochs.min(total)
-            } else {
-                0.3 * total
-            };
-            let start = t.lr / 25.0;
-            if progress < rise {
-                cos_between(start, t.lr, progress / rise)
-            } else {
-                let span = (total - rise).max(f64::MIN_POSITIVE);
-                cos_between(t.lr, start / 1e4, (progress - rise) / span)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
-
-    fn section(schedule: Schedule, warmup: f64) -> TrainSection {
-        TrainSection {
-            epochs: 10,
-            lr: 1.0,
-            schedule,
-            warmup_epochs: warmup,
-            lr_step_epoch: 6,
-            lr_gamma: 0.1,
-            ..TrainSection::default()
-        }
-    }
-
-    /// Known answers of each schedule at its corners and midpoints.
-    #[test]
-    fn schedules_hit_their_known_values() {
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-        let step = section(Schedule::Step, 0.0);
-        assert!(close(learning_rate(&step, 5.99), 1.0));
-        assert!(close(learning_rate(&step, 6.0), 0.1));
-        let warm = section(Schedule::Step, 2.0);
-        assert!(close(learning_rate(&warm, 0.5), 0.25));
-        assert!(close(learning_rate(&warm, 2.0), 1.0));
-        let cos = section(Schedule::Cosine, 2.0);
-        assert!(close(learning_rate(&cos, 1.0), 0.5));
-        assert!(close(learning_rate(&cos, 2.0), 1.0));
-        assert!(close(learning_rate(&cos, 6.0), 0.5));
-        assert!(close(learning_rate(&cos, 10.0), 0.0));
-        let one = section(Schedule::Onecycle, 0.0);
-        assert!(close(learning_rate(&one, 0.0), 1.0 / 25.0));
-        assert!(close(learning_rate(&one, 3.0), 1.0));
-        assert!(close(learning_rate(&one, 1.5), (1.0 / 25.0 + 1.0) / 2.0));
-        assert!(close(learning_rate(&one, 10.0), 1.0 / 25.0 / 1e4));
-        assert!(close(
-            learning_rate(&one, 6.5),
-            (1.0 + 1.0 / 25.0 / 1e4) / 2.0
-        ));
-    }
+    use tch::{Device, Kind};
 
     fn quadratic_step(opt: &mut Optimizer, w: &Tensor, coeffs: &[f32]) {
         let loss = (w * Tensor::from_slice(coeffs)).sum(Kind::Float);
