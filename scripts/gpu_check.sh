@@ -2,8 +2,8 @@
 # One-command GPU check of the trainer (issue 17): what libtorch sees, training-step throughput of
 # the paper's network (synthetic device-resident inputs and streamed from a cache) at batch 64 and
 # 256 in fp32 / tf32 / bf16, the PyTorch reference (../shared/bench/ref_mgln.py, eager and
-# torch.compile) in the same run for the ratio, 3-epoch FER2013 runs under the paper recipe and
-# the tuned recipe (recipe = "tuned") with accuracy and samples/s, and peak GPU memory. Writes OUT/gpu_check.json and OUT/gpu_check.md and prints the
+# torch.compile) in the same run for the ratio, 3-epoch FER2013 runs under the paper preset and
+# the tuned preset (preset = "tuned") with accuracy and samples/s, and peak GPU memory. Writes OUT/gpu_check.json and OUT/gpu_check.md and prints the
 # table. Budget: about 8 minutes on one CUDA GPU.
 #
 # Runs from a copy of the work tree with release binaries built beforehand on a CPU machine:
@@ -136,11 +136,11 @@ else
   say "  skipped: the reference needs CUDA"
 fi
 
-say "4/5 $EPOCHS-epoch FER2013 runs: the paper recipe and the tuned recipe"
-for recipe in paper tuned; do
-cat > "$WORK/fer2013-$recipe.toml" <<EOF
+say "4/5 $EPOCHS-epoch FER2013 runs: the paper preset and the tuned preset"
+for preset in paper tuned; do
+cat > "$WORK/fer2013-$preset.toml" <<EOF
 name = "gpu-check"
-recipe = "$recipe"
+preset = "$preset"
 cache = "$CACHE"
 runs_dir = "$WORK/runs"
 protocol = "split"
@@ -150,14 +150,14 @@ $( [[ $SMALL == 1 ]] && printf 'ssm_batchnorm = true\nface_size = [64, 64]\npart
 [train]
 epochs = $EPOCHS
 batch = $( [[ $SMALL == 1 ]] && echo 8 || echo 64 )
-$( [[ $recipe == paper ]] && { [[ $SMALL == 1 ]] && echo "lr = 1e-3" || echo "lr = 1e-4"; } )
+$( [[ $preset == paper ]] && { [[ $SMALL == 1 ]] && echo "lr = 1e-3" || echo "lr = 1e-4"; } )
 selection = "validation"
 device = "$DEVICE"
 precision = "$( [[ $SMALL == 1 ]] && echo fp32 || echo bf16 )"
 EOF
-name=check; [[ $recipe == tuned ]] && name=check-tuned
-$TRAIN run --config "$WORK/fer2013-$recipe.toml" --run-name $name > "$WORK/run-$recipe.log" 2>&1 || {
-  tail -20 "$WORK/run-$recipe.log" >&2; say "the $recipe training run failed"; exit 1; }
+name=check; [[ $preset == tuned ]] && name=check-tuned
+$TRAIN run --config "$WORK/fer2013-$preset.toml" --run-name $name > "$WORK/run-$preset.log" 2>&1 || {
+  tail -20 "$WORK/run-$preset.log" >&2; say "the $preset training run failed"; exit 1; }
 done
 
 say "5/5 tables"
@@ -207,7 +207,7 @@ acc = summary.get("mean")
 sps = [m.get("samples_per_s") for m in metrics]
 tacc = tuned_summary.get("mean")
 lines += ["", f"{len(metrics)}-epoch FER2013 run: accuracy {acc * 100:.1f} %" if acc is not None else "run: no summary",
-          f"{len(tuned_metrics)}-epoch FER2013 run, tuned recipe: accuracy {tacc * 100:.1f} %" if tacc is not None else "tuned run: no summary",
+          f"{len(tuned_metrics)}-epoch FER2013 run, tuned preset: accuracy {tacc * 100:.1f} %" if tacc is not None else "tuned run: no summary",
           f"training samples/s per epoch: {', '.join(f'{s:.0f}' for s in sps)}",
           f"peak GPU memory: {peak} MiB" if peak else "peak GPU memory: n/a (no nvidia-smi)"]
 open(f"{out}/gpu_check.md", "w").write("\n".join(lines) + "\n")

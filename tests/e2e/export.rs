@@ -29,7 +29,7 @@ fn trained(root: &Path, name: &str, overrides: &[&str]) -> PathBuf {
     let text = small_config(&PathBuf::from("x"), &runs, "[0]", 2)
         .to_toml()
         .unwrap();
-    let overrides: Vec<train::overrides::Override> =
+    let overrides: Vec<train::config::overrides::Override> =
         overrides.iter().map(|o| o.parse().unwrap()).collect();
     let mut cfg =
         train::ExperimentConfig::parse_with_overrides(&text, Path::new("export.toml"), &overrides)

@@ -58,7 +58,7 @@ fn gpu_check_script_dry_run_on_cpu_writes_its_tables() {
     assert!(
         md.contains("| synthetic | fp32 | 2 |")
             && md.contains("1-epoch FER2013 run: accuracy")
-            && md.contains("1-epoch FER2013 run, tuned recipe: accuracy"),
+            && md.contains("1-epoch FER2013 run, tuned preset: accuracy"),
         "{md}"
     );
 }

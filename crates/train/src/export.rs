@@ -161,7 +161,7 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
                 "directory": run.display().to_string(),
                 "experiment": cfg.name,
                 "git_revision": run_json["git_revision"],
-                "training_recipe": cfg.recipe_summary(),
+                "training": cfg.training_summary(),
                 "protocol": cfg.protocol,
                 "selection": cfg.train.selection,
             },
@@ -255,7 +255,7 @@ fn model_card(
             ""
         },
         meta["run"]["git_revision"].as_str().unwrap_or("unknown"),
-        meta["run"]["training_recipe"]["recipe"]
+        meta["run"]["training"]["preset"]
             .as_str()
             .unwrap_or("paper"),
         meta["cache"]["name"].as_str().unwrap_or("?"),

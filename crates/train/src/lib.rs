@@ -25,7 +25,6 @@ pub mod export;
 pub mod loader;
 pub mod model;
 pub mod optim;
-pub mod overrides;
 pub mod predict;
 pub mod recipe;
 pub mod report;

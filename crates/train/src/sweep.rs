@@ -18,8 +18,8 @@
 //! settings: `<named cell>_<axis>-<value>…` and `.seed-<n>`, e.g. `branches-gfm.seed-2`. The first
 //! setting is the baseline of the report's paired comparisons.
 
+use crate::config::overrides::Override;
 use crate::config::ExperimentConfig;
-use crate::overrides::Override;
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -155,9 +155,9 @@ impl Sweep {
                             let s = s
                                 .as_table()
                                 .ok_or_else(|| bad(format!("cells[{i}].set is not a table")))?;
-                            flatten_values("", s, &mut |k, v| {
-                                set.push(Override::new(k, v.to_string()))
-                            });
+                            for (k, v) in crate::config::flatten_toml(s) {
+                                set.push(Override::new(k, v.to_string()));
+                            }
                         }
                         named.push((sanitise(cell_name), set));
                     }
@@ -167,23 +167,19 @@ impl Sweep {
                 }
                 _ => {
                     let mut err = None;
-                    flatten_values(
-                        k,
-                        &toml::Table::from_iter([(String::new(), v.clone())]),
-                        &mut |key, v| {
-                            let key = key.trim_end_matches('.').to_string();
-                            match v {
-                                toml::Value::Array(vals) if !vals.is_empty() => {
-                                    axes.push((key, vals.clone()))
-                                }
-                                _ => {
-                                    err.get_or_insert(bad(format!(
-                                        "`{key}`: a grid axis needs a non-empty list of values"
-                                    )));
-                                }
+                    let axis = toml::Table::from_iter([(k.clone(), v.clone())]);
+                    for (key, v) in crate::config::flatten_toml(&axis) {
+                        match v {
+                            toml::Value::Array(vals) if !vals.is_empty() => {
+                                axes.push((key, vals.clone()))
                             }
-                        },
-                    );
+                            _ => {
+                                err.get_or_insert(bad(format!(
+                                    "`{key}`: a grid axis needs a non-empty list of values"
+                                )));
+                            }
+                        }
+                    }
                     if let Some(e) = err {
                         return Err(e);
                     }
@@ -462,21 +458,6 @@ pub fn read_plan(dir: &Path) -> Result<SweepPlan> {
         path,
         reason: e.to_string(),
     })
-}
-
-/// Calls `f(dotted key, value)` for every non-table value under `t` (keys prefixed by `prefix`).
-fn flatten_values(prefix: &str, t: &toml::Table, f: &mut dyn FnMut(String, &toml::Value)) {
-    for (k, v) in t {
-        let key = match (prefix.is_empty(), k.is_empty()) {
-            (true, _) => k.clone(),
-            (false, true) => prefix.to_string(),
-            (false, false) => format!("{prefix}.{k}"),
-        };
-        match v {
-            toml::Value::Table(inner) => flatten_values(&key, inner, f),
-            other => f(key, other),
-        }
-    }
 }
 
 /// A name safe as one path component: letters, digits, `.`, `-` and `_` kept, others `-`.

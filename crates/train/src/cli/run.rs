@@ -34,7 +34,7 @@ pub struct RunArgs {
     /// written, with the nearest keys. Recorded in config.toml (resolved) and run.json
     /// [default: none]. Not with --resume (the run's config.toml is fixed).
     #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
-    pub overrides: Vec<train::overrides::Override>,
+    pub overrides: Vec<train::config::overrides::Override>,
 }
 
 /// Progress bars: one per epoch with samples/s and ETA, and a line per finished epoch.

@@ -185,25 +185,6 @@ fn read_json(p: &Path) -> Option<serde_json::Value> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-/// Flattens a TOML table to `a.b = value` pairs.
-fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
-    match v {
-        toml::Value::Table(t) => {
-            for (k, v) in t {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
-}
-
 /// Reads one run directory.
 ///
 /// Errors: [`TrainError::Checkpoint`] for a directory without `config.toml` (not a run) or with
@@ -216,7 +197,9 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
         })?;
     let mut settings = BTreeMap::new();
     if let Ok(t) = toml::from_str::<toml::Table>(&config.to_toml()?) {
-        flatten("", &toml::Value::Table(t), &mut settings);
+        for (k, v) in crate::config::flatten_toml(&t) {
+            settings.insert(k, v.to_string());
+        }
     }
     // Where runs are written is not a setting of the experiment.
     settings.remove("runs_dir");

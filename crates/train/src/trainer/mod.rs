@@ -147,7 +147,7 @@ pub struct RunOptions<'a> {
     pub stop: StopToken,
     /// The `--set` overrides `cfg` was resolved with, recorded in run.json (their values are in
     /// config.toml already).
-    pub overrides: Vec<crate::overrides::Override>,
+    pub overrides: Vec<crate::config::overrides::Override>,
     /// A job-array task: train only these planned folds (by name) of a run directory that other
     /// tasks share — under a shared lock of the run and an exclusive lock of each fold, without
     /// the run's summary (the run that trains every fold, e.g. `train sweep` after the array,
@@ -353,7 +353,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
         "fusion": cfg.model.fusion,
         "fusion_weight": cfg.model.fusion_weight,
         "targets": targets.as_ref().map_or("labels", |t| t.mode.name()),
-        "training_recipe": cfg.recipe_summary(),
+        "training": cfg.training_summary(),
         "overrides": opts.overrides.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
     });
     // Array tasks sharing the run write run.json once (the first); the finishing run rewrites it.

@@ -6,7 +6,7 @@ mod learning;
 mod model;
 mod oracle;
 mod outputs;
-mod recipe;
+mod presets;
 mod runs;
 mod sweep;
 mod targets;

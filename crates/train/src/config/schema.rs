@@ -1,10 +1,9 @@
-//! Experiment configuration (`manifests/experiments/*.toml`). Defaults are the paper's setting;
-//! unknown keys are errors so that a typo cannot silently run the default.
+//! What an experiment TOML may say: every key, its type and its default (the paper's setting).
+//! Unknown keys are errors so that a typo cannot silently run the default.
 
-use crate::overrides::Override;
-use crate::{Result, TrainError};
+use super::Preset;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Which branches the network has (ablation switch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,51 +157,6 @@ pub enum ClassBalance {
     /// (`torch.nn.CrossEntropyLoss(weight=…)`: a weighted mean). Label targets only; soft FER+
     /// targets stay unweighted.
     Loss,
-}
-
-/// A named set of defaults for everything the experiment file does not say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Recipe {
-    /// The paper's and the authors' code's settings (default): Adam at 1e-4, a step at epoch 80,
-    /// mixup α = 1, small shift/scale jitter and flips, the plain VGG trunk. Pinned by the PyTorch
-    /// oracle tests.
-    #[default]
-    Paper,
-    /// What won on held-out subjects on this project's CPU experiments (`docs/BENCHMARKS.md`,
-    /// "Training recipe"): AdamW (weight decay 1e-4), one-cycle to lr 3e-3, label smoothing 0.1,
-    /// no mixup, rotation ±10°, scale ±10 %, shift ±10 % with flips, flip averaging at test,
-    /// gradient clipping at norm 5, batch norm in the SSM and behind it, no ReLU on the scores.
-    Tuned,
-}
-
-impl Recipe {
-    /// The full configuration this recipe gives before the experiment file's keys are laid over
-    /// it (every key of the file still wins).
-    pub fn base(self) -> ExperimentConfig {
-        let mut cfg = ExperimentConfig {
-            recipe: self,
-            ..ExperimentConfig::default()
-        };
-        if self == Recipe::Tuned {
-            let (m, t) = (&mut cfg.model, &mut cfg.train);
-            m.ssm_batchnorm = true;
-            m.head_batchnorm = true;
-            m.head_relu = false;
-            t.optimizer = OptimizerKind::Adamw;
-            t.lr = 3e-3;
-            t.weight_decay = 1e-4;
-            t.schedule = Schedule::Onecycle;
-            t.label_smoothing = 0.1;
-            t.mixup_alpha = 0.0;
-            t.rotate = 10.0;
-            t.scale = 0.1;
-            t.shift = 0.1;
-            t.tta_flip = true;
-            t.grad_clip = 5.0;
-        }
-        cfg
-    }
 }
 
 /// Model switches.
@@ -420,24 +374,12 @@ impl Default for TrainSection {
     }
 }
 
-fn is_one(v: &f64) -> bool {
+pub(super) fn is_one(v: &f64) -> bool {
     *v == 1.0
 }
 
-fn is_zero(v: &usize) -> bool {
+pub(super) fn is_zero(v: &usize) -> bool {
     *v == 0
-}
-
-/// Lays `top` over `base`: tables merge key by key, any other value replaces.
-fn overlay(base: &mut toml::Table, top: toml::Table) {
-    for (k, v) in top {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => overlay(b, t),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
 }
 
 /// One experiment.
@@ -446,8 +388,10 @@ fn overlay(base: &mut toml::Table, top: toml::Table) {
 pub struct ExperimentConfig {
     /// Experiment name; runs go to `runs/<name>/<run>/` (default "experiment").
     pub name: String,
-    /// `paper` (default) | `tuned`: the defaults of every key the file leaves out ([`Recipe`]).
-    pub recipe: Recipe,
+    /// `paper` (default) | `tuned`: the defaults of every key the file leaves out ([`Preset`]).
+    /// Files written before it was named `preset` say `recipe`, which still reads.
+    #[serde(alias = "recipe")]
+    pub preset: Preset,
     /// The cache: a directory, a cache name under `cache_dir`, or `name@keyprefix` to pin one of
     /// several caches of that name (required when they come from different sources).
     pub cache: String,
@@ -473,7 +417,7 @@ impl Default for ExperimentConfig {
     fn default() -> Self {
         ExperimentConfig {
             name: "experiment".into(),
-            recipe: Recipe::Paper,
+            preset: Preset::Paper,
             cache: String::new(),
             cache_dir: PathBuf::from("data/cache"),
             protocol: Protocol::Kfold,
@@ -483,247 +427,5 @@ impl Default for ExperimentConfig {
             train: TrainSection::default(),
             sweep: None,
         }
-    }
-}
-
-impl ExperimentConfig {
-    /// Reads an experiment TOML.
-    ///
-    /// Errors: [`TrainError::Io`], [`TrainError::ConfigFile`] with the line of a bad key.
-    pub fn load(path: &Path) -> Result<ExperimentConfig> {
-        Self::load_with_overrides(path, &[])
-    }
-
-    /// Reads an experiment TOML with `--set` overrides laid over the file ([`Self::parse_with_overrides`]).
-    ///
-    /// Errors: as [`Self::load`], and [`TrainError::Override`].
-    pub fn load_with_overrides(path: &Path, overrides: &[Override]) -> Result<ExperimentConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        Self::parse_with_overrides(&text, path, overrides)
-    }
-
-    /// Parses TOML text; `file` names it in errors.
-    /// The file's `recipe` picks the defaults ([`Recipe::base`]); every key the file sets is laid
-    /// over them.
-    pub fn parse(text: &str, file: &Path) -> Result<ExperimentConfig> {
-        Self::parse_with_overrides(text, file, &[])
-    }
-
-    /// Parses TOML text and lays `overrides` over it, as if the file had set those keys: the
-    /// same types, the same checks, and `recipe` itself may be overridden.
-    ///
-    /// Errors: [`TrainError::ConfigFile`] for the file (with the line of a bad key);
-    /// [`TrainError::Override`] naming the override that names no key (with the nearest
-    /// keys), has a value of the wrong type, or fails a range check.
-    pub fn parse_with_overrides(
-        text: &str,
-        file: &Path,
-        overrides: &[Override],
-    ) -> Result<ExperimentConfig> {
-        let bad = |e: toml::de::Error| {
-            // The 1-based line of the error's first byte.
-            let line = e.span().map_or(1, |s| {
-                1 + text.as_bytes()[..s.start.min(text.len())]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-            });
-            TrainError::ConfigFile {
-                file: file.to_path_buf(),
-                line,
-                reason: e.message().to_string(),
-            }
-        };
-        // Parsed once as written, for the line numbers of bad keys and values.
-        toml::from_str::<ExperimentConfig>(text).map_err(bad)?;
-        let mut user: toml::Table = toml::from_str(text).map_err(bad)?;
-        for o in overrides {
-            o.apply(&mut user)?;
-            // One at a time, so that an error names the override that caused it.
-            if let Err(e) = user.clone().try_into::<ExperimentConfig>() {
-                let reason = e.message().to_string();
-                let nearest = if reason.starts_with("unknown field") {
-                    format!(
-                        "; no such key (nearest: {})",
-                        crate::overrides::nearest_keys(&o.key, &Self::known_keys(), 3).join(", ")
-                    )
-                } else {
-                    String::new()
-                };
-                return Err(o.error(&format!("{reason}{nearest}")));
-            }
-        }
-        let written: ExperimentConfig = user
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| bad(e))?;
-        let cfg = if written.recipe == Recipe::Paper {
-            written
-        } else {
-            let mut merged = written.recipe.base().to_toml_table()?;
-            overlay(&mut merged, user);
-            merged
-                .try_into()
-                .map_err(|e: toml::de::Error| TrainError::ConfigFile {
-                    file: file.to_path_buf(),
-                    line: 1,
-                    reason: e.message().to_string(),
-                })?
-        };
-        cfg.check().map_err(|reason| match overrides {
-            [] => TrainError::ConfigFile {
-                file: file.to_path_buf(),
-                line: 1,
-                reason,
-            },
-            _ => TrainError::Override {
-                set: overrides
-                    .iter()
-                    .map(Override::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                reason: format!("{reason} (in {} with these overrides)", file.display()),
-            },
-        })?;
-        Ok(cfg)
-    }
-
-    /// Every dotted key an experiment TOML may set (`name`, `model.branches`, `train.seed`, …),
-    /// for "did you mean" lists. Read from the deserialiser itself, so it cannot fall behind the
-    /// structs: a probe key in each table is refused with the list of the table's fields.
-    pub fn known_keys() -> Vec<String> {
-        let fields = |probe: &str| -> Vec<String> {
-            let msg = toml::from_str::<ExperimentConfig>(probe)
-                .err()
-                .map(|e| e.message().to_string())
-                .unwrap_or_default();
-            let list = msg.split("expected one of").nth(1).unwrap_or("");
-            list.split('`')
-                .skip(1)
-                .step_by(2)
-                .map(str::to_string)
-                .collect()
-        };
-        let mut keys = Vec::new();
-        for top in fields("probe_key__ = 0") {
-            match top.as_str() {
-                "model" | "train" => keys.extend(
-                    fields(&format!("[{top}]\nprobe_key__ = 0"))
-                        .into_iter()
-                        .map(|k| format!("{top}.{k}")),
-                ),
-                _ => keys.push(top),
-            }
-        }
-        keys
-    }
-
-    /// Range checks serde cannot do.
-    pub fn check(&self) -> std::result::Result<(), String> {
-        let t = &self.train;
-        let m = &self.model;
-        if self.cache.is_empty() {
-            return Err("`cache` is required (a cache directory or a cache name)".into());
-        }
-        if t.epochs == 0 || t.batch == 0 {
-            return Err("train.epochs and train.batch must be positive".into());
-        }
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if !positive(t.lr) || !(0.0..=1.0).contains(&m.fusion_weight) || t.mixup_alpha < 0.0 {
-            return Err("need lr > 0, 0 ≤ fusion_weight ≤ 1, mixup_alpha ≥ 0".into());
-        }
-        if m.head_channels.is_some_and(|(a, b)| a < 1 || b < 1) {
-            return Err("need head_channels ≥ 1".into());
-        }
-        if !positive(m.width) || !positive(m.part_scale) || m.lstm_side < 1 || m.lstm_layers < 1 {
-            return Err("need width > 0, part_scale > 0, lstm_side ≥ 1, lstm_layers ≥ 1".into());
-        }
-        if !(0.0..0.9).contains(&t.validation_share) || t.eval_every == 0 {
-            return Err("need 0 ≤ validation_share < 0.9 and eval_every ≥ 1".into());
-        }
-        if !(0.0..1.0).contains(&t.label_smoothing) || !(0.0..1.0).contains(&t.momentum) {
-            return Err("need 0 ≤ label_smoothing < 1 and 0 ≤ momentum < 1".into());
-        }
-        if !(t.grad_clip >= 0.0 && t.warmup_epochs >= 0.0 && t.weight_decay >= 0.0) {
-            return Err("need grad_clip ≥ 0, warmup_epochs ≥ 0, weight_decay ≥ 0".into());
-        }
-        if !(0.0..=180.0).contains(&t.rotate) || !(0.0..1.0).contains(&t.scale) {
-            return Err("need 0 ≤ rotate ≤ 180 (degrees) and 0 ≤ scale < 1".into());
-        }
-        if !(t.trunk_lr_factor.is_finite() && t.trunk_lr_factor >= 0.0) {
-            return Err("need trunk_lr_factor ≥ 0".into());
-        }
-        if t.freeze_trunk_epochs >= t.epochs {
-            return Err(format!(
-                "freeze_trunk_epochs ({}) must be below epochs ({}): the trunk would never train",
-                t.freeze_trunk_epochs, t.epochs
-            ));
-        }
-        if m.init_from.is_some() && m.pretrained.is_some() {
-            return Err(
-                "model.init_from and model.pretrained are both set: a run starts from one".into(),
-            );
-        }
-        if m.init_from.as_deref().is_some_and(|s| s.trim().is_empty()) {
-            return Err("model.init_from is empty: a run directory (#fold) or an export".into());
-        }
-        Ok(())
-    }
-
-    /// The resolved configuration as TOML (written into every run directory and compared on
-    /// resume).
-    ///
-    /// Errors: [`TrainError::Serialize`] for a value TOML cannot hold, never an empty text (two
-    /// different configurations must not compare equal).
-    pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self)
-            .map_err(|e| TrainError::serialize("experiment configuration", e))
-    }
-
-    /// The configuration as a TOML table (every key, the recipe's defaults filled in).
-    fn to_toml_table(&self) -> Result<toml::Table> {
-        toml::Table::try_from(self)
-            .map_err(|e| TrainError::serialize("experiment configuration", e))
-    }
-
-    /// The training recipe as resolved, for `run.json`: every option that shapes optimisation
-    /// (the fine-tuning keys only when set).
-    pub fn recipe_summary(&self) -> serde_json::Value {
-        let t = &self.train;
-        let mut v = serde_json::json!({
-            "recipe": self.recipe,
-            "model_kind": self.model.kind,
-            "optimizer": t.optimizer,
-            "lr": t.lr,
-            "momentum": t.momentum,
-            "schedule": t.schedule,
-            "warmup_epochs": t.warmup_epochs,
-            "lr_step_epoch": t.lr_step_epoch,
-            "lr_gamma": t.lr_gamma,
-            "weight_decay": t.weight_decay,
-            "label_smoothing": t.label_smoothing,
-            "class_balance": t.class_balance,
-            "grad_clip": t.grad_clip,
-            "mixup_alpha": t.mixup_alpha,
-            "augment": {"shift": t.shift, "scale": t.scale, "rotate_degrees": t.rotate, "flip": t.flip},
-            "tta_flip": t.tta_flip,
-            "epochs": t.epochs,
-            "batch": t.batch,
-        });
-        if self.model.init_from.is_some() || t.trunk_lr_factor != 1.0 || t.freeze_trunk_epochs > 0 {
-            v["init_from"] = serde_json::json!(self.model.init_from);
-            v["trunk_lr_factor"] = serde_json::json!(t.trunk_lr_factor);
-            v["freeze_trunk_epochs"] = serde_json::json!(t.freeze_trunk_epochs);
-        }
-        v
-    }
-
-    /// The cache directory `cache` names: a cache directory, a cache name under `cache_dir`, or
-    /// `name@keyprefix` (rules in [`shard::resolve_cache`]).
-    ///
-    /// Errors: [`TrainError::Cache`] with [`shard::ShardError::CacheRef`] when nothing matches,
-    /// or when a bare name matches caches built from different sources (listed).
-    pub fn resolve_cache(&self) -> Result<PathBuf> {
-        Ok(shard::resolve_cache(&self.cache_dir, &self.cache)?)
     }
 }

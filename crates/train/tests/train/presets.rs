@@ -1,4 +1,4 @@
-//! The training recipe's options: how a recipe and the file combine, the geometry of the rotation,
+//! The training options and presets: how a preset and the file combine, the geometry of the rotation,
 //! the label loss's known answers, the optimisers against `torch.optim`, and a run that uses every
 //! option at once (the CNN baseline, SGD, cosine with warmup, label smoothing, class balance,
 //! clipping, rotation, flip averaging): recorded in run.json, resumable to the same metrics.
@@ -6,7 +6,7 @@
 use crate::common::*;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
-use train::config::{ClassBalance, ModelKind, OptimizerKind, Recipe, Schedule, TrainSection};
+use train::config::{ClassBalance, ModelKind, OptimizerKind, Preset, Schedule, TrainSection};
 use train::loader::{warp, Augment};
 use train::trainer::{mgln_loss, run_experiment, LabelLoss};
 use train::{ExperimentConfig, TrainError};
@@ -15,13 +15,16 @@ fn parse(text: &str) -> train::Result<ExperimentConfig> {
     ExperimentConfig::parse(text, Path::new("t.toml"))
 }
 
-/// `recipe = "tuned"` supplies every key the file leaves out, every key the file sets wins, the
+/// `preset = "tuned"` supplies every key the file leaves out, every key the file sets wins, the
 /// resolved configuration (config.toml) reads back to itself, and a typo is still an error with
-/// its line. Without `recipe` the defaults are the paper's, as before the key existed.
+/// its line. Without `preset` the defaults are the paper's, as before the key existed; files
+/// that say `recipe`, its name before, read the same.
 #[test]
-fn tuned_recipe_fills_what_the_file_leaves_out_and_the_file_wins() {
-    let cfg = parse("recipe = \"tuned\"\ncache = \"x\"\n[train]\nlr = 5e-4\n").unwrap();
-    let mut want = Recipe::Tuned.base();
+fn tuned_preset_fills_what_the_file_leaves_out_and_the_file_wins() {
+    let cfg = parse("preset = \"tuned\"\ncache = \"x\"\n[train]\nlr = 5e-4\n").unwrap();
+    let old_name = parse("recipe = \"tuned\"\ncache = \"x\"\n[train]\nlr = 5e-4\n").unwrap();
+    assert_eq!(old_name, cfg);
+    let mut want = Preset::Tuned.base();
     want.cache = "x".into();
     want.train.lr = 5e-4;
     assert_eq!(cfg, want);
@@ -42,14 +45,14 @@ fn tuned_recipe_fills_what_the_file_leaves_out_and_the_file_wins() {
     assert_eq!(paper.train.schedule, Schedule::Step);
     assert_eq!(paper.model.kind, ModelKind::Mgln);
 
-    match parse("recipe = \"tuned\"\ncache = \"x\"\n[train]\nlearning_rate = 1\n") {
+    match parse("preset = \"tuned\"\ncache = \"x\"\n[train]\nlearning_rate = 1\n") {
         Err(TrainError::ConfigFile { line, reason, .. }) => {
             assert_eq!(line, 4, "{reason}");
             assert!(reason.contains("learning_rate"), "{reason}");
         }
         other => panic!("a typo was accepted: {other:?}"),
     }
-    assert!(parse("recipe = \"fancy\"\ncache = \"x\"\n").is_err());
+    assert!(parse("preset = \"fancy\"\ncache = \"x\"\n").is_err());
     assert!(parse("cache = \"x\"\n[train]\nlabel_smoothing = 1.0\n").is_err());
 }
 
@@ -212,15 +215,15 @@ print(json.dumps(w.detach().tolist()))
     }
 }
 
-/// A run with every recipe option at once — the CNN baseline, Nesterov SGD, warmup then cosine,
+/// A run with every training option at once — the CNN baseline, Nesterov SGD, warmup then cosine,
 /// label smoothing, class-balanced loss, gradient clipping, rotation, flip averaging — trains,
-/// records its recipe in run.json and its per-step learning rate in the metrics, scores through
+/// records its settings in run.json and its per-step learning rate in the metrics, scores through
 /// the same path as MGLN, and an interrupted run resumes to exactly the uninterrupted metrics
 /// (the SGD momentum buffers are in the checkpoint). In a process of its own: the CNN's dropout
 /// draws from libtorch's process-global generator, which parallel tests reseed.
 #[test]
-fn every_recipe_option_trains_is_recorded_and_resumes_exactly() {
-    if !in_own_process("recipe::every_recipe_option_trains_is_recorded_and_resumes_exactly") {
+fn every_training_option_trains_is_recorded_and_resumes_exactly() {
+    if !in_own_process("presets::every_training_option_trains_is_recorded_and_resumes_exactly") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -242,7 +245,7 @@ fn every_recipe_option_trains_is_recorded_and_resumes_exactly() {
     let a = run_experiment(&cfg, opts("a")).unwrap();
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(a.dir.join("run.json")).unwrap()).unwrap();
-    let r = &run["training_recipe"];
+    let r = &run["training"];
     assert_eq!(r["model_kind"], "cnn");
     assert_eq!(r["optimizer"], "sgd");
     assert_eq!(r["schedule"], "cosine");
