@@ -272,7 +272,7 @@ pub fn decode_source(
     match src {
         FrameSource::CsvRow {
             file, offset, len, ..
-        } => crate::datasets::fer2013::read_csv_pixels(file, *offset, *len)
+        } => crate::datasets::pixels::read_csv_pixels(file, *offset, *len)
             .map_err(|e| ("decode", reason::DECODE_ERROR, e)),
         FrameSource::File { path, .. } => {
             let bytes = std::fs::read(root.join(path))

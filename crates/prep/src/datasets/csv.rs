@@ -169,3 +169,28 @@ pub(crate) fn column(
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_splitting() {
+        assert_eq!(split_csv_line("a,b,c").unwrap(), ["a", "b", "c"]);
+        // Without quotes the fields are borrowed, with them split; either way the same fields.
+        for line in ["a,b,,c", "\"a,b\",c", ",", "x"] {
+            let fields: Vec<String> = csv_fields(line)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.into_owned())
+                .collect();
+            assert_eq!(fields, split_csv_line(line).unwrap(), "{line}");
+        }
+        assert!(csv_fields("a\"b").is_err());
+        assert_eq!(split_csv_line("\"a,b\",c").unwrap(), ["a,b", "c"]);
+        assert_eq!(split_csv_line("\"a\"\"b\",").unwrap(), ["a\"b", ""]);
+        assert!(split_csv_line("\"abc").is_err());
+        assert!(split_csv_line("\"a\"b,c").is_err());
+        assert!(split_csv_line("a\"b").is_err());
+    }
+}
