@@ -57,7 +57,7 @@ pub use manifest::{Counts, Manifest, ShardEntry, MANIFEST_FILE};
 pub use meta::{flags, FrameInfo, MetaExt, PlaneInfo, SampleMeta, Split};
 pub use reader::{Record, ShardReader};
 pub use record::EncodedRecord;
-pub use rng::KeyedRng;
+pub use rng::{name_key, KeyedRng};
 pub use tables::{FailureRow, LandmarkRow, SampleRow};
 pub use writer::{CacheWriter, CacheWriterOptions, ShardWriter};
 

@@ -14,6 +14,14 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A stable 64-bit key of a name (FNV-1a), so that a [`KeyedRng`] stream can be keyed by a
+/// variable's or a fold's name.
+pub fn name_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A SplitMix64 stream seeded from a tuple of integers (e.g. seed, fold, epoch, step, purpose).
 #[derive(Debug, Clone)]
 pub struct KeyedRng {

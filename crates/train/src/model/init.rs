@@ -19,7 +19,7 @@ pub fn initialise(vs: &nn::VarStore, cfg: &ModelConfig, scheme: InitScheme, seed
     tch::no_grad(|| {
         for (name, mut t) in vs.variables() {
             let leaf = name.rsplit('.').next().unwrap_or("");
-            let mut rng = shard::KeyedRng::new(&[seed, 0x1_0417, name_key(&name)]);
+            let mut rng = shard::KeyedRng::new(&[seed, 0x1_0417, shard::name_key(&name)]);
             let n = t.numel();
             let values: Option<Vec<f32>> = if name.contains(".offsets.") {
                 // Offset convs start near zero, sampling on the grid: the per-channel offsets
@@ -58,11 +58,4 @@ pub fn initialise(vs: &nn::VarStore, cfg: &ModelConfig, scheme: InitScheme, seed
             }
         }
     });
-}
-
-/// A stable 64-bit key of a variable name (FNV-1a), so that each tensor has its own stream.
-fn name_key(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
