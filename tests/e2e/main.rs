@@ -271,7 +271,7 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
     )
     .unwrap();
     assert_eq!(out.folds.len(), 2);
-    let metrics = train::report::read_metrics(&out.dir).unwrap();
+    let metrics = train::outputs::read_metrics(&out.dir).unwrap();
     for fold in ["fold0", "fold5"] {
         let h: Vec<_> = metrics.iter().filter(|r| r.fold == fold).collect();
         assert_eq!(
@@ -441,7 +441,7 @@ fn learns_to_memorise_sixteen_training_samples() {
             train_class_counts: Vec::new(),
         };
         let result = runner.run_fold(&plan).unwrap();
-        let history = train::report::read_metrics(&dir).unwrap();
+        let history = train::outputs::read_metrics(&dir).unwrap();
         let last = history.last().expect("every epoch recorded");
         let chance = 2.0 * (7f64).ln();
         println!(

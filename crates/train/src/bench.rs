@@ -2,10 +2,10 @@
 //! ceiling) and streaming from a cache, per precision and batch size, device synchronised before
 //! every clock read.
 
-use crate::config::{Branches, Deform, Precision};
+use crate::config::{Precision, TrainSection};
 use crate::loader::{self, DeviceTransform, Layout};
 use crate::model::{ModelConfig, ModelInput, Network};
-use crate::optim::Adam;
+use crate::optim::Optimizer;
 use crate::trainer::{mgln_loss, Mixup};
 use crate::Result;
 use tch::{nn, Device, Kind, Tensor};
@@ -44,29 +44,30 @@ fn sync(device: Device) {
     }
 }
 
-/// The paper's model configuration for `classes` (width 1, 128² faces, 3 frames).
+/// The paper's network for `classes` at channel multiplier `width`: the `[model]` defaults (the
+/// paper preset) on the paper's planes — a 128² face, parts of 48×128, 64×32 and 32×64, and 3
+/// frames.
 pub fn paper_config(classes: i64, width: f64) -> ModelConfig {
-    ModelConfig {
-        kind: crate::config::ModelKind::Mgln,
-        classes,
-        frames: 3,
-        branches: Branches::Both,
-        deform: Deform::Channel,
+    let m = crate::config::ModelSection {
         width,
-        face: (128, 128),
-        parts: [(48, 128), (64, 32), (32, 64)],
-        lstm_side: 16,
-        lstm_layers: 3,
-        head_relu: true,
-        ssm_batchnorm: false,
-        head_batchnorm: false,
-        head_channels: None,
-    }
+        ..crate::config::ModelSection::default()
+    };
+    ModelConfig::for_experiment(
+        &m,
+        (128, 128),
+        [(48, 128), (64, 32), (32, 64)],
+        3,
+        classes as usize,
+    )
 }
 
-/// Times `steps` training steps after `warm` warm-up steps; the inputs come from `next`.
+/// Times `steps` training steps after `warm` warm-up steps; the inputs come from `next`. The
+/// step is the trainer's: the optimiser `train` sets (kind, lr, weight decay, fused Adam) and its
+/// gradient clipping.
+#[allow(clippy::too_many_arguments)]
 pub fn time_steps(
     mc: &ModelConfig,
+    train: &TrainSection,
     device: Device,
     precision: Precision,
     batch: i64,
@@ -81,7 +82,7 @@ pub fn time_steps(
     if device.is_cuda() {
         crate::model::to_channels_last(&vs);
     }
-    let mut opt = Adam::new(&vs, 1e-4, 0.0);
+    let mut opt = Optimizer::new(&vs, train);
     crate::torch_ext::set_tf32(precision.allows_tf32())?;
     let amp = precision == Precision::Bf16 && device.is_cuda();
     let mut times = Vec::with_capacity(steps);
@@ -107,6 +108,9 @@ pub fn time_steps(
         .total;
         opt.zero_grad();
         loss.backward();
+        if train.grad_clip > 0.0 {
+            opt.clip_grad_norm(train.grad_clip);
+        }
         opt.step()?;
         sync(device);
         if s >= warm {

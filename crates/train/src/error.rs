@@ -69,9 +69,9 @@ pub enum TrainError {
         /// What is wrong, in words.
         reason: String,
     },
-    /// libtorch reported an error.
+    /// libtorch reported an error (a tensor file's I/O failure becomes [`TrainError::Io`]).
     #[error(transparent)]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     /// A call into the project's libtorch shim (`shim/torch_ext.cpp`) threw.
     #[error("libtorch {op}: {reason}")]
     Libtorch {
@@ -96,7 +96,18 @@ pub enum TrainError {
         /// What is wrong, in words.
         reason: String,
     },
-    /// A checkpoint or run directory that cannot be resumed.
+    /// A file a run writes for later readers (config.toml, run.json, summary.json, result.json,
+    /// metrics.jsonl, predictions.parquet, sweep.json, a fold's weights) that is missing where it
+    /// must be, or does not read back as what it should hold.
+    #[error("{path}: {reason}")]
+    RunFile {
+        /// The file, or the run or fold directory that lacks it.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// A checkpoint (checkpoint.json, checkpoint.safetensors, optimiser state) that cannot be
+    /// resumed.
     #[error("{path}: {reason}")]
     Checkpoint {
         /// The file or directory the operation was on.
@@ -185,6 +196,24 @@ impl TrainError {
         TrainError::Io {
             path: path.to_path_buf(),
             cause,
+        }
+    }
+}
+
+impl From<tch::TchError> for TrainError {
+    /// A tensor file that cannot be read or written is an I/O error on its path, printed with the
+    /// operating system's words ("No space left on device (os error 28)"), not tch's debug dump
+    /// of the error value.
+    fn from(e: tch::TchError) -> Self {
+        match e {
+            tch::TchError::SafeTensorError {
+                path,
+                err: safetensors::SafeTensorError::IoError(cause),
+            } => TrainError::Io {
+                path: PathBuf::from(path),
+                cause,
+            },
+            other => TrainError::Torch(other),
         }
     }
 }

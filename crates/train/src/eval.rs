@@ -6,9 +6,9 @@
 
 use crate::classes::ClassMatch;
 use crate::loader::{self, SampleInfo};
-use crate::report::{Confusion, Metrics};
+use crate::outputs::{Confusion, Metrics, ScoredSample};
 use crate::trained::{Preprocessing, TrainedModel};
-use crate::trainer::{Runner, ScoredSample};
+use crate::trainer::Runner;
 use crate::{ExperimentConfig, Result, TrainError};
 use serde::Serialize;
 use shard::{Cache, Split};
@@ -402,7 +402,7 @@ pub fn write_outputs(dir: &Path, report: &EvalReport, infos: &[SampleInfo]) -> R
             "predictions-{}.parquet",
             m.fold.as_deref().unwrap_or("model")
         );
-        crate::report::write_predictions(&dir.join(file), &report.classes, &m.predictions, infos)?;
+        crate::outputs::write_predictions(&dir.join(file), &report.classes, &m.predictions, infos)?;
     }
     Ok(())
 }
@@ -441,7 +441,7 @@ pub fn markdown(r: &EvalReport) -> String {
         ));
     }
     if r.models.len() > 1 {
-        let (mean, std) = crate::report::mean_std(
+        let (mean, std) = crate::outputs::mean_std(
             &r.models
                 .iter()
                 .map(|m| m.metrics.accuracy)

@@ -11,10 +11,9 @@ use tch::nn;
 /// The format tag of `model.json`.
 pub const MODEL_FORMAT: &str = "fer-mgln-model/1";
 
-/// ImageNet normalisation the loader applies after scaling crops to [0, 1].
-pub const NORMALISATION_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
-/// See [`NORMALISATION_MEAN`].
-pub const NORMALISATION_STD: [f64; 3] = [0.229, 0.224, 0.225];
+/// The input normalisation `model.json` records: the loader's own constants, so that the two
+/// cannot drift apart.
+pub use crate::loader::{NORMALISATION_MEAN, NORMALISATION_STD};
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -51,7 +50,7 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
     };
-    let (run_json, cache_dir) = crate::trainer::read_run_json(run)?;
+    let (run_json, cache_dir) = crate::outputs::read_run_json(run)?;
     let cache = shard::Cache::open(&cache_dir)?;
     let manifest = cache.manifest().clone();
     let recipe = crate::recipe::from_manifest_extra(&manifest.extra, &manifest.name)?;
@@ -62,20 +61,9 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
         tch::Device::Cpu,
     )?;
     let mc = runner.model_config();
-    let mut folds: Vec<String> = std::fs::read_dir(run)
-        .map_err(|e| TrainError::io(run, e))?
-        .flatten()
-        .filter(|e| crate::trainer::fold_weights(&e.path()).is_some())
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("fold-")
-                .map(String::from)
-        })
-        .collect();
-    folds.sort();
+    let mut folds = crate::outputs::trained_folds(run)?;
     if let Some(want) = &opts.fold {
-        let name = crate::trainer::fold_name(want);
+        let name = crate::outputs::fold_name(want);
         if !folds.contains(&name) {
             return Err(TrainError::Config(format!(
                 "run {} has no trained fold {want:?} (trained: {})",
@@ -86,7 +74,7 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
         folds = vec![name];
     }
     if folds.is_empty() {
-        return Err(TrainError::Checkpoint {
+        return Err(TrainError::RunFile {
             path: run.to_path_buf(),
             reason: "no fold-*/checkpoint.safetensors: has the run trained?".into(),
         });
@@ -113,7 +101,7 @@ pub fn export(run: &Path, opts: &ExportOptions) -> Result<Vec<ExportedModel>> {
         // Built and loaded first: every variable of the network must come from the checkpoint.
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let _net = crate::model::Network::new(&vs.root(), &mc)?;
-        let source = crate::trainer::load_fold_weights(&vs, &fold_dir)?;
+        let source = crate::outputs::load_fold_weights(&vs, &fold_dir)?;
         let mut named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let weights = dir.join("weights.safetensors");

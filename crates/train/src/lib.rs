@@ -7,8 +7,13 @@
 //! * [`loader`] — records into batches of tensors (streamed, seeded order and augmentation).
 //! * [`model`] — MGLN (SSM, GFM, PBM), the plain CNN, their initialisation and weight loading;
 //!   [`optim`] — Adam, AdamW and SGD, the schedules, clipping.
-//! * [`trainer`] — fold plans, the epoch loop, checkpoints, resumption, the run directory.
-//! * [`report`] — metrics, summaries, figures, TensorBoard and `train report`'s comparisons.
+//! * [`config`] — the experiment schema, presets, overrides and checks; [`sweep`] — ablation
+//!   grids over one cache.
+//! * [`trainer`] — fold plans, the epoch loop, checkpoints, resumption, the run directory; it
+//!   writes through [`outputs`] (metrics.jsonl, results, [`outputs::Confusion`], predictions,
+//!   figures, TensorBoard, the reported weights), the layer below it.
+//! * [`report`] — above the trainer: reads finished run folders back (`train report`'s
+//!   comparisons, the ablation table, paired tests, Markdown/CSV/HTML). Only the CLI calls it.
 //! * [`predict`] and [`recipe`] — new inputs through the cache's own preprocessing.
 //! * [`trained`], [`transfer`], [`classes`] — a trained run or export as a starting point
 //!   (`model.init_from`) or scored on another cache (`train eval`), classes matched by name.
@@ -25,6 +30,7 @@ pub mod export;
 pub mod loader;
 pub mod model;
 pub mod optim;
+pub mod outputs;
 pub mod predict;
 pub mod recipe;
 pub mod report;

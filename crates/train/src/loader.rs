@@ -340,9 +340,11 @@ pub fn draw_augments(
         .collect()
 }
 
-/// ImageNet statistics (the SSM's pretraining).
-const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
-const STD: [f64; 3] = [0.229, 0.224, 0.225];
+/// The per-channel mean the loader subtracts from crops scaled to [0, 1]: ImageNet's (the SSM's
+/// pretraining). `model.json` of an export records this same constant.
+pub const NORMALISATION_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// The per-channel standard deviation the loader divides by; see [`NORMALISATION_MEAN`].
+pub const NORMALISATION_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 /// How host batches become network inputs on the device.
 #[derive(Debug, Clone)]
@@ -415,7 +417,7 @@ pub fn warp(x: &Tensor, aug: Option<&[Augment]>, repeat: i64, out: (i64, i64)) -
 
 fn normalise(x: &Tensor, channels_last: bool) -> Tensor {
     // Grey to 3 channels with per-channel scalars: nothing to upload per batch.
-    let channels: Vec<Tensor> = (0..3).map(|c| (x - MEAN[c]) / STD[c]).collect();
+    let channels: Vec<Tensor> = (0..3).map(|c| (x - NORMALISATION_MEAN[c]) / NORMALISATION_STD[c]).collect();
     let y = Tensor::cat(&channels, 1);
     if channels_last {
         crate::model::channels_last(&y)

@@ -168,7 +168,7 @@ impl InputPreprocessor {
 
 impl Predictor {
     /// Loads every fold model of `run` (the weights of each fold's reported epoch,
-    /// [`crate::trainer::fold_weights`]) and the
+    /// [`crate::outputs::fold_weights`]) and the
     /// preprocessing of its cache ([`InputPreprocessor::for_cache`]; `shape_predictor` is the dlib
     /// model file on this machine).
     ///
@@ -189,7 +189,7 @@ impl Predictor {
         folds: Option<&[String]>,
     ) -> Result<Predictor> {
         let cfg = crate::ExperimentConfig::load(&run.join("config.toml"))?;
-        let (_, cache_dir) = crate::trainer::read_run_json(run)?;
+        let (_, cache_dir) = crate::outputs::read_run_json(run)?;
         let cache = shard::Cache::open(&cache_dir)?;
         let inputs = InputPreprocessor::for_cache(&cache, shape_predictor)?;
         let runner = crate::trainer::Runner::new(
@@ -210,13 +210,13 @@ impl Predictor {
             .map_err(|e| TrainError::io(run, e))?
             .flatten()
             .map(|e| e.path())
-            .filter(|p| crate::trainer::fold_weights(p).is_some())
+            .filter(|p| crate::outputs::fold_weights(p).is_some())
             .collect();
         fold_dirs.sort();
         if let Some(want) = folds {
             let names: Vec<String> = want
                 .iter()
-                .map(|f| format!("fold-{}", crate::trainer::fold_name(f)))
+                .map(|f| format!("fold-{}", crate::outputs::fold_name(f)))
                 .collect();
             let have: Vec<String> = fold_dirs
                 .iter()
@@ -235,7 +235,7 @@ impl Predictor {
             });
         }
         if fold_dirs.is_empty() {
-            return Err(TrainError::Checkpoint {
+            return Err(TrainError::RunFile {
                 path: run.to_path_buf(),
                 reason: "no fold-*/checkpoint.safetensors: has the run trained?".into(),
             });
@@ -244,7 +244,7 @@ impl Predictor {
         for d in fold_dirs {
             let vs = nn::VarStore::new(device);
             let m = Network::new(&vs.root(), &mc)?;
-            crate::trainer::load_fold_weights(&vs, &d)?;
+            crate::outputs::load_fold_weights(&vs, &d)?;
             let fold = d
                 .file_name()
                 .map(|n| n.to_string_lossy().trim_start_matches("fold-").to_string())

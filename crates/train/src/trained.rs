@@ -207,7 +207,7 @@ impl TrainedModel {
         let trained = trained_folds(&dir);
         let fold = match fold {
             Some(f) => {
-                let name = crate::trainer::fold_name(f);
+                let name = crate::outputs::fold_name(f);
                 if !trained.contains(&name) {
                     return Err(bad(format!(
                         "no trained fold {name} (trained: {})",
@@ -238,11 +238,12 @@ impl TrainedModel {
             reason,
         };
         let cfg = crate::ExperimentConfig::load(&run.join("config.toml"))?;
-        let (run_json, cache_dir) = crate::trainer::read_run_json(run)?;
+        let (run_json, cache_dir) = crate::outputs::read_run_json(run)?;
         let fold_dir = run.join(format!("fold-{fold}"));
-        let result: Option<crate::report::FoldResult> = std::fs::read(fold_dir.join("result.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let result: Option<crate::outputs::FoldResult> =
+            std::fs::read(fold_dir.join("result.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
         let Some(result) = result else {
             return Err(bad(format!(
                 "fold {fold} did not finish (no result.json): its weights stopped mid-schedule; \
@@ -250,7 +251,7 @@ impl TrainedModel {
                 run.display()
             )));
         };
-        let w = crate::trainer::fold_weights(&fold_dir)
+        let w = crate::outputs::fold_weights(&fold_dir)
             .ok_or_else(|| bad(format!("fold {fold} has no weights")))?;
         let layout = &run_json["layout"];
         let face_plane =
@@ -399,22 +400,10 @@ impl TrainedModel {
     }
 }
 
-/// The folds of `run` with weights ([`crate::trainer::fold_weights`]), by name, sorted.
+/// The folds of a run that have weights (`fold-*/model.safetensors` or a checkpoint), in name
+/// order; none when the directory cannot be read.
 pub fn trained_folds(run: &Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(run)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| crate::trainer::fold_weights(&e.path()).is_some())
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("fold-")
-                .map(String::from)
-        })
-        .collect();
-    out.sort();
-    out
+    crate::outputs::trained_folds(run).unwrap_or_default()
 }
 
 /// The crop settings a cache recorded (`extra.recipe.crops`), if the cache opens.

@@ -110,7 +110,7 @@ fn open_models(a: &EvalArgs) -> Result<Vec<TrainedModel>> {
     }
     let trained = train::trained::trained_folds(&dir);
     let folds: Vec<String> = match &a.fold {
-        Some(f) => f.iter().map(|f| train::trainer::fold_name(f)).collect(),
+        Some(f) => f.iter().map(|f| train::outputs::fold_name(f)).collect(),
         None => trained.clone(),
     };
     if folds.is_empty() {

@@ -5,7 +5,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use train::report::EpochRecord;
+use train::outputs::EpochRecord;
 use train::trainer::{RunOptions, TrainProgress};
 
 #[derive(Args, Debug)]

@@ -80,13 +80,15 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let report = train::sweep::run_all(&sweep, &plan, &opts).map_err(|e| match e {
+    train::sweep::run_all(&sweep, &plan, &opts).map_err(|e| match e {
         e @ train::TrainError::Stopped { .. } => anyhow::anyhow!(
             "{e}\nthe sweep continues where it stopped with the same command: train sweep --config {}",
             a.config.display()
         ),
         e => anyhow::anyhow!(e).context(format!("sweep {}", plan.name)),
     })?;
+    let report = train::report::ablation(&sweep.dir())
+        .with_context(|| format!("the ablation table of {}", sweep.dir().display()))?;
     let md = report.markdown();
     println!("\n{md}");
     let dir = sweep.dir();

@@ -4,10 +4,10 @@
 //! (seed, fold) pairs both finished: the mean difference, the sign-flip permutation test, and
 //! McNemar's exact test over the shared test samples.
 
-use super::compare::{read_run, sign_flip_p, RunRecord};
-use super::markdown::{p_value, pct};
-use super::metrics::{McNemar, Metrics};
-use super::run::{mean_std, pooled_confusion, Confusion, FoldResult, POOLED_BOOTSTRAP_KEY};
+use super::rows::{FigureRow, PairedFigures, FIGURE_HEADERS, PAIRED_HEADERS};
+use super::runs::{read_run, RunRecord};
+use super::stats::{sign_flip_p, McNemar};
+use crate::outputs::{mean_std, FoldResult};
 use crate::sweep::{read_plan, SweepPlan};
 use crate::{Result, TrainError};
 use polars::prelude::{Column, DataFrame};
@@ -26,32 +26,12 @@ pub struct SettingRow {
     pub cells_finished: usize,
     /// See `cells_finished`.
     pub cells: usize,
-    /// Finished (seed, fold) results.
-    pub results: usize,
-    /// Accuracy: mean and sample std over the finished (seed, fold) results.
-    pub accuracy: (f64, f64),
-    /// Balanced accuracy (mean class accuracy): mean and std over the same.
-    pub balanced_accuracy: (f64, f64),
-    /// Macro-F1: mean and std over the same.
-    pub macro_f1: (f64, f64),
-    /// Every finished fold's test samples of every seed pooled, with bootstrap intervals.
-    pub pooled: Metrics,
-    /// Against the baseline (`None` for the baseline itself).
-    pub paired: Option<SettingPair>,
-}
-
-/// A setting against the baseline over the (seed, fold) pairs both finished.
-#[derive(Debug, Clone, Serialize)]
-pub struct SettingPair {
-    /// Shared (seed, fold) pairs.
-    pub pairs: usize,
-    /// Mean accuracy difference (this − baseline).
-    pub mean_difference: f64,
-    /// Two-sided sign-flip permutation p of the mean difference.
-    pub p_permutation: f64,
-    /// McNemar's exact test over the shared test samples of every shared pair (`None` when a
-    /// fold lacks `predictions.parquet`).
-    pub mcnemar: Option<McNemar>,
+    /// Accuracy, balanced accuracy and macro-F1 over every finished (seed, fold), and their
+    /// test samples pooled: the figures a run's row shows.
+    pub figures: FigureRow,
+    /// Against the baseline over the (seed, fold) pairs both finished (`None` for the baseline
+    /// itself).
+    pub paired: Option<PairedFigures>,
 }
 
 /// A sweep's ablation table.
@@ -116,19 +96,6 @@ pub fn ablation(dir: &Path) -> Result<AblationReport> {
             .collect();
         let res = results_of(setting);
         let folds: Vec<&FoldResult> = res.values().map(|(_, r)| *r).collect();
-        let of = |f: fn(&Confusion) -> f64| {
-            mean_std(
-                &folds
-                    .iter()
-                    .filter(|r| !r.confusion.is_empty())
-                    .map(|r| {
-                        f(&Confusion {
-                            counts: r.confusion.clone(),
-                        })
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        };
         let finished = |c: &&&crate::sweep::SweepCell| {
             runs.get(setting)
                 .and_then(|m| m.get(&c.seed))
@@ -158,7 +125,7 @@ pub fn ablation(dir: &Path) -> Result<AblationReport> {
                     _ => have_predictions = false,
                 }
             }
-            SettingPair {
+            PairedFigures {
                 pairs: d.len(),
                 mean_difference: mean_std(&d).0,
                 p_permutation: sign_flip_p(&d),
@@ -179,11 +146,7 @@ pub fn ablation(dir: &Path) -> Result<AblationReport> {
                 .unwrap_or_default(),
             cells_finished: cells.iter().filter(finished).count(),
             cells: cells.len(),
-            results: folds.len(),
-            accuracy: mean_std(&folds.iter().map(|r| r.accuracy).collect::<Vec<_>>()),
-            balanced_accuracy: of(Confusion::balanced_accuracy),
-            macro_f1: of(Confusion::macro_f1),
-            pooled: pooled_confusion(n_classes, &folds).metrics(&[POOLED_BOOTSTRAP_KEY]),
+            figures: FigureRow::of(&folds, n_classes),
             paired,
         });
     }
@@ -203,10 +166,7 @@ impl AblationReport {
             "# Ablation: {} / {}\n\n{} settings × {} seeds × {} folds on cache `{}` (key `{}`). \
              Mean ± sample std over every finished (seed, fold); pooled figures over all their \
              test samples with 95 % bootstrap intervals. The first setting is the baseline.\n\n\
-             | setting | sets | cells finished | results | accuracy (%) | balanced accuracy (%) \
-             | macro-F1 (%) | pooled accuracy [95 % CI] (%) | pooled macro-F1 [95 % CI] (%) | \
-             Δ accuracy vs baseline (points) | p (sign-flip) | McNemar only baseline / only this \
-             | p (McNemar) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+             | setting | sets | cells finished | results | {} | {} |\n|---|---|---|---|{}\n",
             p.experiment,
             p.name,
             p.settings.len(),
@@ -214,35 +174,13 @@ impl AblationReport {
             p.folds.len(),
             p.cache.display(),
             shard::short_key(&p.cache_key),
+            FIGURE_HEADERS.join(" | "),
+            PAIRED_HEADERS.join(" | "),
+            "---|".repeat(FIGURE_HEADERS.len() + PAIRED_HEADERS.len()),
         );
-        let pm = |v: (f64, f64), n: usize| {
-            if n == 0 {
-                "–".to_string()
-            } else {
-                format!("{} ± {}", pct(v.0), pct(v.1))
-            }
-        };
         for r in &self.rows {
-            let ci = |v: f64, c: (f64, f64)| {
-                if r.results == 0 {
-                    "–".to_string()
-                } else {
-                    format!("{} [{}, {}]", pct(v), pct(c.0), pct(c.1))
-                }
-            };
-            let (d, pp, mc, mp) = match &r.paired {
-                None => ("baseline".into(), "–".into(), "–".into(), "–".into()),
-                Some(x) => (
-                    format!("{:+.2} over {} pairs", 100.0 * x.mean_difference, x.pairs),
-                    p_value(x.p_permutation),
-                    x.mcnemar.as_ref().map_or("–".into(), |m| {
-                        format!("{} / {} (of {})", m.only_first, m.only_second, m.samples)
-                    }),
-                    x.mcnemar.as_ref().map_or("–".into(), |m| p_value(m.p)),
-                ),
-            };
             s.push_str(&format!(
-                "| {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} of {} | {} | {} | {} |\n",
                 r.setting,
                 if r.sets.is_empty() {
                     "(as the file)".into()
@@ -251,16 +189,9 @@ impl AblationReport {
                 },
                 r.cells_finished,
                 r.cells,
-                r.results,
-                pm(r.accuracy, r.results),
-                pm(r.balanced_accuracy, r.results),
-                pm(r.macro_f1, r.results),
-                ci(r.pooled.accuracy, r.pooled.accuracy_ci),
-                ci(r.pooled.macro_f1, r.pooled.macro_f1_ci),
-                d,
-                pp,
-                mc,
-                mp
+                r.figures.results,
+                r.figures.markdown_cells().join(" | "),
+                PairedFigures::markdown_cells(r.paired.as_ref()).join(" | "),
             ));
         }
         s.push_str(&format!(
@@ -277,11 +208,7 @@ impl AblationReport {
     /// Errors: [`TrainError::Table`] when polars refuses the columns.
     pub fn table(&self) -> Result<DataFrame> {
         let rows = &self.rows;
-        let f = |name: &str, v: &dyn Fn(&SettingRow) -> Option<f64>| {
-            Column::new(name.into(), rows.iter().map(v).collect::<Vec<_>>())
-        };
-        let pct = |x: f64| Some(100.0 * x);
-        let cols = vec![
+        let mut cols = vec![
             Column::new(
                 "setting".into(),
                 rows.iter().map(|r| r.setting.clone()).collect::<Vec<_>>(),
@@ -302,43 +229,17 @@ impl AblationReport {
             ),
             Column::new(
                 "results".into(),
-                rows.iter().map(|r| r.results as u32).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| r.figures.results as u32)
+                    .collect::<Vec<_>>(),
             ),
-            f("accuracy_mean_pct", &|r| pct(r.accuracy.0)),
-            f("accuracy_std_pct", &|r| pct(r.accuracy.1)),
-            f("balanced_accuracy_mean_pct", &|r| {
-                pct(r.balanced_accuracy.0)
-            }),
-            f("balanced_accuracy_std_pct", &|r| pct(r.balanced_accuracy.1)),
-            f("macro_f1_mean_pct", &|r| pct(r.macro_f1.0)),
-            f("macro_f1_std_pct", &|r| pct(r.macro_f1.1)),
-            f("pooled_accuracy_pct", &|r| pct(r.pooled.accuracy)),
-            f("pooled_accuracy_ci_low_pct", &|r| {
-                pct(r.pooled.accuracy_ci.0)
-            }),
-            f("pooled_accuracy_ci_high_pct", &|r| {
-                pct(r.pooled.accuracy_ci.1)
-            }),
-            f("pooled_macro_f1_pct", &|r| pct(r.pooled.macro_f1)),
-            f("pooled_macro_f1_ci_low_pct", &|r| {
-                pct(r.pooled.macro_f1_ci.0)
-            }),
-            f("pooled_macro_f1_ci_high_pct", &|r| {
-                pct(r.pooled.macro_f1_ci.1)
-            }),
-            f("difference_from_baseline_pct", &|r| {
-                r.paired.as_ref().map(|p| 100.0 * p.mean_difference)
-            }),
-            f("p_permutation", &|r| {
-                r.paired.as_ref().map(|p| p.p_permutation)
-            }),
-            f("p_mcnemar", &|r| {
-                r.paired
-                    .as_ref()
-                    .and_then(|p| p.mcnemar.as_ref())
-                    .map(|m| m.p)
-            }),
         ];
+        cols.extend(FigureRow::columns(
+            &rows.iter().map(|r| &r.figures).collect::<Vec<_>>(),
+        ));
+        cols.extend(PairedFigures::columns(
+            &rows.iter().map(|r| r.paired.as_ref()).collect::<Vec<_>>(),
+        ));
         DataFrame::new(rows.len(), cols).map_err(|e| TrainError::Table {
             path: self.dir.clone(),
             reason: e.to_string(),
@@ -357,74 +258,24 @@ impl AblationReport {
              padding: 4px 8px; text-align: right; }} td.text, th.text {{ text-align: left; }} \
              th {{ background: #eef1f5; }} .note {{ color: #555; font-size: 13px; }}</style></head><body>\n\
              <h1>Ablation: {} / {}</h1>\n<table id=\"ablation\"><tr><th class=\"text\">setting</th>\
-             <th class=\"text\">sets</th><th>cells finished</th><th>results</th><th>accuracy (%)</th>\
-             <th>balanced accuracy (%)</th><th>macro-F1 (%)</th><th>pooled accuracy [95 % CI] (%)</th>\
-             <th>pooled macro-F1 [95 % CI] (%)</th><th>Δ accuracy vs baseline (points)</th>\
-             <th>p (sign-flip)</th><th>p (McNemar)</th></tr>\n",
+             <th class=\"text\">sets</th><th>cells finished</th><th>results</th>{}{}</tr>\n",
             escape(&self.plan.name),
             escape(&self.plan.experiment),
-            escape(&self.plan.name)
+            escape(&self.plan.name),
+            FigureRow::html_headers(),
+            PairedFigures::html_headers(),
         );
         for r in &self.rows {
-            let cell = |field: &str, v: (f64, f64)| {
-                format!(
-                    "<td data-field=\"{field}\" data-setting=\"{}\" data-value=\"{}\" data-std=\"{}\">{} ± {}</td>",
-                    escape(&r.setting),
-                    v.0,
-                    v.1,
-                    pct(v.0),
-                    pct(v.1)
-                )
-            };
-            let ci = |field: &str, v: f64, c: (f64, f64)| {
-                format!(
-                    "<td data-field=\"{field}\" data-setting=\"{}\" data-value=\"{v}\" data-low=\"{}\" data-high=\"{}\">{} [{}, {}]</td>",
-                    escape(&r.setting),
-                    c.0,
-                    c.1,
-                    pct(v),
-                    pct(c.0),
-                    pct(c.1)
-                )
-            };
-            let opt = |field: &str, v: Option<f64>, shown: String| {
-                match v {
-                Some(x) => format!(
-                    "<td data-field=\"{field}\" data-setting=\"{}\" data-value=\"{x}\">{shown}</td>",
-                    escape(&r.setting)
-                ),
-                None => "<td>–</td>".into(),
-            }
-            };
-            let pair = r.paired.as_ref();
+            let key = format!("data-setting=\"{}\"", escape(&r.setting));
             h.push_str(&format!(
-                "<tr><td class=\"text\">{}</td><td class=\"text\"><code>{}</code></td><td>{} of {}</td><td>{}</td>{}{}{}{}{}{}{}{}</tr>\n",
+                "<tr><td class=\"text\">{}</td><td class=\"text\"><code>{}</code></td><td>{} of {}</td><td>{}</td>{}{}</tr>\n",
                 escape(&r.setting),
                 escape(&r.sets.join(", ")),
                 r.cells_finished,
                 r.cells,
-                r.results,
-                cell("accuracy", r.accuracy),
-                cell("balanced_accuracy", r.balanced_accuracy),
-                cell("macro_f1", r.macro_f1),
-                ci("pooled_accuracy", r.pooled.accuracy, r.pooled.accuracy_ci),
-                ci("pooled_macro_f1", r.pooled.macro_f1, r.pooled.macro_f1_ci),
-                opt(
-                    "difference",
-                    pair.map(|p| p.mean_difference),
-                    pair.map_or(String::new(), |p| format!("{:+.2}", 100.0 * p.mean_difference))
-                ),
-                opt(
-                    "p_permutation",
-                    pair.map(|p| p.p_permutation),
-                    pair.map_or(String::new(), |p| p_value(p.p_permutation))
-                ),
-                opt(
-                    "p_mcnemar",
-                    pair.and_then(|p| p.mcnemar.as_ref()).map(|m| m.p),
-                    pair.and_then(|p| p.mcnemar.as_ref())
-                        .map_or(String::new(), |m| format!("{} ({} / {})", p_value(m.p), m.only_first, m.only_second))
-                ),
+                r.figures.results,
+                r.figures.html_cells(&key),
+                PairedFigures::html_cells(r.paired.as_ref(), &key),
             ));
         }
         h.push_str("</table>\n<pre class=\"note\">");

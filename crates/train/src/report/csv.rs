@@ -33,37 +33,9 @@ impl Comparison {
                 .map(|r| r.folds_finished as u32)
                 .collect::<Vec<_>>(),
         ));
-        cols.push(Column::new(
-            "accuracy_mean_pct".into(),
-            rows.iter().map(|r| 100.0 * r.mean).collect::<Vec<_>>(),
+        cols.extend(super::rows::FigureRow::columns(
+            &rows.iter().map(|r| &r.figures).collect::<Vec<_>>(),
         ));
-        cols.push(Column::new(
-            "accuracy_std_pct".into(),
-            rows.iter().map(|r| 100.0 * r.std).collect::<Vec<_>>(),
-        ));
-        let f = |name: &str, v: &dyn Fn(&super::RunRow) -> f64| {
-            Column::new(
-                name.into(),
-                rows.iter().map(|r| 100.0 * v(r)).collect::<Vec<_>>(),
-            )
-        };
-        cols.push(f("balanced_accuracy_mean_pct", &|r| r.balanced_accuracy.0));
-        cols.push(f("balanced_accuracy_std_pct", &|r| r.balanced_accuracy.1));
-        cols.push(f("macro_f1_mean_pct", &|r| r.macro_f1.0));
-        cols.push(f("macro_f1_std_pct", &|r| r.macro_f1.1));
-        cols.push(f("pooled_accuracy_pct", &|r| r.pooled.accuracy));
-        cols.push(f("pooled_accuracy_ci_low_pct", &|r| r.pooled.accuracy_ci.0));
-        cols.push(f("pooled_accuracy_ci_high_pct", &|r| {
-            r.pooled.accuracy_ci.1
-        }));
-        cols.push(f("pooled_balanced_accuracy_pct", &|r| {
-            r.pooled.balanced_accuracy
-        }));
-        cols.push(f("pooled_macro_f1_pct", &|r| r.pooled.macro_f1));
-        cols.push(f("pooled_macro_f1_ci_low_pct", &|r| r.pooled.macro_f1_ci.0));
-        cols.push(f("pooled_macro_f1_ci_high_pct", &|r| {
-            r.pooled.macro_f1_ci.1
-        }));
         // The paired comparison with run #1 (empty for #1 itself).
         let paired = |r: &super::RunRow| self.paired.get(r.index.wrapping_sub(2));
         cols.push(Column::new(

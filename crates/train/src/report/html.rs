@@ -7,9 +7,10 @@
 //! name the cell's run (its index from 1) and fold.
 
 use super::compare::Comparison;
-use super::figures;
+use super::rows::FigureRow;
 use super::markdown::{p_value, pct};
-use super::run::Confusion;
+use crate::outputs::figures;
+use crate::outputs::Confusion;
 use crate::Result;
 
 /// Escapes text for HTML content and attribute values.
@@ -55,25 +56,6 @@ fn num_cell(field: &str, run: usize, fold: Option<&str>, v: f64, extra_class: &s
     )
 }
 
-/// A mean ± std cell: the mean in `data-value`, the std in `data-std`.
-fn pm_cell(field: &str, run: usize, (m, sd): (f64, f64)) -> String {
-    format!(
-        "<td data-field=\"{field}\" data-run=\"{run}\" data-value=\"{m}\" data-std=\"{sd}\">{} ± {}</td>",
-        pct(m),
-        pct(sd)
-    )
-}
-
-/// A value with its interval: `data-value`, `data-low`, `data-high`.
-fn ci_cell(field: &str, run: usize, v: f64, (lo, hi): (f64, f64)) -> String {
-    format!(
-        "<td data-field=\"{field}\" data-run=\"{run}\" data-value=\"{v}\" data-low=\"{lo}\" data-high=\"{hi}\">{} [{}, {}]</td>",
-        pct(v),
-        pct(lo),
-        pct(hi)
-    )
-}
-
 /// The report page.
 ///
 /// Errors: a figure that cannot be drawn (no font: [`crate::TrainError::Figure`]).
@@ -94,15 +76,14 @@ pub fn html(c: &Comparison) -> Result<String> {
     );
 
     // Runs.
-    h.push_str(
+    h.push_str(&format!(
         "<h2>Runs</h2>\n<table id=\"runs\"><tr><th>#</th><th class=\"text\">run</th>\
-         <th class=\"text\">status</th><th>folds finished</th><th>mean accuracy (%)</th>\
-         <th>std (%)</th><th>balanced accuracy (%)</th><th>macro-F1 (%)</th>\
-         <th>pooled accuracy [95 % CI] (%)</th><th>pooled macro-F1 [95 % CI] (%)</th>\
+         <th class=\"text\">status</th><th>folds finished</th>{}\
          <th>oracle mean (%)</th><th class=\"text\">epochs run / planned</th>\
          <th class=\"text\">cache key</th><th class=\"text\">git revision</th>\
          <th class=\"text\">device</th><th class=\"text\">directory</th></tr>\n",
-    );
+        FigureRow::html_headers()
+    ));
     for r in c.run_rows() {
         let n = r.index;
         let epochs: Vec<String> = r
@@ -117,7 +98,7 @@ pub fn html(c: &Comparison) -> Result<String> {
         };
         h.push_str(&format!(
             "<tr data-run=\"{n}\"><td>{n}</td><td class=\"text\" data-field=\"label\">{}</td>\
-             <td class=\"{status_class}\" data-field=\"status\">{}</td><td>{} of {}</td>{}{}{}{}{}{}{}\
+             <td class=\"{status_class}\" data-field=\"status\">{}</td><td>{} of {}</td>{}{}\
              <td class=\"text\">{}</td><td class=\"text\"><code data-field=\"cache_key\" data-value=\"{}\" title=\"{}\">{}…</code></td>\
              <td class=\"text\"><code>{}</code></td><td class=\"text\">{}</td>\
              <td class=\"text\"><code>{}</code></td></tr>\n",
@@ -125,12 +106,7 @@ pub fn html(c: &Comparison) -> Result<String> {
             escape(&r.status),
             r.folds_finished,
             r.folds_total,
-            num_cell("mean", n, None, r.mean, ""),
-            num_cell("std", n, None, r.std, ""),
-            pm_cell("balanced_accuracy", n, r.balanced_accuracy),
-            pm_cell("macro_f1", n, r.macro_f1),
-            ci_cell("pooled_accuracy", n, r.pooled.accuracy, r.pooled.accuracy_ci),
-            ci_cell("pooled_macro_f1", n, r.pooled.macro_f1, r.pooled.macro_f1_ci),
+            r.figures.html_cells(&format!("data-run=\"{n}\"")),
             match r.oracle_mean {
                 Some(m) => num_cell("oracle_mean", n, None, m, ""),
                 None => "<td>–</td>".into(),

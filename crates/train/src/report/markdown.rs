@@ -2,6 +2,7 @@
 //! the rows of [`Comparison::run_rows`] and [`Comparison::fold_rows`].
 
 use super::compare::{Comparison, FoldRow};
+use super::rows::FIGURE_HEADERS;
 use std::collections::BTreeSet;
 
 /// A fraction as a percentage with two decimals, `–` when not finite.
@@ -46,46 +47,26 @@ impl Comparison {
         } else {
             "# Run comparison\n\n## Runs\n\n"
         });
-        s.push_str(
-            "| # | run | status | folds finished | accuracy (mean ± std, %) | balanced accuracy \
-             (mean ± std, %) | macro-F1 (mean ± std, %) | pooled accuracy [95 % CI] (%) | pooled \
-             macro-F1 [95 % CI] (%) | oracle mean (%) | epochs run / planned | cache key | \
-             git revision | device |\n\
+        s.push_str(&format!(
+            "| # | run | status | folds finished | {} | oracle mean (%) | epochs run / planned | \
+             cache key | git revision | device |\n\
              |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-        );
+            FIGURE_HEADERS.join(" | ")
+        ));
         for r in self.run_rows() {
             let epochs: Vec<String> = r
                 .epochs
                 .iter()
                 .map(|(_, run, planned)| format!("{run}/{planned}"))
                 .collect();
-            let none = r.folds_finished == 0;
-            let pm = |m: (f64, f64)| {
-                if none {
-                    "–".into()
-                } else {
-                    format!("{} ± {}", pct(m.0), pct(m.1))
-                }
-            };
-            let ci = |v: f64, ci: (f64, f64)| {
-                if none {
-                    "–".into()
-                } else {
-                    format!("{} [{}, {}]", pct(v), pct(ci.0), pct(ci.1))
-                }
-            };
             s.push_str(&format!(
-                "| {} | {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | `{}` | {} | {} |\n",
+                "| {} | {} | {} | {} of {} | {} | {} | {} | `{}` | {} | {} |\n",
                 r.index,
                 md_escape(&r.label),
                 r.status,
                 r.folds_finished,
                 r.folds_total,
-                pm((r.mean, r.std)),
-                pm(r.balanced_accuracy),
-                pm(r.macro_f1),
-                ci(r.pooled.accuracy, r.pooled.accuracy_ci),
-                ci(r.pooled.macro_f1, r.pooled.macro_f1_ci),
+                r.figures.markdown_cells().join(" | "),
                 r.oracle_mean.map(pct).unwrap_or_else(|| "–".into()),
                 epochs.join(", "),
                 r.short_key(),

@@ -1,37 +1,29 @@
-//! What a run leaves for people to read, and `train report`'s view of one or several runs.
+//! `train report`: runs read back from their directories and compared, and a sweep's ablation
+//! table. Above the trainer: it reads what runs wrote ([`crate::outputs`]) and nothing calls it
+//! but the `train` binary.
 //!
-//! * `run` — a run's outputs: `metrics.jsonl` ([`EpochRecord`]), per fold `result.json`
-//!   ([`FoldResult`]) and `confusion.csv` ([`Confusion`]), `summary.md` / `summary.json`.
-//! * `compare` — runs read back from their directories ([`read_run`], [`compare`]), the paired
-//!   comparison, and the one row model every rendering uses ([`RunRow`], [`FoldRow`]).
-//! * `metrics` — balanced accuracy, macro-F1, per-class scores, bootstrap intervals, McNemar.
-//! * `predictions` — `fold-*/predictions.parquet`, one row per test sample.
+//! * `runs` — runs read back from their directories ([`read_run`], [`RunRecord`]).
+//! * `compare` — several runs side by side ([`compare`]), the paired comparison, the run and fold
+//!   rows ([`RunRow`], [`FoldRow`]).
+//! * `rows` — the figures every table's row shows, a run's or a sweep setting's alike
+//!   ([`FigureRow`], [`PairedFigures`]), with their Markdown, HTML and table cells.
+//! * `stats` — McNemar's exact test and the sign-flip permutation test.
 //! * `ablation` — a sweep's ablation table: per setting over seeds and folds, paired with the
 //!   baseline.
 //! * `markdown`, `csv`, [`html`] — the renderings of those rows.
-//! * [`figures`] — confusion matrices and training curves (PNG, SVG, inline SVG).
-//! * [`tensorboard`] — TensorBoard event files per fold.
 
 mod ablation;
 mod compare;
+mod rows;
+mod runs;
 mod csv;
-pub mod figures;
 mod html;
 mod markdown;
-mod metrics;
-mod predictions;
-mod run;
-pub mod tensorboard;
+mod stats;
 
-pub use ablation::{ablation, is_sweep_dir, AblationReport, SettingPair, SettingRow};
-pub use compare::{
-    compare, paired, read_run, sign_flip_p, Comparison, FoldRow, FoldStatus, PairedComparison,
-    RunRecord, RunRow,
-};
+pub use ablation::{ablation, is_sweep_dir, AblationReport, SettingRow};
+pub use compare::{compare, paired, Comparison, FoldRow, PairedComparison, RunRow};
+pub use rows::{FigureRow, PairedFigures};
+pub use runs::{read_run, FoldStatus, RunRecord};
 pub use html::{escape, html};
-pub use metrics::{mcnemar_exact_p, name_key, ClassScores, McNemar, Metrics, BOOTSTRAP_DRAWS};
-pub use predictions::{read_predictions, write_predictions, PredictionRow};
-pub use run::{
-    fold_mean_std, fold_result, mean_std, pooled_confusion, read_metrics, timestamp, write_metrics,
-    write_summary, Confusion, EpochRecord, FoldResult, RunSummary, POOLED_BOOTSTRAP_KEY,
-};
+pub use stats::{mcnemar_exact_p, sign_flip_p, McNemar};

@@ -10,7 +10,7 @@ use crate::config::{ClassBalance, ExperimentConfig, Precision};
 use crate::loader::{self, Augment, DeviceTransform, Layout, SampleInfo};
 use crate::model::{ModelConfig, Network};
 use crate::optim::{learning_rate, Optimizer};
-use crate::report::{self, Confusion, EpochRecord, FoldResult};
+use crate::outputs::{self, Confusion, EpochRecord, FoldResult, ScoredSample};
 use crate::{Result, TrainError};
 use shard::{Cache, KeyedRng};
 use std::path::{Path, PathBuf};
@@ -210,26 +210,26 @@ impl Runner<'_> {
             // The predictions and weights of the epoch the selection rule reports so far, written
             // before the checkpoint: a resumed fold finds those of its chosen epoch on disk.
             if let Some(test) = scored {
-                let chosen = report::fold_result(&plan.name, &history, t.selection).epoch;
+                let chosen = outputs::fold_result(&plan.name, &history, t.selection).epoch;
                 if chosen == rec.epoch {
                     let no_infos = Vec::new();
-                    report::write_predictions(
+                    outputs::write_predictions(
                         &fold_dir.join("predictions.parquet"),
                         &self.classes,
                         &test,
                         self.sample_infos.as_deref().unwrap_or(&no_infos),
                     )?;
-                    super::checkpoint::save_reported_weights(&vs, &fold_dir)?;
+                    outputs::weights::save_reported_weights(&vs, &fold_dir)?;
                 }
             }
             checkpoint.save(&vs, &opt, epoch, &history)?;
             self.progress.epoch_end(&rec);
             if !self.shared_run {
-                report::write_metrics(&self.dir)?;
+                outputs::write_metrics(&self.dir)?;
             }
-            report::tensorboard::write_fold_events(&fold_dir, self.started_unix(), &history)?;
+            outputs::tensorboard::write_fold_events(&fold_dir, self.started_unix(), &history)?;
         }
-        let result = report::fold_result(&plan.name, &history, self.cfg.train.selection);
+        let result = outputs::fold_result(&plan.name, &history, self.cfg.train.selection);
         self.write_fold_outputs(&fold_dir, &result, &history)?;
         shard::atomic_write(
             &result_path,
@@ -264,9 +264,9 @@ impl Runner<'_> {
         }
         let figures = (|| {
             if !conf.counts.is_empty() {
-                report::figures::write_confusion(fold_dir, &conf, &self.classes, &title)?;
+                outputs::figures::write_confusion(fold_dir, &conf, &self.classes, &title)?;
             }
-            report::figures::write_curves(
+            outputs::figures::write_curves(
                 fold_dir,
                 history,
                 result.epoch,
@@ -574,17 +574,4 @@ impl Runner<'_> {
         })?;
         Ok(scored)
     }
-}
-
-/// One evaluated sample: its record, label, the fused prediction and its class probabilities.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScoredSample {
-    /// Global record number in the cache.
-    pub record: u64,
-    /// The record's label.
-    pub label: i64,
-    /// The arg-max of `probabilities` (the first on ties, as libtorch's argmax).
-    pub predicted: i64,
-    /// The fused class probabilities (sum 1).
-    pub probabilities: Vec<f32>,
 }

@@ -15,18 +15,15 @@ mod plan;
 mod run_dir;
 mod targets;
 
-pub use checkpoint::{
-    fold_weights, load_fold_weights, load_model_vars, FoldWeights, REPORTED_WEIGHTS,
-};
-pub use fold::{Runner, ScoredSample};
+pub use fold::Runner;
 pub use loss::{fuse, mgln_loss, LabelLoss, Mixup, StepLoss};
 pub use plan::{plan_folds, FoldPlan};
-pub use run_dir::{fold_name, git_diff_blake3, git_revision, read_run_json};
+pub use run_dir::{git_diff_blake3, git_revision};
 pub use targets::{BatchTarget, SoftLoss, SoftTarget, VoteTargets};
 
 use crate::config::{ExperimentConfig, Protocol};
 use crate::loader::{self, Layout};
-use crate::report::{self, EpochRecord, FoldResult};
+use crate::outputs::{self, EpochRecord, FoldResult};
 use crate::{Result, TrainError};
 use run_dir::RunDir;
 use shard::Cache;
@@ -283,7 +280,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     let dir = match &opts.resume {
         Some(d) => d.clone(),
         None => {
-            let name = opts.run_name.clone().unwrap_or_else(report::timestamp);
+            let name = opts.run_name.clone().unwrap_or_else(outputs::timestamp);
             cfg.runs_dir.join(&cfg.name).join(name)
         }
     };
@@ -384,8 +381,8 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: RunOptions<'_>) -> Result<Ru
     for p in &plans {
         results.push(runner.run_fold(p)?);
     }
-    report::write_metrics(&dir)?;
-    report::write_summary(&dir, cfg, &classes, &results)?;
+    outputs::write_metrics(&dir)?;
+    outputs::write_summary(&dir, cfg, &classes, &results)?;
     run_json["finished_unix"] = serde_json::json!(run_dir::unix_now());
     run_dir.write_run_json(&run_json)?;
     Ok(RunOutcome {

@@ -132,39 +132,6 @@ fn config_difference(old: &str, new: &str) -> String {
     out
 }
 
-/// A run's `run.json` and the cache directory it recorded (what `train predict` and `train
-/// export` need to repeat the run's preprocessing and layout).
-///
-/// Errors: [`TrainError::Checkpoint`] for a missing or unreadable run.json, or one without
-/// `cache`.
-pub fn read_run_json(run: &Path) -> Result<(serde_json::Value, PathBuf)> {
-    let path = run.join("run.json");
-    let run_json: serde_json::Value = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| TrainError::Checkpoint {
-            path: path.clone(),
-            reason: "missing or unreadable".into(),
-        })?;
-    let cache = run_json["cache"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| TrainError::Checkpoint {
-            path,
-            reason: "no `cache` entry".into(),
-        })?;
-    Ok((run_json, cache))
-}
-
-/// A fold as the command line names it (`3` or `fold3`) → its name (`fold3`).
-pub fn fold_name(arg: &str) -> String {
-    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_digit()) {
-        format!("fold{arg}")
-    } else {
-        arg.to_string()
-    }
-}
-
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()

@@ -195,7 +195,7 @@ mixup_alpha = 0.4
 }
 
 /// The metrics of a run without their timings (which differ between any two runs).
-pub fn strip(v: Vec<train::report::EpochRecord>) -> Vec<train::report::EpochRecord> {
+pub fn strip(v: Vec<train::outputs::EpochRecord>) -> Vec<train::outputs::EpochRecord> {
     v.into_iter().map(|r| r.without_timing()).collect()
 }
 
@@ -229,7 +229,7 @@ pub fn metrics_of_a_separate_run(
     toml: &Path,
     config: &ExperimentConfig,
     name: &str,
-) -> Vec<train::report::EpochRecord> {
+) -> Vec<train::outputs::EpochRecord> {
     stdout_of_success(
         std::process::Command::new(env!("CARGO_BIN_EXE_train"))
             .args(["run", "--config"])
@@ -237,7 +237,7 @@ pub fn metrics_of_a_separate_run(
             .args(["--run-name", name]),
     );
     let dir = config.runs_dir.join(&config.name).join(name);
-    strip(train::report::read_metrics(&dir).unwrap())
+    strip(train::outputs::read_metrics(&dir).unwrap())
 }
 
 /// Options of an in-process run named `name`: quiet, no resume, no git revision.
@@ -264,7 +264,7 @@ struct StopAfter {
 impl train::trainer::TrainProgress for StopAfter {
     fn epoch_start(&self, _: &str, _: usize, _: usize, _: u64) {}
     fn batch_done(&self, _: u64) {}
-    fn epoch_end(&self, _: &train::report::EpochRecord) {
+    fn epoch_end(&self, _: &train::outputs::EpochRecord) {
         let n = self.ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         if n >= self.epochs {
             self.token.stop();
@@ -306,7 +306,7 @@ pub fn run_stopped_after(
 
 /// The fused predictions of a finished run's fold `k` model (its last checkpoint) on the fold's
 /// test records.
-pub fn score_fold(cfg: &ExperimentConfig, run: &Path, k: u16) -> Vec<train::trainer::ScoredSample> {
+pub fn score_fold(cfg: &ExperimentConfig, run: &Path, k: u16) -> Vec<train::outputs::ScoredSample> {
     let cache = train::loader::open_cache(&cfg.resolve_cache().unwrap()).unwrap();
     let test: Vec<u64> = train::loader::sample_infos(&cache)
         .unwrap()
@@ -319,7 +319,7 @@ pub fn score_fold(cfg: &ExperimentConfig, run: &Path, k: u16) -> Vec<train::trai
     let mc = runner.model_config();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let model = train::model::Network::new(&vs.root(), &mc).unwrap();
-    train::trainer::load_model_vars(
+    train::outputs::load_model_vars(
         &vs,
         &run.join(format!("fold-fold{k}"))
             .join("checkpoint.safetensors"),

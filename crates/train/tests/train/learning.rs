@@ -14,7 +14,8 @@
 
 use crate::common::*;
 use testkit::{learning_seeds, LearningCheck};
-use train::trainer::{run_experiment, ScoredSample};
+use train::outputs::ScoredSample;
+use train::trainer::run_experiment;
 use train::ExperimentConfig;
 
 /// Full-batch, augmentation-free settings of a learning test, seeded.
@@ -57,7 +58,7 @@ fn learns_held_out_subjects_in_kfold() {
         let out = run_experiment(&cfg, opts(&format!("seed{seed}"))).unwrap();
         let f = &out.folds[0];
         assert_eq!(f.confusion.iter().flatten().sum::<u64>(), 24);
-        let last = train::report::read_metrics(&out.dir).unwrap();
+        let last = train::outputs::read_metrics(&out.dir).unwrap();
         let last = last.last().expect("every epoch recorded");
         check.at_least("held_out_accuracy", seed, f.accuracy, 0.8);
         check.at_most("training_loss", seed, last.loss, 0.5 * 2.0 * 3f64.ln());

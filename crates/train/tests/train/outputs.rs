@@ -54,7 +54,7 @@ print(json.dumps(out))
     }
     assert!(out.status.success(), "{stderr}");
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let metrics = train::report::read_metrics(run).unwrap();
+    let metrics = train::outputs::read_metrics(run).unwrap();
     for fold in ["fold0", "fold1"] {
         let tb = &runs[format!("fold-{fold}")];
         assert!(tb.is_object(), "no TensorBoard run fold-{fold}: {runs}");
@@ -79,7 +79,7 @@ print(json.dumps(out))
                 );
             }
         };
-        let each = |f: &dyn Fn(&train::report::EpochRecord) -> Option<f64>| {
+        let each = |f: &dyn Fn(&train::outputs::EpochRecord) -> Option<f64>| {
             hist.iter()
                 .filter_map(|r| f(r).map(|v| (r.epoch as i64, v)))
                 .collect::<Vec<_>>()
@@ -115,15 +115,15 @@ print(json.dumps(out))
             &std::fs::read(run.join(format!("fold-{fold}/checkpoint.json"))).unwrap(),
         )
         .unwrap();
-        let full: Vec<train::report::EpochRecord> =
+        let full: Vec<train::outputs::EpochRecord> =
             serde_json::from_value(ck["history"].clone()).unwrap();
-        let from_history = |f: fn(&train::report::Confusion) -> f64| {
+        let from_history = |f: fn(&train::outputs::Confusion) -> f64| {
             full.iter()
                 .filter_map(|r| {
                     r.confusion.as_ref().map(|c| {
                         (
                             r.epoch as i64,
-                            f(&train::report::Confusion { counts: c.clone() }),
+                            f(&train::outputs::Confusion { counts: c.clone() }),
                         )
                     })
                 })
@@ -132,12 +132,12 @@ print(json.dumps(out))
         close(
             "test/balanced_accuracy",
             series("test/balanced_accuracy"),
-            from_history(train::report::Confusion::balanced_accuracy),
+            from_history(train::outputs::Confusion::balanced_accuracy),
         );
         close(
             "test/macro_f1",
             series("test/macro_f1"),
-            from_history(train::report::Confusion::macro_f1),
+            from_history(train::outputs::Confusion::macro_f1),
         );
     }
 }
@@ -145,11 +145,11 @@ print(json.dumps(out))
 #[test]
 fn predictions_parquet_holds_every_test_sample_at_the_reported_epoch() {
     let (_, a, _) = finished_runs();
-    let summary: train::report::RunSummary =
+    let summary: train::outputs::RunSummary =
         serde_json::from_slice(&std::fs::read(a.join("summary.json")).unwrap()).unwrap();
     let mut pooled = 0u64;
     for r in &summary.folds {
-        let rows = train::report::read_predictions(
+        let rows = train::outputs::read_predictions(
             &a.join(format!("fold-{}/predictions.parquet", r.fold)),
         )
         .unwrap();
@@ -157,7 +157,7 @@ fn predictions_parquet_holds_every_test_sample_at_the_reported_epoch() {
         assert_eq!(rows.len() as u64, n, "{}: one row per test sample", r.fold);
         pooled += n;
         // The rows are the reported epoch's predictions: they rebuild its confusion matrix.
-        let mut conf = train::report::Confusion::new(summary.classes.len());
+        let mut conf = train::outputs::Confusion::new(summary.classes.len());
         for row in &rows {
             conf.add(row.label as usize, row.predicted as usize);
             let sum: f32 = row.probabilities.iter().sum();
@@ -235,7 +235,7 @@ fn mcnemar_counts_the_samples_only_one_run_gets_right() {
     let (mut n, mut only_a, mut only_b) = (0u64, 0u64, 0u64);
     for fold in ["fold0", "fold1"] {
         let read = |run: &std::path::Path| {
-            train::report::read_predictions(&run.join(format!("fold-{fold}/predictions.parquet")))
+            train::outputs::read_predictions(&run.join(format!("fold-{fold}/predictions.parquet")))
                 .unwrap()
                 .into_iter()
                 .map(|r| (r.sample_id.clone(), r.correct()))
@@ -507,11 +507,20 @@ fn html_report_renders_in_chromium_with_the_summary_numbers() {
         let v = &rest[rest.find("data-value=\"").unwrap() + 12..];
         v[..v.find('"').unwrap()].parse().unwrap()
     };
+    let attr = |field: &str, run: usize, name: &str| -> f64 {
+        let key = format!("data-field=\"{field}\" data-run=\"{run}\"");
+        let at = dom.find(&key).unwrap_or_else(|| panic!("DOM lacks {key}"));
+        let rest = &dom[at..];
+        let v = &rest[rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2..];
+        v[..v.find('"').unwrap()].parse().unwrap()
+    };
     for (n, run) in [(1, a), (2, b)] {
         let s: serde_json::Value =
             serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
-        assert!((value("mean", n, None) - s["mean"].as_f64().unwrap()).abs() < 1e-12);
-        assert!((value("std", n, None) - s["std"].as_f64().unwrap()).abs() < 1e-12);
+        // The run's accuracy cell (the runs table precedes the per-fold one): the mean in
+        // data-value, the std in data-std.
+        assert!((value("accuracy", n, None) - s["mean"].as_f64().unwrap()).abs() < 1e-12);
+        assert!((attr("accuracy", n, "data-std") - s["std"].as_f64().unwrap()).abs() < 1e-12);
         assert!((value("oracle_mean", n, None) - s["oracle_mean"].as_f64().unwrap()).abs() < 1e-12);
         for f in s["folds"].as_array().unwrap() {
             let fold = f["fold"].as_str().unwrap();

@@ -252,7 +252,7 @@ fn every_training_option_trains_is_recorded_and_resumes_exactly() {
     assert_eq!(r["class_balance"], "loss");
     assert_eq!(r["tta_flip"], true);
     assert_eq!(r["augment"]["rotate_degrees"], 10.0);
-    let metrics = train::report::read_metrics(&a.dir).unwrap();
+    let metrics = train::outputs::read_metrics(&a.dir).unwrap();
     assert_eq!(metrics.len(), 3);
     // 12 training samples in batches of 8: the last step of epoch e is at e + 1/2.
     for m in &metrics {
@@ -275,7 +275,7 @@ fn every_training_option_trains_is_recorded_and_resumes_exactly() {
     o.resume = Some(c_dir);
     let c = run_experiment(&cfg, o).unwrap();
     assert_eq!(
-        strip(train::report::read_metrics(&c.dir).unwrap()),
+        strip(train::outputs::read_metrics(&c.dir).unwrap()),
         strip(metrics)
     );
 }

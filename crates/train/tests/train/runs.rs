@@ -31,7 +31,7 @@ fn kfold_run_writes_every_output() {
             assert!(out.dir.join(fold).join(f).exists(), "{fold}/{f}");
         }
     }
-    let metrics = train::report::read_metrics(&out.dir).unwrap();
+    let metrics = train::outputs::read_metrics(&out.dir).unwrap();
     assert_eq!(metrics.len(), 6, "3 epochs of 2 folds");
     for f in &out.folds {
         assert_eq!(f.confusion.iter().flatten().sum::<u64>(), 24, "{}", f.fold);
@@ -59,8 +59,8 @@ fn same_seed_same_losses_and_resume_gives_the_uninterrupted_metrics() {
     let a = run_experiment(&cfg, opts("a")).unwrap();
     let b = run_experiment(&cfg, opts("b")).unwrap();
     let (ma, mb) = (
-        strip(train::report::read_metrics(&a.dir).unwrap()),
-        strip(train::report::read_metrics(&b.dir).unwrap()),
+        strip(train::outputs::read_metrics(&a.dir).unwrap()),
+        strip(train::outputs::read_metrics(&b.dir).unwrap()),
     );
     assert_eq!(ma, mb, "same seed, different metrics");
     // Interrupted after 1 and then 2 more epochs, resumed to the end.
@@ -69,12 +69,12 @@ fn same_seed_same_losses_and_resume_gives_the_uninterrupted_metrics() {
     let mut o = opts("c");
     o.resume = Some(c_dir);
     let c = run_experiment(&cfg, o).unwrap();
-    assert_eq!(strip(train::report::read_metrics(&c.dir).unwrap()), ma);
+    assert_eq!(strip(train::outputs::read_metrics(&c.dir).unwrap()), ma);
     assert_eq!(c.folds, a.folds);
     // Another seed gives other losses.
     cfg.train.seed = 9;
     let d = run_experiment(&cfg, opts("d")).unwrap();
-    assert_ne!(strip(train::report::read_metrics(&d.dir).unwrap()), ma);
+    assert_ne!(strip(train::outputs::read_metrics(&d.dir).unwrap()), ma);
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn killed_training_resumes_to_the_uninterrupted_metrics() {
                 .args(["--run-name", &name]);
         }
         stdout_of_success(&mut again);
-        let got = strip(train::report::read_metrics(&run_dir).unwrap());
+        let got = strip(train::outputs::read_metrics(&run_dir).unwrap());
         assert_eq!(got, want, "killed after {kill_after} epochs");
         let tmp: Vec<_> = std::fs::read_dir(run_dir.join("fold-fold0"))
             .unwrap()
@@ -341,6 +341,6 @@ fn a_second_process_on_a_running_run_directory_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(run_dir.join("fold-fold0/result.json").is_file());
-    let got = strip(train::report::read_metrics(&run_dir).unwrap());
+    let got = strip(train::outputs::read_metrics(&run_dir).unwrap());
     assert_eq!(got, want, "the first run's metrics, undisturbed");
 }

@@ -32,7 +32,7 @@ fn train_bin() -> Command {
 }
 
 /// Every (cell, fold) result of a sweep directory, by cell and fold.
-fn fold_results(sweep_dir: &Path) -> Vec<(String, train::report::FoldResult)> {
+fn fold_results(sweep_dir: &Path) -> Vec<(String, train::outputs::FoldResult)> {
     let plan = train::sweep::read_plan(sweep_dir).unwrap();
     let mut out = Vec::new();
     for c in &plan.cells {
@@ -200,7 +200,7 @@ fn sweep_survives_an_interruption_and_equals_the_slurm_array_run() {
         "the array's fold results equal the single process's"
     );
     for c in &sweep.cells {
-        let m = |d: &Path| strip(train::report::read_metrics(&d.join(&c.name)).unwrap());
+        let m = |d: &Path| strip(train::outputs::read_metrics(&d.join(&c.name)).unwrap());
         assert_eq!(m(&sweep_a), m(&sweep_b), "{}: epoch histories", c.name);
     }
 
@@ -214,18 +214,18 @@ fn sweep_survives_an_interruption_and_equals_the_slurm_array_run() {
         .sum();
     for r in &report.rows {
         assert_eq!(
-            (r.cells_finished, r.cells, r.results),
+            (r.cells_finished, r.cells, r.figures.results),
             (2, 2, 4),
             "{}",
             r.setting
         );
         assert_eq!(
-            r.pooled.samples,
+            r.figures.pooled.samples,
             2 * test_samples,
             "two seeds of every test sample"
         );
-        assert!(r.pooled.accuracy_ci.0 <= r.pooled.accuracy);
-        assert!(r.pooled.accuracy <= r.pooled.accuracy_ci.1);
+        assert!(r.figures.pooled.accuracy_ci.0 <= r.figures.pooled.accuracy);
+        assert!(r.figures.pooled.accuracy <= r.figures.pooled.accuracy_ci.1);
         match &r.paired {
             None => assert_eq!(r.setting, "branches-both"),
             Some(p) => {
@@ -260,7 +260,7 @@ fn sweep_survives_an_interruption_and_equals_the_slurm_array_run() {
     for r in &report.rows {
         let cell = format!(
             "data-field=\"pooled_accuracy\" data-setting=\"{}\" data-value=\"{}\"",
-            r.setting, r.pooled.accuracy
+            r.setting, r.figures.pooled.accuracy
         );
         assert!(html.contains(&cell), "ablation.html lacks {cell}");
         if let Some(m) = r.paired.as_ref().and_then(|p| p.mcnemar.as_ref()) {

@@ -125,12 +125,12 @@ fn probability_draws_are_repeatable() {
     let cfg = ferplus_experiment(dir.path(), "probability", 2);
     let a = run_experiment(&cfg, opts("a")).unwrap();
     let b = run_experiment(&cfg, opts("b")).unwrap();
-    let ma = strip(train::report::read_metrics(&a.dir).unwrap());
-    assert_eq!(ma, strip(train::report::read_metrics(&b.dir).unwrap()));
+    let ma = strip(train::outputs::read_metrics(&a.dir).unwrap());
+    assert_eq!(ma, strip(train::outputs::read_metrics(&b.dir).unwrap()));
     let other = tempfile::tempdir().unwrap();
     let cfg = ferplus_experiment(other.path(), "majority", 2);
     let m = run_experiment(&cfg, opts("m")).unwrap();
-    let mm = strip(train::report::read_metrics(&m.dir).unwrap());
+    let mm = strip(train::outputs::read_metrics(&m.dir).unwrap());
     assert_ne!(ma[0].loss, mm[0].loss, "probability trained on the labels");
 }
 

@@ -24,7 +24,7 @@ fn a_reused_run_name_with_other_settings_is_refused_regression_issue16_case4() {
     let mut cfg = small_experiment(&cache, &dir.path().join("runs"), 2);
     cfg.folds = Some(vec![0]);
     let first = run_experiment(&cfg, opts("same")).unwrap();
-    let metrics = train::report::read_metrics(&first.dir).unwrap();
+    let metrics = train::outputs::read_metrics(&first.dir).unwrap();
     // Other settings under the same name: refused, naming the differing lines; nothing changed.
     let mut other = cfg.clone();
     other.train.epochs = 3;
@@ -35,7 +35,7 @@ fn a_reused_run_name_with_other_settings_is_refused_regression_issue16_case4() {
         err.contains("another configuration") && err.contains("epochs = 3"),
         "{err}"
     );
-    assert_eq!(train::report::read_metrics(&first.dir).unwrap(), metrics);
+    assert_eq!(train::outputs::read_metrics(&first.dir).unwrap(), metrics);
     // The same settings: continued (here: already complete, kept), not refused.
     let again = run_experiment(&cfg, opts("same")).unwrap();
     assert_eq!(again.folds, first.folds);
@@ -126,5 +126,5 @@ fn ctrl_c_stops_after_the_step_and_says_how_to_resume_regression_issue16_case7()
             .args(["run", "--resume"])
             .arg(&run_dir),
     );
-    assert_eq!(strip(train::report::read_metrics(&run_dir).unwrap()), want);
+    assert_eq!(strip(train::outputs::read_metrics(&run_dir).unwrap()), want);
 }

@@ -6,10 +6,22 @@
 //! column `p_<class name>` per class in label order.
 
 use crate::loader::SampleInfo;
-use crate::trainer::ScoredSample;
 use crate::{Result, TrainError};
 use polars::prelude::*;
 use std::path::Path;
+
+/// One evaluated sample: its record, label, the fused prediction and its class probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredSample {
+    /// Global record number in the cache.
+    pub record: u64,
+    /// The record's label.
+    pub label: i64,
+    /// The arg-max of `probabilities` (the first on ties, as libtorch's argmax).
+    pub predicted: i64,
+    /// The fused class probabilities (sum 1).
+    pub probabilities: Vec<f32>,
+}
 
 /// One row of `predictions.parquet` as read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +48,7 @@ impl PredictionRow {
 }
 
 fn table_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Checkpoint {
+    TrainError::RunFile {
         path: path.to_path_buf(),
         reason: format!("predictions table: {e}"),
     }

@@ -1,7 +1,6 @@
-//! The figures papers report, from a confusion matrix: accuracy, balanced accuracy (mean class
+//! A confusion matrix and the figures papers report from it: accuracy, balanced accuracy (mean class
 //! accuracy, the RAF-DB / AffectNet convention), macro-F1, per-class precision / recall / F1,
-//! seeded bootstrap confidence intervals; and McNemar's exact test between two models scored on
-//! the same samples.
+//! seeded bootstrap confidence intervals.
 //!
 //! Conventions follow scikit-learn, so that numbers compare with papers that used it:
 //! * balanced accuracy averages the recall of the classes that have test samples
@@ -11,11 +10,81 @@
 //! * an undefined precision or recall (0 / 0) counts as 0 in F1 (`zero_division=0`); in
 //!   [`ClassScores`] it is `None` (JSON `null`), so that a table can print "–".
 
-use super::run::Confusion;
+use crate::Result;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Bootstrap resamples per confidence interval.
 pub const BOOTSTRAP_DRAWS: usize = 1000;
+
+/// A confusion matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confusion {
+    /// counts[true][predicted].
+    pub counts: Vec<Vec<u64>>,
+}
+
+impl Confusion {
+    /// Zeros for `n` classes.
+    pub fn new(n: usize) -> Confusion {
+        Confusion {
+            counts: vec![vec![0; n]; n],
+        }
+    }
+
+    /// Counts one prediction (out-of-range classes are ignored).
+    pub fn add(&mut self, truth: usize, pred: usize) {
+        if let Some(c) = self.counts.get_mut(truth).and_then(|r| r.get_mut(pred)) {
+            *c += 1;
+        }
+    }
+
+    /// Fraction on the diagonal.
+    pub fn accuracy(&self) -> f64 {
+        let total: u64 = self.counts.iter().flatten().sum();
+        let diag: u64 = (0..self.counts.len()).map(|i| self.counts[i][i]).sum();
+        if total == 0 {
+            0.0
+        } else {
+            diag as f64 / total as f64
+        }
+    }
+
+    /// Recall per class (NaN for a class without samples).
+    pub fn recalls(&self) -> Vec<f64> {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let n: u64 = r.iter().sum();
+                if n == 0 {
+                    f64::NAN
+                } else {
+                    r[i] as f64 / n as f64
+                }
+            })
+            .collect()
+    }
+
+    /// Writes `true\predicted` CSV with class names.
+    pub fn write_csv(&self, path: &Path, classes: &[String]) -> Result<()> {
+        let mut s = String::from("true\\predicted");
+        for c in classes {
+            s.push(',');
+            s.push_str(c);
+        }
+        s.push('\n');
+        for (i, row) in self.counts.iter().enumerate() {
+            s.push_str(classes.get(i).map(String::as_str).unwrap_or("?"));
+            for v in row {
+                s.push_str(&format!(",{v}"));
+            }
+            s.push('\n');
+        }
+        shard::atomic_write(path, s.as_bytes())?;
+        Ok(())
+    }
+}
 
 /// Per-class precision, recall and F1 with their support.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -189,78 +258,6 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
-/// A stable 64-bit key of a name (FNV-1a), for seeding per-fold streams by fold name.
-pub fn name_key(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// McNemar's exact test of two models scored on the same samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct McNemar {
-    /// Samples both were scored on.
-    pub samples: u64,
-    /// Right in the first (baseline), wrong in the second.
-    pub only_first: u64,
-    /// Wrong in the first, right in the second.
-    pub only_second: u64,
-    /// Two-sided exact p value: under "no difference", the discordant samples split as
-    /// Binomial(b + c, ½); p = min(1, 2·P(X ≤ min(b, c))). 1 with no discordant samples.
-    pub p: f64,
-}
-
-impl McNemar {
-    /// The test from the discordant counts `b` (only the first right) and `c` (only the
-    /// second right) among `samples`.
-    pub fn from_counts(samples: u64, b: u64, c: u64) -> McNemar {
-        McNemar {
-            samples,
-            only_first: b,
-            only_second: c,
-            p: mcnemar_exact_p(b, c),
-        }
-    }
-
-    /// The test from per-sample correctness of the two models, in the same sample order.
-    pub fn from_outcomes(first: &[bool], second: &[bool]) -> McNemar {
-        let b = first
-            .iter()
-            .zip(second)
-            .filter(|(a, b)| **a && !**b)
-            .count() as u64;
-        let c = first
-            .iter()
-            .zip(second)
-            .filter(|(a, b)| !**a && **b)
-            .count() as u64;
-        Self::from_counts(first.len().min(second.len()) as u64, b, c)
-    }
-}
-
-/// min(1, 2·P(X ≤ min(b, c))) for X ~ Binomial(b + c, ½), summed in log space (exact to f64
-/// rounding for any n, where 2⁻ⁿ alone would underflow).
-pub fn mcnemar_exact_p(b: u64, c: u64) -> f64 {
-    let n = b + c;
-    if n == 0 {
-        return 1.0;
-    }
-    let k = b.min(c);
-    // ln C(n, i) built up term by term; ln 2ⁿ subtracted from each.
-    let ln2n = n as f64 * std::f64::consts::LN_2;
-    let mut ln_choose = 0.0f64;
-    let mut terms = Vec::with_capacity(k as usize + 1);
-    for i in 0..=k {
-        if i > 0 {
-            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
-        }
-        terms.push(ln_choose - ln2n);
-    }
-    let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let tail = top.exp() * terms.iter().map(|t| (t - top).exp()).sum::<f64>();
-    (2.0 * tail).min(1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,24 +333,5 @@ mod tests {
         assert_eq!(quantile(&v, 0.5), 3.0);
         assert!((quantile(&v, 0.025) - 1.1).abs() < 1e-12);
         assert!((quantile(&v, 0.975) - 4.9).abs() < 1e-12);
-    }
-
-    #[test]
-    fn mcnemar_exact_known_answers() {
-        // b = 0, c = 5: 2·(1/32) = 0.0625.
-        assert!((mcnemar_exact_p(0, 5) - 0.0625).abs() < 1e-12);
-        // b = 1, c = 9: 2·(1 + 10)/1024 = 0.021484375 (exact).
-        assert!((mcnemar_exact_p(1, 9) - 22.0 / 1024.0).abs() < 1e-12);
-        assert!((mcnemar_exact_p(9, 1) - 22.0 / 1024.0).abs() < 1e-12);
-        // Balanced discordance: p = 1.
-        assert_eq!(mcnemar_exact_p(4, 4), 1.0);
-        assert_eq!(mcnemar_exact_p(0, 0), 1.0);
-        // Large n in log space: b = 100, c = 300; Python's exact integers give
-        // 2·Σ_{i≤100} C(400, i) / 2⁴⁰⁰ = 2.5918869069720767e-24.
-        let p = mcnemar_exact_p(100, 300);
-        assert!((p / 2.591_886_906_972_076_7e-24 - 1.0).abs() < 1e-9, "{p}");
-        let m = McNemar::from_outcomes(&[true, true, false, false], &[true, false, true, true]);
-        assert_eq!((m.samples, m.only_first, m.only_second), (4, 1, 2));
-        assert_eq!(m.p, 1.0);
     }
 }

@@ -7,7 +7,7 @@
 //! Debian's `fonts-dejavu-core`, or Liberation Sans, or the file `FER_FONT` names): plotters needs
 //! the font to lay out labels for SVG as well as to rasterise PNG.
 
-use crate::report::{Confusion, EpochRecord};
+use super::{Confusion, EpochRecord};
 use crate::{Result, TrainError};
 use plotters::coord::Shift;
 use plotters::prelude::*;

@@ -13,7 +13,7 @@
 //! The file is rewritten whole (atomically) from a fold's history after every epoch, as
 //! `metrics.jsonl` is, so a resumed run's file equals an uninterrupted one's.
 
-use crate::report::EpochRecord;
+use crate::outputs::EpochRecord;
 use crate::Result;
 use std::path::{Path, PathBuf};
 
