@@ -417,7 +417,9 @@ pub fn warp(x: &Tensor, aug: Option<&[Augment]>, repeat: i64, out: (i64, i64)) -
 
 fn normalise(x: &Tensor, channels_last: bool) -> Tensor {
     // Grey to 3 channels with per-channel scalars: nothing to upload per batch.
-    let channels: Vec<Tensor> = (0..3).map(|c| (x - NORMALISATION_MEAN[c]) / NORMALISATION_STD[c]).collect();
+    let channels: Vec<Tensor> = (0..3)
+        .map(|c| (x - NORMALISATION_MEAN[c]) / NORMALISATION_STD[c])
+        .collect();
     let y = Tensor::cat(&channels, 1);
     if channels_last {
         crate::model::channels_last(&y)

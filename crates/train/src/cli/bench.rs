@@ -41,9 +41,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         tch::Cuda::cudnn_set_benchmark(true);
     }
     let train_settings = match &a.config {
-        Some(f) => train::config::ExperimentConfig::load(f)
-            .with_context(|| format!("reading {}", f.display()))?
-            .train,
+        Some(f) => {
+            train::config::ExperimentConfig::load(f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .train
+        }
         None => train::config::TrainSection::default(),
     };
     let mut rows = Vec::new();
@@ -66,33 +68,33 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 3,
                 a.steps,
                 &mut || {
-                Ok((
-                    train::model::ModelInput {
-                        face: input.face.shallow_clone(),
-                        parts: [
-                            input.parts[0].shallow_clone(),
-                            input.parts[1].shallow_clone(),
-                            input.parts[2].shallow_clone(),
-                        ],
-                    },
-                    y.shallow_clone(),
-                ))
-            })?;
+                    Ok((
+                        train::model::ModelInput {
+                            face: input.face.shallow_clone(),
+                            parts: [
+                                input.parts[0].shallow_clone(),
+                                input.parts[1].shallow_clone(),
+                                input.parts[2].shallow_clone(),
+                            ],
+                        },
+                        y.shallow_clone(),
+                    ))
+                },
+            )?;
             rows.push(train::bench::BenchRow::new("synthetic", p, b, ms));
             if let Some(c) = &a.cache {
                 let (mut mc2, mut next) = train::bench::cache_inputs(c, b as usize, device)?;
                 mc2.width = a.width;
-                let ms =
-                    train::bench::time_steps(
-                        &mc2,
-                        &train_settings,
-                        device,
-                        precision,
-                        b,
-                        3,
-                        a.steps,
-                        &mut *next,
-                    )?;
+                let ms = train::bench::time_steps(
+                    &mc2,
+                    &train_settings,
+                    device,
+                    precision,
+                    b,
+                    3,
+                    a.steps,
+                    &mut *next,
+                )?;
                 rows.push(train::bench::BenchRow::new("cache", p, b, ms));
             }
         }

@@ -116,20 +116,28 @@ mod tests {
     #[test]
     fn a_full_disk_is_reported_with_the_path_and_the_os_words() {
         if !Path::new("/dev/full").exists() {
-            eprintln!("skipped: a_full_disk_is_reported_with_the_path_and_the_os_words: no /dev/full");
+            eprintln!(
+                "skipped: a_full_disk_is_reported_with_the_path_and_the_os_words: no /dev/full"
+            );
             return;
         }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("checkpoint.safetensors");
         let tmp = dir.path().join("checkpoint.safetensors.tmp");
         std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
-        let named = vec![("model.w".to_string(), Tensor::ones([64], tch::kind::FLOAT_CPU))];
+        let named = vec![(
+            "model.w".to_string(),
+            Tensor::ones([64], tch::kind::FLOAT_CPU),
+        )];
         let err = write_tensors_atomically(&named, &file).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, TrainError::Io { .. }), "{err:?}");
         assert!(msg.contains("No space left on device"), "{msg}");
         assert!(msg.contains("checkpoint.safetensors.tmp"), "{msg}");
         assert!(!msg.contains("IoError(Os"), "{msg}");
-        assert!(!file.exists(), "nothing renamed into place after a failed write");
+        assert!(
+            !file.exists(),
+            "nothing renamed into place after a failed write"
+        );
     }
 }

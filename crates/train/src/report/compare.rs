@@ -161,27 +161,25 @@ impl Comparison {
         self.runs
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                RunRow {
-                    figures: r.figures(),
-                    index: i + 1,
-                    label: r.label.clone(),
-                    status: r.status(),
-                    finished: r.finished(),
-                    folds_finished: r.folds.iter().filter(|f| f.finished()).count(),
-                    folds_total: r.folds.len(),
-                    oracle_mean: r.summary.as_ref().map(|s| s.oracle_mean),
-                    epochs: r
-                        .folds
-                        .iter()
-                        .map(|f| (f.fold.clone(), f.epochs_run, f.epochs_planned))
-                        .collect(),
-                    differing: self.differing.values().map(|v| v[i].clone()).collect(),
-                    cache_key: r.cache_key(),
-                    git_revision: r.git_revision(),
-                    device: r.device(),
-                    dir: r.dir.clone(),
-                }
+            .map(|(i, r)| RunRow {
+                figures: r.figures(),
+                index: i + 1,
+                label: r.label.clone(),
+                status: r.status(),
+                finished: r.finished(),
+                folds_finished: r.folds.iter().filter(|f| f.finished()).count(),
+                folds_total: r.folds.len(),
+                oracle_mean: r.summary.as_ref().map(|s| s.oracle_mean),
+                epochs: r
+                    .folds
+                    .iter()
+                    .map(|f| (f.fold.clone(), f.epochs_run, f.epochs_planned))
+                    .collect(),
+                differing: self.differing.values().map(|v| v[i].clone()).collect(),
+                cache_key: r.cache_key(),
+                git_revision: r.git_revision(),
+                device: r.device(),
+                dir: r.dir.clone(),
             })
             .collect()
     }

@@ -7,8 +7,7 @@
 //! name the cell's run (its index from 1) and fold.
 
 use super::compare::Comparison;
-use super::rows::FigureRow;
-use super::markdown::{p_value, pct};
+use super::rows::{p_value, pct, FigureRow};
 use crate::outputs::figures;
 use crate::outputs::Confusion;
 use crate::Result;

@@ -2,26 +2,8 @@
 //! the rows of [`Comparison::run_rows`] and [`Comparison::fold_rows`].
 
 use super::compare::{Comparison, FoldRow};
-use super::rows::FIGURE_HEADERS;
+use super::rows::{p_value, pct, FIGURE_HEADERS};
 use std::collections::BTreeSet;
-
-/// A fraction as a percentage with two decimals, `–` when not finite.
-pub(crate) fn pct(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:.2}", 100.0 * x)
-    } else {
-        "–".into()
-    }
-}
-
-/// A p value: four decimals, or two significant digits below 10⁻⁴ (never a bare `0.0000`).
-pub(crate) fn p_value(p: f64) -> String {
-    if p >= 1e-4 || p == 0.0 {
-        format!("{p:.4}")
-    } else {
-        format!("{p:.1e}")
-    }
-}
 
 fn md_escape(s: &str) -> String {
     s.replace('|', "\\|")

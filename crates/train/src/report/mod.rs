@@ -14,16 +14,16 @@
 
 mod ablation;
 mod compare;
-mod rows;
-mod runs;
 mod csv;
 mod html;
 mod markdown;
+mod rows;
+mod runs;
 mod stats;
 
 pub use ablation::{ablation, is_sweep_dir, AblationReport, SettingRow};
 pub use compare::{compare, paired, Comparison, FoldRow, PairedComparison, RunRow};
+pub use html::{escape, html};
 pub use rows::{FigureRow, PairedFigures};
 pub use runs::{read_run, FoldStatus, RunRecord};
-pub use html::{escape, html};
 pub use stats::{mcnemar_exact_p, sign_flip_p, McNemar};

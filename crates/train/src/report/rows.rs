@@ -3,14 +3,30 @@
 //! table's baseline. Markdown, CSV and HTML render these cells and columns from here, so a run
 //! report and an ablation table cannot show the same figure two ways.
 
-use super::markdown::{p_value, pct};
 use super::stats::McNemar;
 use crate::outputs::{
-    fold_mean_std, mean_std, pooled_confusion, Confusion, FoldResult, Metrics,
-    POOLED_BOOTSTRAP_KEY,
+    fold_mean_std, mean_std, pooled_confusion, Confusion, FoldResult, Metrics, POOLED_BOOTSTRAP_KEY,
 };
 use polars::prelude::Column;
 use serde::Serialize;
+
+/// A fraction as a percentage with two decimals, `–` when not finite.
+pub(crate) fn pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.2}", 100.0 * x)
+    } else {
+        "–".into()
+    }
+}
+
+/// A p value: four decimals, or two significant digits below 10⁻⁴ (never a bare `0.0000`).
+pub(crate) fn p_value(p: f64) -> String {
+    if p >= 1e-4 || p == 0.0 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
 
 /// The figures of one row, over its finished results (folds, or (seed, fold) pairs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

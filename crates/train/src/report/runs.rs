@@ -184,16 +184,17 @@ pub fn read_run(dir: &Path) -> Result<RunRecord> {
     // Where runs are written is not a setting of the experiment.
     settings.remove("runs_dir");
     let run_json = read_json(&dir.join("run.json")).unwrap_or(serde_json::Value::Null);
-    let summary =
-        match std::fs::read(dir.join("summary.json")) {
-            Ok(b) => Some(serde_json::from_slice::<RunSummary>(&b).map_err(|e| {
-                TrainError::RunFile {
+    let summary = match std::fs::read(dir.join("summary.json")) {
+        Ok(b) => {
+            Some(
+                serde_json::from_slice::<RunSummary>(&b).map_err(|e| TrainError::RunFile {
                     path: dir.join("summary.json"),
                     reason: e.to_string(),
-                }
-            })?),
-            Err(_) => None,
-        };
+                })?,
+            )
+        }
+        Err(_) => None,
+    };
     let epochs_planned = run_json["epochs_planned"]
         .as_u64()
         .map(|e| e as usize)
@@ -279,7 +280,6 @@ pub(crate) fn natural_key(s: &str) -> (String, u64) {
     let stem = s[..s.len() - digits.len()].to_string();
     (stem, digits.parse().unwrap_or(0))
 }
-
 
 #[cfg(test)]
 mod tests {
