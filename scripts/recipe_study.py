@@ -32,14 +32,14 @@ E12 = {"epochs": 12}
 STUDIES = {
     "ckplus48": [
         # Step 0: the shipped configuration before the study.
-        ("paper", "shipped before: paper recipe (Adam 1e-3, step at 9, mixup 1)", "ckplus48-cpu-paper",
+        ("paper", "shipped before: paper preset (Adam 1e-3, step at 9, mixup 1)", "ckplus48-cpu-paper",
          {"train": E12}),
         ("paper-no-mixup", "step 0, mixup off", "ckplus48-cpu-paper", {"train": {**E12, "mixup_alpha": 0.0}}),
         ("paper-no-step", "step 0, no lr step", "ckplus48-cpu-paper", {"train": {**E12, "lr_step_epoch": 1000}}),
         ("paper-tch-init", "step 0, tch init", "ckplus48-cpu-paper", {"train": E12, "model": {"init": "tch"}}),
         ("paper-batch-32", "step 0, batch 32", "ckplus48-cpu-paper", {"train": {**E12, "batch": 32}}),
-        # Step 1: the tuned recipe on the old network.
-        ("step1", "tuned recipe, old head", "ckplus48-cpu", {"train": E12, "model": OLD_HEAD}),
+        # Step 1: the tuned preset on the old network.
+        ("step1", "tuned preset, old head", "ckplus48-cpu", {"train": E12, "model": OLD_HEAD}),
         ("step1-gfm", "step 1, GFM only", "ckplus48-cpu-gfm", {"train": E12, "model": OLD_HEAD}),
         ("step1-gfm-width-0.5", "step 1, GFM only, width 1/2", "ckplus48-cpu-gfm",
          {"train": E12, "model": {**OLD_HEAD, "width": 0.5}}),
@@ -86,10 +86,10 @@ STUDIES = {
          {"train": {"epochs": 40, "lr_step_epoch": 30}}),
     ],
     "jaffe": [
-        ("paper", "shipped before: paper recipe (Adam 1e-3, step at 9, mixup 1)", "jaffe-cpu-paper",
+        ("paper", "shipped before: paper preset (Adam 1e-3, step at 9, mixup 1)", "jaffe-cpu-paper",
          {"train": E12}),
-        ("step3", "tuned recipe, 12 epochs", "jaffe-cpu", {"train": E12}),
-        ("step3-gfm", "tuned recipe, GFM only, 12 epochs", "jaffe-cpu", {"train": E12, "model": {"branches": "gfm"}}),
+        ("step3", "tuned preset, 12 epochs", "jaffe-cpu", {"train": E12}),
+        ("step3-gfm", "tuned preset, GFM only, 12 epochs", "jaffe-cpu", {"train": E12, "model": {"branches": "gfm"}}),
         ("cnn-12-epochs", "plain CNN, 12 epochs", "jaffe-cnn", {"train": E12}),
         ("tuned", "shipped jaffe-cpu (MGLN, 40 epochs)", "jaffe-cpu", {}),
         ("cnn", "shipped jaffe-cnn (plain CNN, 30 epochs)", "jaffe-cnn", {}),

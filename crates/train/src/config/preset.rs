@@ -21,7 +21,7 @@ pub enum Preset {
 }
 
 impl Preset {
-    /// The full configuration this recipe gives before the experiment file's keys are laid over
+    /// The full configuration this preset gives before the experiment file's keys are laid over
     /// it (every key of the file still wins).
     pub fn base(self) -> ExperimentConfig {
         let mut cfg = ExperimentConfig {

@@ -208,7 +208,7 @@ impl ExperimentConfig {
             .map_err(|e| TrainError::serialize("experiment configuration", e))
     }
 
-    /// The configuration as a TOML table (every key, the recipe's defaults filled in).
+    /// The configuration as a TOML table (every key, the preset's defaults filled in).
     fn to_toml_table(&self) -> Result<toml::Table> {
         toml::Table::try_from(self)
             .map_err(|e| TrainError::serialize("experiment configuration", e))
