@@ -25,7 +25,20 @@ pub enum HeadTransfer {
         /// The source row of each class here.
         order: Vec<usize>,
     },
-    /// Left at their init: the class sets differ.
+    /// The class sets differ but overlap: the rows of the shared classes are loaded (moved to
+    /// this cache's class order), and each class only this run has starts from the mean of the
+    /// loaded rows — an average class, neither favoured nor silenced — rather than from a random
+    /// init, whose scores on trained features would start far from the others' and hold one
+    /// class for every input.
+    Partial {
+        /// The source row of each class here; `None` for a class only this run has.
+        rows: Vec<Option<usize>>,
+        /// Classes only the source has.
+        only_source: Vec<String>,
+        /// Classes only this run has.
+        only_here: Vec<String>,
+    },
+    /// Left at their init: no class is shared.
     Reinitialised {
         /// Classes only the source has.
         only_source: Vec<String>,
@@ -75,6 +88,18 @@ impl TransferPlan {
             HeadTransfer::Loaded
         } else if let Some(order) = matched.permutation() {
             HeadTransfer::Reordered { order }
+        } else if !matched.shared.is_empty() {
+            let mut rows = vec![None; classes.len()];
+            for (i, j, _) in &matched.shared {
+                if let Some(r) = rows.get_mut(*j) {
+                    *r = Some(*i);
+                }
+            }
+            HeadTransfer::Partial {
+                rows,
+                only_source: matched.only_first.clone(),
+                only_here: matched.only_second.clone(),
+            }
         } else {
             HeadTransfer::Reinitialised {
                 only_source: matched.only_first.clone(),
@@ -102,10 +127,28 @@ impl TransferPlan {
                 } = &plan.heads
                 {
                     plan.skipped.push(skip(format!(
-                        "class head: the class sets differ (only in the source: {}; only here: {})",
+                        "class head: no class is shared (only in the source: {}; only here: {})",
                         none_or(only_source),
                         none_or(only_here)
                     )));
+                    continue;
+                }
+                if let HeadTransfer::Partial { rows, .. } = &plan.heads {
+                    // One row per class on each side; everything after the class axis equal.
+                    match source_shapes.iter().find(|(n, _)| n == name) {
+                        Some((_, s))
+                            if s.len() == shape.len()
+                                && s[1..] == shape[1..]
+                                && s.first() == Some(&(source_classes.len() as i64))
+                                && shape.first() == Some(&(rows.len() as i64)) =>
+                        {
+                            plan.loaded.push(name.clone())
+                        }
+                        Some((_, s)) => plan
+                            .skipped
+                            .push(skip(format!("shape {s:?} in the source, {shape:?} here"))),
+                        None => plan.skipped.push(skip("not in the source".into())),
+                    }
                     continue;
                 }
             }
@@ -139,11 +182,21 @@ impl TransferPlan {
                 "class heads loaded with their rows reordered to this cache's class order"
                     .to_string()
             }
+            HeadTransfer::Partial {
+                only_source,
+                only_here,
+                ..
+            } => format!(
+                "class heads: the shared classes' rows loaded, each new class started from their \
+                 mean (only in the source: {}; only here: {})",
+                none_or(only_source),
+                none_or(only_here)
+            ),
             HeadTransfer::Reinitialised {
                 only_source,
                 only_here,
             } => format!(
-                "class heads re-initialised (only in the source: {}; only here: {})",
+                "class heads re-initialised, no class shared (only in the source: {}; only here: {})",
                 none_or(only_source),
                 none_or(only_here)
             ),
@@ -213,6 +266,22 @@ impl TransferPlan {
                             &order.iter().map(|&i| i as i64).collect::<Vec<i64>>(),
                         );
                         src.index_select(0, &index)
+                    }
+                    HeadTransfer::Partial { rows, .. }
+                        if self.head_prefixes.iter().any(|p| name.starts_with(p)) =>
+                    {
+                        let shared: Vec<i64> = rows.iter().flatten().map(|&i| i as i64).collect();
+                        let mean = src
+                            .index_select(0, &Tensor::from_slice(&shared))
+                            .mean_dim(Some([0i64].as_slice()), true, None::<tch::Kind>);
+                        let parts: Vec<Tensor> = rows
+                            .iter()
+                            .map(|r| match r {
+                                Some(i) => src.narrow(0, *i as i64, 1),
+                                None => mean.shallow_clone(),
+                            })
+                            .collect();
+                        Tensor::cat(&parts, 0)
                     }
                     _ => src.shallow_clone(),
                 };
@@ -395,11 +464,53 @@ mod tests {
         }
     }
 
-    /// Other classes: the heads keep their init and say why; another class count, too.
+    /// Overlapping classes: the shared classes' head rows load in this run's order, a new
+    /// class's row is the mean of those rows, the trunk loads.
+    #[test]
+    fn overlapping_classes_load_the_shared_rows_and_start_new_ones_at_their_mean() {
+        // Here: anger (source row 0), contempt (new), fear (source row 2), surprise (new).
+        let (src_mc, mc) = (cnn(3), cnn(4));
+        let (src, dst) = (network(&src_mc, 1), network(&mc, 2));
+        let tensors: Vec<(String, Tensor)> = src.variables().into_iter().collect();
+        let plan = TransferPlan::new(
+            &shapes(&dst),
+            &mc,
+            &names(&["anger", "contempt", "fear", "surprise"]),
+            &names(&["anger", "happy", "fear"]),
+            &shapes(&src),
+        );
+        assert_eq!(
+            plan.heads,
+            HeadTransfer::Partial {
+                rows: vec![Some(0), None, Some(2), None],
+                only_source: names(&["happy"]),
+                only_here: names(&["contempt", "surprise"]),
+            }
+        );
+        assert!(plan.skipped.is_empty(), "{plan:?}");
+        plan.apply(&dst, &tensors, "test").unwrap();
+        let (s, d) = (src.variables(), dst.variables());
+        for (name, t) in &s {
+            if mc.is_class_head(name) {
+                let got = &d[name];
+                assert!(got.get(0).equal(&t.get(0)), "{name} anger");
+                assert!(got.get(2).equal(&t.get(2)), "{name} fear");
+                let mean = (t.get(0) + t.get(2)) / 2.0;
+                for new in [1, 3] {
+                    let diff = (got.get(new) - &mean).abs().max().double_value(&[]);
+                    assert!(diff < 1e-6, "{name} row {new}: {diff}");
+                }
+            } else {
+                assert!(d[name].equal(t), "{name}");
+            }
+        }
+    }
+
+    /// No class shared: the heads keep their init and say why; another class count, too.
     #[test]
     fn other_classes_leave_the_heads_at_their_init() {
         for (here, n) in [
-            (names(&["anger", "contempt", "fear"]), 3),
+            (names(&["contempt", "surprise", "neutral"]), 3),
             (names(&["a", "b"]), 2),
         ] {
             let (src_mc, mc) = (cnn(3), cnn(n));
@@ -424,7 +535,7 @@ mod tests {
             let heads: Vec<&SkippedTensor> = plan.skipped.iter().collect();
             assert_eq!(heads.len(), 2, "{plan:?}");
             assert!(heads.iter().all(|s| mc.is_class_head(&s.name)
-                && s.reason.starts_with("class head: the class sets differ")));
+                && s.reason.starts_with("class head: no class is shared")));
             plan.apply(&dst, &tensors, "test").unwrap();
             let d = dst.variables();
             for (name, t) in &before {
