@@ -271,9 +271,11 @@ impl TransferPlan {
                         if self.head_prefixes.iter().any(|p| name.starts_with(p)) =>
                     {
                         let shared: Vec<i64> = rows.iter().flatten().map(|&i| i as i64).collect();
-                        let mean = src
-                            .index_select(0, &Tensor::from_slice(&shared))
-                            .mean_dim(Some([0i64].as_slice()), true, None::<tch::Kind>);
+                        let mean = src.index_select(0, &Tensor::from_slice(&shared)).mean_dim(
+                            Some([0i64].as_slice()),
+                            true,
+                            None::<tch::Kind>,
+                        );
                         let parts: Vec<Tensor> = rows
                             .iter()
                             .map(|r| match r {
