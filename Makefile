@@ -31,7 +31,7 @@ INPUTS      ?=
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 
-.PHONY: help setup build demo prep train sweep resume report export-onnx predict env test test-real test-learning bench bench-criterion lint fuzz fuzz-seeds clean-cache
+.PHONY: help setup build demo prep train sweep resume report export-onnx predict env test test-real test-learning test-slurm bench bench-criterion lint fuzz fuzz-seeds clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -86,6 +86,9 @@ test-real: setup ## the tests that use ../shared (parity with dlib/OpenCV, real 
 	  elif [ -n "$$FER_REQUIRE_SHARED" ]; then echo "test-real: FAILED: $(FER_SHARED) not found (FER_REQUIRE_SHARED is set)"; exit 1; \
 	  else echo "test-real: skipped: $(FER_SHARED) not found"; exit 0; fi; \
 	FER_REQUIRE_SHARED=1 $(CARGO) test --release --workspace real_
+
+test-slurm: build ## the shipped Slurm scripts on a real one-node Slurm started here (slurm-wlm + munge; root): prep array + merge, sweep array + report, scancel, requeue, time limit
+	FER_REQUIRE_SLURM=1 $(CARGO) test --release --workspace --test e2e slurm:: -- --ignored --nocapture
 
 test-learning: build ## the learning tests under 5 seeds x every CPU kernel set libtorch offers here, then their worst margins
 	./scripts/test_learning.sh

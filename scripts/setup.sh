@@ -3,7 +3,8 @@
 #   1. the model files from Debian packages (dlib landmarks, OpenCV cascades);
 #   2. libtorch 2.11.0 for tch 0.24, from PyTorch's wheel, in a project-local .venv;
 #   3. the Python packages tests use as oracles (tensorboard, pyarrow, ...), in the same .venv;
-#   4. a TrueType font for figure text, and Debian's chromium, headless, for the HTML report test.
+#   4. a TrueType font for figure text, and Debian's chromium, headless, for the HTML report test;
+#   5. Debian's slurm-wlm and munge, for `make test-slurm` (a one-node Slurm; nothing is started).
 # Safe to re-run: each step checks first and says what it skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +81,20 @@ else
          { $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y fonts-dejavu-core chromium >/dev/null 2>&1; }; }; then
     say "WARNING: could not install fonts-dejavu-core chromium: runs will warn 'figures not written'"
     say "         and the HTML report test will say skipped"
+  fi
+fi
+# 5. Slurm and munge for `make test-slurm` ------------------------------------------------------
+if command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v slurmd >/dev/null &&
+   command -v munged >/dev/null; then
+  say "slurm-wlm and munge present - skipped"
+else
+  say "installing Debian packages slurm-wlm munge (make test-slurm runs a one-node Slurm)"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+  if ! { $SUDO apt-get install -y --no-install-recommends slurm-wlm munge >/dev/null 2>&1 ||
+         { $SUDO apt-get update >/dev/null 2>&1 &&
+           $SUDO apt-get install -y --no-install-recommends slurm-wlm munge >/dev/null 2>&1; }; }; then
+    say "WARNING: could not install slurm-wlm munge: make test-slurm will fail until they are installed"
   fi
 fi
 say "done"

@@ -11,6 +11,7 @@ mod fuzz_replay;
 mod gpu_check;
 mod python_reader;
 mod same_crops;
+mod slurm;
 mod wild;
 
 use prep::synth::{generate, BaseFace, SynthOptions};

@@ -61,12 +61,25 @@ enum Command {
 
 /// Errors are values: printed once as `error: context: cause`, exit status 1, never a backtrace
 /// (even with RUST_BACKTRACE set); panics stay for bugs.
+/// Exit status of a run or sweep task stopped by SIGINT/SIGTERM after its current step
+/// (EX_TEMPFAIL: resumable, try again).
+const STOPPED_EXIT: u8 = 75;
+
 fn main() -> std::process::ExitCode {
     match dispatch(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            // Stopped by a signal with its last epoch on disk: a distinct status, so that a
+            // batch script can tell "continue me" from a failure (scripts/slurm requeues on it).
+            let stopped = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref(), Some(train::TrainError::Stopped { .. })));
+            if stopped {
+                std::process::ExitCode::from(STOPPED_EXIT)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

@@ -18,6 +18,11 @@ pub struct SweepArgs {
     /// Print only the number of job-array tasks (cells × folds), and exit.
     #[arg(long, conflicts_with_all = ["task", "list"])]
     pub count: bool,
+    /// Print the tasks whose fold has no result yet, as a Slurm `--array` list (`0-2,5`; an
+    /// empty line when every fold is trained), and exit. `scripts/slurm/submit-sweep.sh` submits
+    /// only these, so a resubmission after a cancelled or failed task trains only what is missing.
+    #[arg(long, conflicts_with_all = ["task", "list", "count"])]
+    pub missing: bool,
     /// Train only job-array task I (0-based: cell I / folds, fold I % folds) into the cell's
     /// shared run directory, and exit [default: every cell and fold, then the ablation table].
     #[arg(long, value_name = "I")]
@@ -35,6 +40,13 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
         .with_context(|| format!("planning sweep {}", sweep.dir().display()))?;
     if a.count {
         println!("{}", plan.tasks());
+        return Ok(());
+    }
+    if a.missing {
+        println!(
+            "{}",
+            train::sweep::array_spec(&plan.missing_tasks(&sweep.dir()))
+        );
         return Ok(());
     }
     if a.list {
@@ -81,10 +93,11 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
     }
     let started = std::time::Instant::now();
     train::sweep::run_all(&sweep, &plan, &opts).map_err(|e| match e {
-        e @ train::TrainError::Stopped { .. } => anyhow::anyhow!(
-            "{e}\nthe sweep continues where it stopped with the same command: train sweep --config {}",
+        // Kept as the error's source, so that main's exit status says "stopped".
+        e @ train::TrainError::Stopped { .. } => anyhow::Error::new(e).context(format!(
+            "the sweep continues where it stopped with the same command: train sweep --config {}",
             a.config.display()
-        ),
+        )),
         e => anyhow::anyhow!(e).context(format!("sweep {}", plan.name)),
     })?;
     let report = train::report::ablation(&sweep.dir())

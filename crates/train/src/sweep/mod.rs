@@ -3,7 +3,7 @@
 
 pub mod plan;
 
-pub use plan::{read_plan, Sweep, SweepCell, SweepPlan};
+pub use plan::{array_spec, read_plan, Sweep, SweepCell, SweepPlan};
 
 use crate::config::overrides::Override;
 use crate::{Result, TrainError};

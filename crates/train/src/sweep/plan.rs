@@ -98,6 +98,41 @@ impl SweepPlan {
             ))),
         }
     }
+
+    /// The tasks whose fold has no `result.json` yet under `sweep_dir` (the sweep's directory):
+    /// what a job array still has to train after some tasks failed or were cancelled.
+    pub fn missing_tasks(&self, sweep_dir: &Path) -> Vec<usize> {
+        (0..self.tasks())
+            .filter(|&i| match self.task(i) {
+                Ok((c, f)) => !sweep_dir
+                    .join(&c.name)
+                    .join(format!("fold-{f}"))
+                    .join("result.json")
+                    .exists(),
+                Err(_) => false,
+            })
+            .collect()
+    }
+}
+
+/// Task indexes as a Slurm `--array` list: runs of consecutive indexes as `a-b`, joined by
+/// commas (`[0, 1, 2, 5, 7, 8]` → `0-2,5,7-8`); empty for none.
+pub fn array_spec(tasks: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < tasks.len() {
+        let mut j = i;
+        while j + 1 < tasks.len() && tasks[j + 1] == tasks[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            tasks[i].to_string()
+        } else {
+            format!("{}-{}", tasks[i], tasks[j])
+        });
+        i = j + 1;
+    }
+    out.join(",")
 }
 
 impl Sweep {
@@ -342,6 +377,14 @@ mod tests {
     }
 
     const BASE: &str = "name = \"x\"\ncache = \"somewhere\"\n";
+
+    #[test]
+    fn array_spec_joins_runs_of_consecutive_tasks() {
+        assert_eq!(array_spec(&[]), "");
+        assert_eq!(array_spec(&[4]), "4");
+        assert_eq!(array_spec(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+        assert_eq!(array_spec(&[1, 3, 5]), "1,3,5");
+    }
 
     #[test]
     fn a_grid_and_seeds_expand_to_named_cells() {
