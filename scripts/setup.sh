@@ -56,10 +56,12 @@ fi
 # tensorboard: its event reader checks the event files `train run` writes; numpy, pyarrow,
 # zstandard, xxhash, blake3: what python/fer_shard (the Python cache reader) needs; onnx,
 # onnxruntime, onnxscript: `make export-onnx` and the ONNX Runtime parity test; wheel: so that
-# `pip install ./python` builds without fetching anything. Then python/fer_shard itself, editable
+# `pip install ./python` builds without fetching anything; kubernetes-validate: the Kubernetes API
+# schema check of scripts/k8s (offline, schemas of every version inside). Then python/fer_shard itself, editable
 # (import fer_shard in the .venv follows the source tree).
-PY_TEST_PKGS=(tensorboard numpy pyarrow zstandard xxhash blake3 wheel onnx onnxruntime onnxscript)
-STAMP_PY=.venv/.test-packages-3
+PY_TEST_PKGS=(tensorboard numpy pyarrow zstandard xxhash blake3 wheel onnx onnxruntime onnxscript
+             kubernetes-validate==1.37.0)
+STAMP_PY=.venv/.test-packages-4
 if [[ -f $STAMP_PY ]]; then
   say "test packages and fer_shard present in .venv (${PY_TEST_PKGS[*]}) - skipped"
 else

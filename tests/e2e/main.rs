@@ -9,6 +9,8 @@ mod export;
 mod fer2013_folders;
 mod fuzz_replay;
 mod gpu_check;
+mod k8s;
+mod loader_memory;
 mod python_reader;
 mod same_crops;
 mod slurm;

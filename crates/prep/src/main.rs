@@ -29,6 +29,11 @@ enum Command {
     /// from the embedded public-domain face (expressions by landmark displacement and
     /// piecewise-affine warping), with fold lists and planted duplicates.
     Synth(cli::synth::SynthArgs),
+    /// Write a cache of any size (e.g. AffectNet's 290,000 records) from a small one, its records
+    /// re-encoded in turn under new sample ids: for measuring training at scale without running
+    /// the face pipeline that long. Example: prep synth-scale --template data/cache/demo-fer2013-*
+    /// --records 290000 --name fer-290k
+    SynthScale(cli::synth::SynthScaleArgs),
     /// Inspect, verify, list and garbage-collect caches.
     Cache(CacheArgs),
     /// Time detection + landmarks + crops on images, one thread (see scripts/bench_face.sh).
@@ -68,6 +73,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(a) => cli::build::run(a),
         Command::Synth(a) => cli::synth::run(a).context("prep synth"),
+        Command::SynthScale(a) => cli::synth::run_scale(a).context("prep synth-scale"),
         Command::Detect(a) => cli::detect::run(a).context("prep detect"),
         Command::Cache(a) => cli::cache::run(a.command),
         Command::BenchFace(a) => cli::bench::run(a).context("prep bench-face"),

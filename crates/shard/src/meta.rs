@@ -33,6 +33,18 @@ impl Split {
             _ => None,
         }
     }
+
+    /// The split from its [`Split::kind`] and fold number (as `samples.parquet` stores them);
+    /// `None` for an unknown kind or a fold kind without a fold number.
+    pub fn from_kind(kind: &str, fold: Option<u16>) -> Option<Split> {
+        match (kind, fold) {
+            ("train", _) => Some(Split::Train),
+            ("validation", _) => Some(Split::Validation),
+            ("test", _) => Some(Split::Test),
+            ("fold", Some(k)) => Some(Split::Fold(k)),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Split {

@@ -310,6 +310,69 @@ pub fn read_sample_ids(path: &Path) -> Result<Vec<String>> {
     Ok(s.iter().map(|v| v.unwrap_or("").to_string()).collect())
 }
 
+/// One sample as `samples.parquet` indexes it: what a trainer needs to split a cache and count
+/// its classes, without decoding the records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleIndexRow {
+    /// Global record number.
+    pub global_index: u64,
+    /// Sample id.
+    pub sample_id: String,
+    /// Subject id.
+    pub subject: String,
+    /// Class index.
+    pub label: u16,
+    /// Split.
+    pub split: crate::Split,
+}
+
+/// Reads the index columns of `samples.parquet` (global_index, sample_id, subject, label, split,
+/// fold), in file order.
+///
+/// Errors: [`ShardError::Table`] for a missing column, a null or an unknown split.
+pub fn read_sample_index(path: &Path) -> Result<Vec<SampleIndexRow>> {
+    let df = read_table(path)?;
+    let err = |e: &dyn std::fmt::Display| table_err(path, e);
+    let col = |name: &str, dtype: DataType| -> Result<Series> {
+        let c = df.column(name).map_err(|e| err(&e))?;
+        c.as_materialized_series()
+            .cast(&dtype)
+            .map_err(|e| err(&format!("column {name}: {e}")))
+    };
+    let (gi, ids, subjects, labels, splits, folds) = (
+        col("global_index", DataType::UInt64)?,
+        col("sample_id", DataType::String)?,
+        col("subject", DataType::String)?,
+        col("label", DataType::UInt16)?,
+        col("split", DataType::String)?,
+        col("fold", DataType::Int32)?,
+    );
+    let (gi, ids, subjects, labels, splits, folds) = (
+        gi.u64().map_err(|e| err(&e))?,
+        ids.str().map_err(|e| err(&e))?,
+        subjects.str().map_err(|e| err(&e))?,
+        labels.u16().map_err(|e| err(&e))?,
+        splits.str().map_err(|e| err(&e))?,
+        folds.i32().map_err(|e| err(&e))?,
+    );
+    let mut out = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let null = |what: &str| err(&format!("row {i}: no {what}"));
+        let kind = splits.get(i).ok_or_else(|| null("split"))?;
+        let fold = folds.get(i).and_then(|f| u16::try_from(f).ok());
+        let split = crate::Split::from_kind(kind, fold)
+            .ok_or_else(|| err(&format!("row {i}: split {kind:?} with fold {fold:?}")))?;
+        out.push(SampleIndexRow {
+            global_index: gi.get(i).ok_or_else(|| null("global_index"))?,
+            sample_id: ids.get(i).ok_or_else(|| null("sample_id"))?.to_string(),
+            subject: subjects.get(i).ok_or_else(|| null("subject"))?.to_string(),
+            label: labels.get(i).ok_or_else(|| null("label"))?,
+            split,
+        });
+    }
+    Ok(out)
+}
+
 /// Reads `failures.parquet` back into rows.
 pub fn read_failures(path: &Path) -> Result<Vec<FailureRow>> {
     let df = read_table(path)?;

@@ -119,3 +119,52 @@ pub fn run(a: SynthArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct SynthScaleArgs {
+    /// The cache whose records are repeated (any cache; `make demo` builds demo-fer2013 from
+    /// 48×48 images and `prep synth` writes an AffectNet-style 224×224 layout to build one from).
+    #[arg(long, value_name = "CACHE_DIR")]
+    template: PathBuf,
+    /// Records in the new cache.
+    #[arg(long, default_value_t = 290_000)]
+    records: u64,
+    /// Where the new cache goes (as `<name>-<key>/`).
+    #[arg(long, default_value = "data/cache", value_name = "DIR")]
+    cache_dir: PathBuf,
+    /// The new cache's name [default: <template's name>-<records>].
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub fn run_scale(a: SynthScaleArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let template = shard::Cache::open(&a.template)
+        .with_context(|| format!("opening the template cache {}", a.template.display()))?;
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", template.manifest().name, a.records));
+    drop(template);
+    let bar = indicatif::ProgressBar::new(a.records);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} records, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.clone());
+    let out = prep::synth::scale_cache(&a.template, a.records, &a.cache_dir, &name, &|n| {
+        bar.set_position(n)
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "{}: {} records, {:.2} GiB of shards ({:.0} s)",
+        out.dir.display(),
+        out.records,
+        out.bytes as f64 / (1u64 << 30) as f64,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

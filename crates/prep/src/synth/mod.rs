@@ -16,12 +16,14 @@
 //! * `fer_folders` — FER2013's two image-folder releases, with the extras real copies carry.
 //! * `files` — writing a layout's files (one wording of I/O errors).
 //! * `wild` — the FER+, RAF-DB, AffectNet and ExpW layouts, with planted duplicates.
+//! * `scale` — a cache of any size (AffectNet's ≈ 290,000 records) re-encoded from a small one.
 
 mod expressions;
 mod fer_folders;
 pub(crate) mod files;
 mod layouts;
 mod render;
+mod scale;
 #[cfg(test)]
 mod tests;
 mod warp;
@@ -31,6 +33,7 @@ pub use expressions::*;
 pub use fer_folders::*;
 pub use layouts::*;
 pub use render::*;
+pub use scale::*;
 pub use warp::*;
 pub use wild::*;
 

@@ -35,6 +35,12 @@ pub struct RunArgs {
     /// [default: none]. Not with --resume (the run's config.toml is fixed).
     #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
     pub overrides: Vec<train::config::overrides::Override>,
+    /// Stop after N training steps and print what they measured, as one JSON line: the time
+    /// from the command's start to the first step (cache open, split, model), samples/s after
+    /// it, and the peak resident memory. For benchmarks (scripts/bench_loader_memory.sh); the
+    /// run directory is left as an interrupted run [default: train to the end].
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
 }
 
 /// Progress bars: one per epoch with samples/s and ETA, and a line per finished epoch.
@@ -109,6 +115,7 @@ impl TrainProgress for Bars {
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     let (mut cfg, resume) = match (&a.config, &a.resume) {
         (_, Some(dir)) => (
             train::ExperimentConfig::load(&dir.join("config.toml"))
@@ -133,19 +140,32 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let bars = Bars::new();
     let stop = install_stop_handler();
-    let out = train::trainer::run_experiment(
+    let limit = a
+        .max_steps
+        .map(|n| super::measure::StepLimit::new(&bars, n.max(1), stop.clone(), started));
+    let progress: &dyn TrainProgress = match &limit {
+        Some(l) => l,
+        None => &bars,
+    };
+    let result = train::trainer::run_experiment(
         &cfg,
         RunOptions {
             resume,
             run_name: a.run_name,
             git_revision: train::trainer::git_revision(),
-            progress: &bars,
+            progress,
             stop,
             overrides: a.overrides.clone(),
             task_folds: None,
         },
-    )
-    .map_err(|e| match e {
+    );
+    if let Some(l) = &limit {
+        if l.steps() >= a.max_steps.unwrap_or(0) || result.is_ok() {
+            println!("{}", serde_json::to_string(&l.figures())?);
+            return Ok(());
+        }
+    }
+    let out = result.map_err(|e| match e {
         // Ctrl-C / SIGTERM: say where the run is and how to continue it, as the error line.
         e @ train::TrainError::Stopped { .. } => anyhow::anyhow!(e),
         e => anyhow::anyhow!(e).context(format!("experiment {}", cfg.name)),

@@ -2,6 +2,7 @@
 //! shapes and gradients, weight loading, determinism, resumption, and whole k-fold runs.
 
 mod common;
+mod infos;
 mod learning;
 mod model;
 mod oracle;

@@ -7,8 +7,8 @@
 //! of an epoch, which is how a resumed run continues exactly where it stopped.
 
 use crate::{Result, TrainError};
+use shard::Cache;
 use shard::{planes, KeyedRng};
-use shard::{Cache, Split};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -100,46 +100,8 @@ impl Layout {
     }
 }
 
-/// One sample's metadata needed for splitting.
-#[derive(Debug, Clone)]
-pub struct SampleInfo {
-    /// Record number.
-    pub record: u64,
-    /// The sample's id (`samples.parquet`'s `sample_id`).
-    pub sample_id: String,
-    /// Class.
-    pub label: i64,
-    /// Subject.
-    pub subject: String,
-    /// Split.
-    pub split: Split,
-    /// Annotator vote counts (FER+; format 1.1), empty when the record has none.
-    pub votes: Vec<u16>,
-}
-
-/// Reads every sample's label, subject, split and votes from the records' metadata.
-pub fn sample_infos(cache: &Cache) -> Result<Vec<SampleInfo>> {
-    let indices: Vec<u64> = (0..cache.len()).collect();
-    cache
-        .par_decode(&indices, |_, r| SampleInfo {
-            record: 0,
-            sample_id: r.meta.sample_id.clone(),
-            label: r.meta.label as i64,
-            subject: r.meta.subject.clone(),
-            split: r.meta.split,
-            votes: r.meta.ext.votes.clone(),
-        })
-        .into_iter()
-        .enumerate()
-        .map(|(g, r)| {
-            r.map(|mut s| {
-                s.record = g as u64;
-                s
-            })
-            .map_err(TrainError::from)
-        })
-        .collect()
-}
+mod infos;
+pub use infos::{sample_infos, SampleInfo};
 
 /// A batch in host memory: u8 planes, row-major.
 #[derive(Debug, Clone)]
