@@ -4,7 +4,8 @@
 #   2. libtorch 2.11.0 for tch 0.24, from PyTorch's wheel, in a project-local .venv;
 #   3. the Python packages tests use as oracles (tensorboard, pyarrow, ...), in the same .venv;
 #   4. a TrueType font for figure text, and Debian's chromium, headless, for the HTML report test;
-#   5. Debian's slurm-wlm and munge, for `make test-slurm` (a one-node Slurm; nothing is started).
+#   5. Debian's slurm-wlm and munge, for `make test-slurm` (a one-node Slurm; nothing is started);
+#   6. Debian's ffmpeg (ffmpeg, ffprobe): video clips in `prep`, `train predict` on a video.
 # Safe to re-run: each step checks first and says what it skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -97,6 +98,20 @@ else
          { $SUDO apt-get update >/dev/null 2>&1 &&
            $SUDO apt-get install -y --no-install-recommends slurm-wlm munge >/dev/null 2>&1; }; }; then
     say "WARNING: could not install slurm-wlm munge: make test-slurm will fail until they are installed"
+  fi
+fi
+# 6. FFmpeg for video input ---------------------------------------------------------------------
+if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then
+  say "ffmpeg present ($(ffmpeg -hide_banner -version | head -1 | cut -d' ' -f3)) - skipped"
+else
+  say "installing Debian package ffmpeg (video clips in prep, train predict on a video)"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+  if ! { $SUDO apt-get install -y --no-install-recommends ffmpeg >/dev/null 2>&1 ||
+         { $SUDO apt-get update >/dev/null 2>&1 &&
+           $SUDO apt-get install -y --no-install-recommends ffmpeg >/dev/null 2>&1; }; }; then
+    say "ERROR: could not install ffmpeg with apt-get; install FFmpeg (ffmpeg and ffprobe on PATH)"
+    exit 1
   fi
 fi
 say "done"

@@ -41,6 +41,15 @@ pub enum FaceError {
         /// What is wrong, in words.
         reason: String,
     },
+    /// A video that FFmpeg cannot read (not a video, no video stream, truncated, corrupt), or
+    /// FFmpeg missing.
+    #[error("{path}: video: {reason}")]
+    Video {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words (FFmpeg's own message where it gave one).
+        reason: String,
+    },
     /// A face box with no area or outside any sensible range.
     #[error("invalid face box {left},{top},{right},{bottom}: {reason}")]
     BadBox {

@@ -10,6 +10,7 @@
 //! * [`GrayImage`] — decoding and grey conversion as the reference tools do it.
 //! * [`SampleCropper`] — the one frames → crops path of `prep build` and `train predict`, with
 //!   the [`SampleRecipe`] a cache records and the [`ModelFiles`] it names.
+//! * [`video`] — video files through FFmpeg: probe, seek, stream, write.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ mod lanes;
 mod pipeline;
 mod sample;
 mod tiff_palette;
+pub mod video;
 
 pub use align::{crop_face_and_parts, groups, CropConfig, CropSize, FaceCrops, PartFrame};
 pub use cascade::{
@@ -36,4 +38,5 @@ pub use pipeline::{BoxCalibration, DetectedFace, FacePipeline, FoundBox, Pipelin
 pub use sample::{
     cascade_file, frame_indices, is_image_name, read_input_frames, whole_frame_box, BoxMode,
     FaceSource, FrameCrops, FrameFailure, ModelFiles, SampleCropper, SampleFrames, SampleRecipe,
+    video_sample_frames,
 };

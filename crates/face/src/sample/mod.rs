@@ -435,10 +435,18 @@ fn whole_frame(img: &GrayImage, lm: Landmarks) -> Located {
 /// a folder is a sequence of the images in it sorted by name, of which the recipe's frame
 /// positions are taken (consecutive equal indices are one distinct frame).
 ///
-/// Errors: an unreadable folder, a folder without images, an image that does not decode.
+/// A video file (by extension, [`crate::video::is_video_name`]) is a sequence of its frames,
+/// of which the recipe's positions are taken ([`video_sample_frames`]).
+///
+/// Errors: an unreadable folder, a folder without images, an image that does not decode, a
+/// video FFmpeg cannot read.
 pub fn read_input_frames(input: &Path, recipe: &SampleRecipe) -> Result<SampleFrames> {
     let open = |p: &Path| GrayImage::open(p, crate::GrayConversion::PilLuma);
     let slots = recipe.slots();
+    let name = input.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if !input.is_dir() && crate::video::is_video_name(name) {
+        return video_sample_frames(&crate::video::probe(input)?, recipe);
+    }
     if !input.is_dir() {
         return Ok(SampleFrames::still(open(input)?, slots));
     }
@@ -474,6 +482,30 @@ pub fn read_input_frames(input: &Path, recipe: &SampleRecipe) -> Result<SampleFr
     }
     Ok(SampleFrames {
         slots,
+        distinct,
+        landmarks: None,
+        boxes: None,
+    })
+}
+
+/// The frames of a video the recipe's positions pick (frame index = round(p × (n − 1)) over
+/// its `n` frames; consecutive equal indices are one distinct frame), each decoded by seeking.
+///
+/// Errors: a frame that does not decode.
+pub fn video_sample_frames(
+    info: &crate::video::VideoInfo,
+    recipe: &SampleRecipe,
+) -> Result<SampleFrames> {
+    let indices = recipe.frame_indices(info.frames());
+    let mut distinct = Vec::new();
+    for (slot, &i) in indices.iter().enumerate() {
+        if slot > 0 && indices[slot - 1] == i {
+            continue;
+        }
+        distinct.push((slot, crate::video::gray_frame_at(info, i)?));
+    }
+    Ok(SampleFrames {
+        slots: recipe.slots(),
         distinct,
         landmarks: None,
         boxes: None,

@@ -6,3 +6,4 @@ mod cascade;
 mod chain;
 mod common;
 mod landmarks;
+mod video;
