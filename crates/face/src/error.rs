@@ -47,6 +47,8 @@ pub enum FaceError {
     Video {
         /// The file.
         path: PathBuf,
+        /// What kind of fault it is.
+        fault: crate::video::VideoFault,
         /// What is wrong, in words (FFmpeg's own message where it gave one).
         reason: String,
     },

@@ -81,6 +81,7 @@ impl Ffmpeg {
             .as_ref()
             .map_err(|reason| FaceError::Video {
                 path: PathBuf::from("ffmpeg"),
+                fault: VideoFault::FfmpegMissing,
                 reason: reason.clone(),
             })
     }
@@ -115,9 +116,39 @@ impl VideoInfo {
     }
 }
 
-fn video_error(path: &Path, reason: impl Into<String>) -> FaceError {
+/// The kinds of video failure, each with the reason code of failure rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoFault {
+    /// `ffmpeg`/`ffprobe` are not installed.
+    FfmpegMissing,
+    /// Not a container FFmpeg reads (corrupt, empty, cut before its index).
+    NotAVideo,
+    /// A container without a video stream (sound only).
+    NoVideoStream,
+    /// Fewer frames in the file, or decoded, than the container lists.
+    Truncated,
+    /// The decoder failed or gave no frame.
+    Decode,
+}
+
+impl VideoFault {
+    /// The reason code of failure rows: `ffmpeg_missing`, `not_a_video`, `no_video_stream`,
+    /// `truncated`, `decode_error`.
+    pub fn code(self) -> &'static str {
+        match self {
+            VideoFault::FfmpegMissing => "ffmpeg_missing",
+            VideoFault::NotAVideo => "not_a_video",
+            VideoFault::NoVideoStream => "no_video_stream",
+            VideoFault::Truncated => "truncated",
+            VideoFault::Decode => "decode_error",
+        }
+    }
+}
+
+fn video_error(path: &Path, fault: VideoFault, reason: impl Into<String>) -> FaceError {
     FaceError::Video {
         path: path.to_path_buf(),
+        fault,
         reason: reason.into(),
     }
 }
@@ -161,10 +192,11 @@ pub fn probe(path: &Path) -> Result<VideoInfo> {
         .arg(path)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| video_error(path, format!("running ffprobe: {e}")))?;
+        .map_err(|e| video_error(path, VideoFault::FfmpegMissing, format!("running ffprobe: {e}")))?;
     if !out.status.success() {
         return Err(video_error(
             path,
+            VideoFault::NotAVideo,
             format!("not a readable video: {}", last_line(&out.stderr)),
         ));
     }
@@ -197,7 +229,7 @@ pub fn probe(path: &Path) -> Result<VideoInfo> {
         }
     }
     let Some(stream) = stream else {
-        return Err(video_error(path, "no video stream"));
+        return Err(video_error(path, VideoFault::NoVideoStream, "no video stream"));
     };
     let get = |k: &str| {
         stream
@@ -209,14 +241,14 @@ pub fn probe(path: &Path) -> Result<VideoInfo> {
     let width: usize = get("width").parse().unwrap_or(0);
     let height: usize = get("height").parse().unwrap_or(0);
     if width == 0 || height == 0 {
-        return Err(video_error(path, "video stream without a frame size"));
+        return Err(video_error(path, VideoFault::NotAVideo, "video stream without a frame size"));
     }
     let frame_rate = parse_rational(get("avg_frame_rate"))
         .filter(|r| r.is_finite() && *r > 0.0)
         .unwrap_or(0.0);
     let time_base = parse_rational(get("time_base")).unwrap_or(0.0);
     if ticks.is_empty() {
-        return Err(video_error(path, "the video stream has no frames"));
+        return Err(video_error(path, VideoFault::NoVideoStream, "the video stream has no frames"));
     }
     // A file cut after its index (an MP4 with the index first, an AVI's header) lists more
     // frames than the packets that are in it.
@@ -224,6 +256,7 @@ pub fn probe(path: &Path) -> Result<VideoInfo> {
         if listed > ticks.len() {
             return Err(video_error(
                 path,
+                VideoFault::Truncated,
                 format!(
                     "truncated: the container lists {listed} frames, {} are in the file ({})",
                     ticks.len(),
@@ -271,6 +304,7 @@ pub fn rgb_frame_at(info: &VideoInfo, index: usize) -> Result<image::RgbImage> {
     if index >= info.frames() {
         return Err(video_error(
             &info.path,
+            VideoFault::Decode,
             format!("frame {index} asked of a video of {} frames", info.frames()),
         ));
     }
@@ -281,8 +315,13 @@ pub fn rgb_frame_at(info: &VideoInfo, index: usize) -> Result<image::RgbImage> {
         info.height,
     )
     .map_err(|e| match e {
-        FaceError::Video { path, reason } => FaceError::Video {
+        FaceError::Video {
             path,
+            fault,
+            reason,
+        } => FaceError::Video {
+            path,
+            fault,
             reason: format!("frame {index} of {}: {reason}", info.frames()),
         },
         other => other,
@@ -311,17 +350,17 @@ pub fn decode_frame(
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| video_error(path, format!("running ffmpeg: {e}")))?;
+        .map_err(|e| video_error(path, VideoFault::FfmpegMissing, format!("running ffmpeg: {e}")))?;
     if out.stdout.len() != width * height * 3 {
         let why = if out.status.success() {
             "no frame decoded (truncated or corrupt)".to_string()
         } else {
             last_line(&out.stderr)
         };
-        return Err(video_error(path, why));
+        return Err(video_error(path, VideoFault::Decode, why));
     }
     image::RgbImage::from_raw(width as u32, height as u32, out.stdout)
-        .ok_or_else(|| video_error(path, "frame size mismatch"))
+        .ok_or_else(|| video_error(path, VideoFault::Decode, "frame size mismatch"))
 }
 
 /// An RGB frame as grey, by [`GrayConversion::PilLuma`] (what image files get).
@@ -386,11 +425,11 @@ impl FrameStream {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| video_error(&info.path, format!("running ffmpeg: {e}")))?;
+            .map_err(|e| video_error(&info.path, VideoFault::FfmpegMissing, format!("running ffmpeg: {e}")))?;
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| video_error(&info.path, "ffmpeg without stdout"))?;
+            .ok_or_else(|| video_error(&info.path, VideoFault::FfmpegMissing, "ffmpeg without stdout"))?;
         let stderr = child.stderr.take().map(|mut e| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
@@ -433,6 +472,7 @@ impl FrameStream {
             };
             return Some(Err(video_error(
                 &self.info.path,
+                VideoFault::Truncated,
                 format!("decoded {decoded} of {expected} frames: {why}"),
             )));
         }
@@ -461,6 +501,7 @@ impl Iterator for FrameStream {
             let _ = self.child.wait();
             return Some(Err(video_error(
                 &self.info.path,
+                VideoFault::Decode,
                 format!(
                     "the decoder gives more frames than the {} packets listed",
                     self.info.frames()
@@ -538,14 +579,19 @@ impl VideoWriter {
             VideoCodec::Mpeg4 => cmd.args(["-c:v", "mpeg4", "-q:v", "3", "-pix_fmt", "yuv420p"]),
         };
         // Deterministic output: no encoder threads racing, no muxer date/encoder tags.
-        cmd.args(["-threads", "1", "-fflags", "+bitexact", "-flags", "+bitexact"])
-            .arg(path);
+        cmd.args(["-threads", "1", "-fflags", "+bitexact", "-flags", "+bitexact"]);
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ["mp4", "mov", "m4v"].iter().any(|e| ext.eq_ignore_ascii_case(e)) {
+            // The index first, as streaming copies have it (a cut file then lists its frames).
+            cmd.args(["-movflags", "+faststart"]);
+        }
+        cmd.arg(path);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| video_error(path, format!("running ffmpeg: {e}")))?;
+            .map_err(|e| video_error(path, VideoFault::FfmpegMissing, format!("running ffmpeg: {e}")))?;
         let stdin = child.stdin.take();
         Ok(VideoWriter {
             path: path.to_path_buf(),
@@ -562,6 +608,7 @@ impl VideoWriter {
         if pixels.len() != self.frame_bytes {
             return Err(video_error(
                 &self.path,
+                VideoFault::Decode,
                 format!(
                     "frame of {} bytes, the writer takes {}",
                     pixels.len(),
@@ -572,10 +619,10 @@ impl VideoWriter {
         let stdin = self
             .stdin
             .as_mut()
-            .ok_or_else(|| video_error(&self.path, "writer already finished"))?;
+            .ok_or_else(|| video_error(&self.path, VideoFault::Decode, "writer already finished"))?;
         stdin
             .write_all(pixels)
-            .map_err(|e| video_error(&self.path, format!("ffmpeg stopped: {e}")))
+            .map_err(|e| video_error(&self.path, VideoFault::Decode, format!("ffmpeg stopped: {e}")))
     }
 
     /// Closes the input and waits for the encoder.
@@ -588,10 +635,11 @@ impl VideoWriter {
         drop(stdin);
         let out = child
             .wait_with_output()
-            .map_err(|e| video_error(&path, format!("waiting for ffmpeg: {e}")))?;
+            .map_err(|e| video_error(&path, VideoFault::Decode, format!("waiting for ffmpeg: {e}")))?;
         if !out.status.success() {
             return Err(video_error(
                 &path,
+                VideoFault::Decode,
                 format!("encoding failed: {}", last_line(&out.stderr)),
             ));
         }

@@ -75,6 +75,14 @@ pub mod reason {
     /// A folder at the top of a dataset root that is not part of the layout (its files are not
     /// read).
     pub const UNKNOWN_FOLDER: &str = "unknown_folder";
+    /// A video file that FFmpeg cannot read (corrupt, empty, cut before its index).
+    pub const NOT_A_VIDEO: &str = "not_a_video";
+    /// A video file without a video stream (sound only).
+    pub const NO_VIDEO_STREAM: &str = "no_video_stream";
+    /// A video file with fewer frames than its container lists.
+    pub const TRUNCATED: &str = "truncated";
+    /// Excluded: a file that is not a video (by extension) where clips are.
+    pub const NOT_A_VIDEO_FILE: &str = "not_a_video_file";
     /// Excluded (`dedup = "drop-from-train"`): a training-side copy of an input in another split.
     pub const DUPLICATE_ACROSS_SPLITS: &str = "duplicate_across_splits";
     /// Excluded (`dedup = "drop-conflicting"`): a member of a duplicate group with different labels.
@@ -104,6 +112,19 @@ pub enum FrameSource {
         /// Frame number (0: a still image).
         index: u32,
     },
+    /// A frame of a video file (DFEW, AFEW), found by seeking ([`face::video::decode_frame`]).
+    Video {
+        /// The video, relative to the dataset root.
+        path: String,
+        /// The frame's index among the video's frames.
+        index: u32,
+        /// Where FFmpeg seeks to for it ([`face::video::VideoInfo::seek_time`]; `None`: frame 0).
+        seek: Option<f64>,
+        /// Frame size, from the probe.
+        width: u32,
+        /// Frame height.
+        height: u32,
+    },
 }
 
 /// A csv whose rows hold grey images as a space-separated pixel column (FER2013, FER+).
@@ -125,7 +146,7 @@ impl FrameSource {
     /// The name stored in the record's `source` list.
     pub fn name(&self, input: &str) -> String {
         match self {
-            FrameSource::File { path, .. } => path.clone(),
+            FrameSource::File { path, .. } | FrameSource::Video { path, .. } => path.clone(),
             FrameSource::CsvRow { .. } => input.to_string(),
         }
     }
@@ -133,7 +154,9 @@ impl FrameSource {
     /// Frame number within the sequence.
     pub fn index(&self) -> u32 {
         match self {
-            FrameSource::File { index, .. } | FrameSource::CsvRow { index, .. } => *index,
+            FrameSource::File { index, .. }
+            | FrameSource::CsvRow { index, .. }
+            | FrameSource::Video { index, .. } => *index,
         }
     }
 }

@@ -25,10 +25,15 @@ enum Command {
     Build(cli::build::BuildArgs),
     /// Detect faces and 68 landmarks in images; print a table or JSON, optionally draw overlays.
     Detect(cli::detect::DetectArgs),
-    /// Write synthetic CK+, Oulu-CASIA, FER2013, FER+, RAF-DB, AffectNet and ExpW datasets made
-    /// from the embedded public-domain face (expressions by landmark displacement and
-    /// piecewise-affine warping), with fold lists and planted duplicates.
+    /// Write synthetic CK+, Oulu-CASIA, FER2013, FER+, RAF-DB, AffectNet and ExpW datasets and
+    /// DFEW and AFEW video layouts (encoded with FFmpeg), made from the embedded public-domain face
+    /// (expressions by landmark displacement and piecewise-affine warping), with fold lists,
+    /// planted duplicates and planted broken videos.
     Synth(cli::synth::SynthArgs),
+    /// Write one synthetic test video (a person moving across the frame, changing expression,
+    /// with a stretch of frames without a face) and its per-frame truth, for `train predict`
+    /// and the video benchmark. Example: prep synth-video --out data/raw/video/test.mp4
+    SynthVideo(cli::synth::SynthVideoArgs),
     /// Write a cache of any size (e.g. AffectNet's 290,000 records) from a small one, its records
     /// re-encoded in turn under new sample ids: for measuring training at scale without running
     /// the face pipeline that long. Example: prep synth-scale --template data/cache/demo-fer2013-*
@@ -73,6 +78,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(a) => cli::build::run(a),
         Command::Synth(a) => cli::synth::run(a).context("prep synth"),
+        Command::SynthVideo(a) => cli::synth::run_video(a).context("prep synth-video"),
         Command::SynthScale(a) => cli::synth::run_scale(a).context("prep synth-scale"),
         Command::Detect(a) => cli::detect::run(a).context("prep detect"),
         Command::Cache(a) => cli::cache::run(a.command),

@@ -274,6 +274,18 @@ pub fn decode_source(
             file, offset, len, ..
         } => crate::datasets::pixels::read_csv_pixels(file, *offset, *len)
             .map_err(|e| ("decode", reason::DECODE_ERROR, e)),
+        FrameSource::Video {
+            path,
+            seek,
+            width,
+            height,
+            ..
+        } => face::video::decode_frame(&root.join(path), *seek, *width as usize, *height as usize)
+            .and_then(|rgb| face::video::rgb_to_gray_image(&rgb))
+            .map_err(|e| match &e {
+                face::FaceError::Video { fault, .. } => ("decode", fault.code(), e.to_string()),
+                _ => ("decode", reason::DECODE_ERROR, e.to_string()),
+            }),
         FrameSource::File { path, .. } => {
             let bytes = std::fs::read(root.join(path))
                 .map_err(|e| ("read", reason::UNREADABLE, format!("{path}: {e}")))?;
@@ -336,6 +348,14 @@ fn record_flags(r: &FrameCrops) -> u32 {
 fn same_frame(a: &FrameSource, b: &FrameSource) -> bool {
     match (a, b) {
         (FrameSource::File { path: p, .. }, FrameSource::File { path: q, .. }) => p == q,
+        (
+            FrameSource::Video {
+                path: p, index: i, ..
+            },
+            FrameSource::Video {
+                path: q, index: j, ..
+            },
+        ) => p == q && i == j,
         (
             FrameSource::CsvRow {
                 file: f, offset: a, ..

@@ -17,6 +17,10 @@ pub(super) struct KeyConfig<'a> {
     /// their keys stay what they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     reader: Option<u32>,
+    /// Video datasets only: FFmpeg's version and how frames are decoded and picked
+    /// ([`face::video::VIDEO_DECODING`]), so that another decoder builds another cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decoder: Option<String>,
 }
 
 pub(super) fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> Vec<String> {
@@ -55,6 +59,16 @@ pub(super) fn source_files(kind: DatasetKind, root: &Path, cfg: &PrepConfig) -> 
         DatasetKind::Expw => {
             let mut v = under("label", 1);
             v.extend(under("image/origin", 1));
+            v
+        }
+        DatasetKind::Dfew => {
+            let mut v = under(crate::datasets::clips::DFEW_CLIPS, 1);
+            v.extend(under(crate::datasets::clips::DFEW_SPLITS, 2));
+            v
+        }
+        DatasetKind::Afew => {
+            let mut v = under("Train", 2);
+            v.extend(under("Val", 2));
             v
         }
         DatasetKind::Rafdb => {
@@ -173,6 +187,14 @@ pub fn compute_key(req: &BuildRequest) -> Result<(CacheKey, PathBuf, Option<Path
             box_mode,
             ferplus_mode: ferplus.as_ref().map(|_| req.ferplus_mode),
             reader: req.kind.reader_version(),
+            decoder: match req.kind.is_video() {
+                true => Some(format!(
+                    "ffmpeg {}; {}",
+                    face::video::Ffmpeg::find()?.version,
+                    face::video::VIDEO_DECODING
+                )),
+                false => None,
+            },
         },
         &models,
         &source,

@@ -59,6 +59,11 @@ pub enum DatasetKind {
     /// AffectNet's manually annotated part: `Manually_Annotated_file_lists/{training,validation}.csv`
     /// + `Manually_Annotated_Images/`.
     Affectnet,
+    /// DFEW: `Clip/original/<id>.mp4` + `EmoLabel_DataSplit/{train,test}(single-labeled)/set_<k>.csv`
+    /// (the official 5 folds).
+    Dfew,
+    /// AFEW: `Train|Val/<Class>/<clip>.avi`.
+    Afew,
 }
 
 impl DatasetKind {
@@ -76,6 +81,8 @@ impl DatasetKind {
             DatasetKind::Rafdb => "rafdb",
             DatasetKind::Expw => "expw",
             DatasetKind::Affectnet => "affectnet",
+            DatasetKind::Dfew => "dfew",
+            DatasetKind::Afew => "afew",
         }
     }
 
@@ -93,6 +100,8 @@ impl DatasetKind {
             DatasetKind::Rafdb,
             DatasetKind::Expw,
             DatasetKind::Affectnet,
+            DatasetKind::Dfew,
+            DatasetKind::Afew,
         ]
         .into_iter()
         .find(|k| k.name() == s)
@@ -121,6 +130,12 @@ impl DatasetKind {
             DatasetKind::Fer2013Folders => Some(2),
             _ => None,
         }
+    }
+
+    /// Whether the inputs are video files (their frames are decoded by FFmpeg, whose version and
+    /// decoding rule the cache key records).
+    pub fn is_video(self) -> bool {
+        matches!(self, DatasetKind::Dfew | DatasetKind::Afew)
     }
 
     /// The authors' fold list for this dataset, relative to the project root.

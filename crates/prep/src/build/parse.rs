@@ -42,6 +42,8 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
         DatasetKind::Folders => {
             folders::inventory(root, "folders", None, folders::NameStyle::Plain, &fi, slots)?
         }
+        DatasetKind::Dfew => crate::datasets::clips::inventory_dfew(root, &fi)?,
+        DatasetKind::Afew => crate::datasets::clips::inventory_afew(root, &fi)?,
     };
     let rule = match (&cfg.subject_regex, &req.subjects_file) {
         (Some(_), Some(_)) => {
@@ -67,7 +69,7 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
             ),
         ));
     }
-    // Datasets with their own train / test splits keep them (no folds).
+    // Datasets with their own train / test splits (or, DFEW, their own folds) keep them.
     let uses_usage = matches!(
         req.kind,
         DatasetKind::Fer2013
@@ -75,6 +77,8 @@ pub fn inventory(req: &BuildRequest, root: &Path, ferplus: Option<&Path>) -> Res
             | DatasetKind::Fer2013Folders
             | DatasetKind::Rafdb
             | DatasetKind::Affectnet
+            | DatasetKind::Dfew
+            | DatasetKind::Afew
     );
     if !uses_usage {
         let list = match (&req.fold_list, cfg.authors_folds) {

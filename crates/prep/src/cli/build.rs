@@ -14,7 +14,8 @@ pub struct BuildArgs {
     /// rafdb (RAF-DB basic as distributed, or train|test/<1..7>/), expw (label/label.lst +
     /// image/origin/, one sample per listed face), affectnet (Manually_Annotated_file_lists/ +
     /// Manually_Annotated_Images/; the dataset's landmarks; 7 classes with affectnet_classes = 7
-    /// in the prep config).
+    /// in the prep config), dfew (Clip/original/*.mp4 + EmoLabel_DataSplit/, the official 5
+    /// folds), afew (Train|Val/<Class>/*.avi). Video datasets need FFmpeg (`make setup`).
     #[arg(long, value_parser = parse_kind, value_name = "NAME")]
     pub dataset: DatasetKind,
     /// Dataset root folder, or the csv file for fer2013/ferplus.

@@ -1,4 +1,4 @@
-//! `prep synth`: synthetic CK+, Oulu-CASIA, FER2013 (csv and image folders), FER+, RAF-DB, AffectNet and ExpW datasets
+//! `prep synth`: synthetic CK+, Oulu-CASIA, FER2013 (csv and image folders), FER+, RAF-DB, AffectNet, ExpW, DFEW and AFEW datasets
 //! from the embedded public-domain face, in their exact distributed layouts, with fold lists in
 //! the authors' format and planted duplicates.
 
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct SynthArgs {
     /// Output root; ckplus/, oulu/, fer2013/, fer2013-folders/, fer2013-kaggle/, ferplus/,
-    /// rafdb/, affectnet/ and expw/ are written under it.
+    /// rafdb/, affectnet/, expw/, dfew/ and afew/ are written under it.
     #[arg(long, default_value = "data/raw/demo", value_name = "DIR")]
     out: PathBuf,
     /// Number of synthetic subjects (fold = subject mod 10).
@@ -23,6 +23,9 @@ pub struct SynthArgs {
     /// Frames per sequence, neutral to peak.
     #[arg(long, default_value_t = 6)]
     frames: usize,
+    /// Frames per video clip of the DFEW and AFEW layouts (neutral, rise, peak), at 25 fps.
+    #[arg(long, default_value_t = 16)]
+    clip_frames: usize,
     /// The base face.
     #[arg(long, default_value = "data/faces/astronaut.png", value_name = "IMAGE")]
     image: PathBuf,
@@ -43,10 +46,11 @@ pub fn run(a: SynthArgs) -> Result<()> {
     let base = prep::synth::BaseFace::new(img, &found.landmarks.precise);
     let stamp = a.out.join(".synth-stamp");
     let key = format!(
-        "seed={} subjects={} frames={} image={} generator={}",
+        "seed={} subjects={} frames={} clip_frames={} image={} generator={}",
         a.seed,
         a.subjects,
         a.frames,
+        a.clip_frames,
         shard::hash_file(&a.image)?,
         prep::synth::SYNTH_VERSION
     );
@@ -67,6 +71,17 @@ pub fn run(a: SynthArgs) -> Result<()> {
         frames: a.frames,
     };
     let r = prep::synth::generate(&base, &faces, &opts)?;
+    let clips = prep::synth::generate_clips(
+        &base,
+        &prep::synth::ClipOptions {
+            out: a.out.clone(),
+            subjects: a.subjects,
+            seed: a.seed,
+            frames: a.clip_frames,
+            fps: 25.0,
+        },
+    )
+    .context("writing the video layouts (dfew/, afew/)")?;
     shard::atomic_write(&stamp, key.as_bytes())?;
     println!(
         "synthetic datasets in {} ({:.1} s):",
@@ -105,6 +120,23 @@ pub fn run(a: SynthArgs) -> Result<()> {
         w.expw_faces, w.expw_photos
     );
     println!(
+        "  dfew/      {} clips 320x240 H.264 .mp4 of {} frames, official 5-fold split files",
+        clips.dfew_clips, clips.frames
+    );
+    println!(
+        "  afew/      {} clips 320x240 MPEG-4 .avi in Train/ and Val/ class folders",
+        clips.afew_clips
+    );
+    println!(
+        "planted video files: {}",
+        clips
+            .planted
+            .iter()
+            .map(|(p, r)| format!("{p} ({r})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
         "planted duplicates (listed in duplicates-planted.csv): {}",
         w.planted.len()
     );
@@ -116,6 +148,71 @@ pub fn run(a: SynthArgs) -> Result<()> {
         l.frames,
         100.0 * l.mean,
         100.0 * l.p95
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct SynthVideoArgs {
+    /// The video to write (`.avi`: MPEG-4 part 2; other extensions: H.264). Its truth is written
+    /// beside it as `<FILE>.truth.csv` (frame, face drawn, the true landmarks' box, expression).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Frame width.
+    #[arg(long, default_value_t = 640)]
+    width: usize,
+    /// Frame height.
+    #[arg(long, default_value_t = 480)]
+    height: usize,
+    /// Number of frames.
+    #[arg(long, default_value_t = 150)]
+    frames: usize,
+    /// Frames per second.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// Seed of the identity and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The base face.
+    #[arg(long, default_value = "data/faces/astronaut.png", value_name = "IMAGE")]
+    image: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// `prep synth-video`: one test video with its truth.
+pub fn run_video(a: SynthVideoArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let faces = a.model.pipeline(false)?;
+    let img = GrayImage::open(&a.image, GrayConversion::PilLuma)
+        .with_context(|| format!("reading {}", a.image.display()))?;
+    let found = faces
+        .detect(&img, None)
+        .into_iter()
+        .next()
+        .with_context(|| format!("no face found in {}", a.image.display()))?;
+    let base = prep::synth::BaseFace::new(img, &found.landmarks.precise);
+    let truth = prep::synth::synth_video(
+        &base,
+        &prep::synth::VideoOptions {
+            out: a.out.clone(),
+            width: a.width,
+            height: a.height,
+            frames: a.frames,
+            fps: a.fps,
+            seed: a.seed,
+        },
+    )?;
+    println!(
+        "{}: {} frames {}x{} at {} fps, a face in {} of them ({:.1} s); truth in {}.truth.csv",
+        a.out.display(),
+        truth.len(),
+        a.width,
+        a.height,
+        a.fps,
+        truth.iter().filter(|t| t.face).count(),
+        start.elapsed().as_secs_f64(),
+        a.out.display()
     );
     Ok(())
 }

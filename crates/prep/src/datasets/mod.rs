@@ -2,6 +2,7 @@
 
 pub mod affectnet;
 pub mod ckplus;
+pub mod clips;
 pub mod csv;
 pub mod expw;
 pub mod fer2013;

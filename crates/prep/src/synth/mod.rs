@@ -16,8 +16,10 @@
 //! * `fer_folders` — FER2013's two image-folder releases, with the extras real copies carry.
 //! * `files` — writing a layout's files (one wording of I/O errors).
 //! * `wild` — the FER+, RAF-DB, AffectNet and ExpW layouts, with planted duplicates.
+//! * `clips` — the DFEW and AFEW video layouts and a test video with its truth (FFmpeg).
 //! * `scale` — a cache of any size (AffectNet's ≈ 290,000 records) re-encoded from a small one.
 
+mod clips;
 mod expressions;
 mod fer_folders;
 pub(crate) mod files;
@@ -29,6 +31,7 @@ mod tests;
 mod warp;
 mod wild;
 
+pub use clips::*;
 pub use expressions::*;
 pub use fer_folders::*;
 pub use layouts::*;

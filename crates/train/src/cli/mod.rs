@@ -5,6 +5,7 @@ pub mod eval;
 pub mod export;
 pub mod measure;
 pub mod predict;
+pub mod predict_video;
 pub mod report;
 pub mod run;
 pub mod sweep;

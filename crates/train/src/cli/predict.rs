@@ -9,10 +9,29 @@ pub struct PredictArgs {
     /// The run directory (runs/<experiment>/<run>).
     #[arg(long, value_name = "RUN_DIR")]
     pub run: PathBuf,
-    /// Image files (a still image fills every frame slot) or folders of frames (a sequence;
-    /// with --each-image, a folder of separate images).
+    /// Image files (a still image fills every frame slot), folders of frames (a sequence;
+    /// with --each-image, a folder of separate images), or video files (.mp4, .avi, .mkv, .mov,
+    /// .webm, …: every frame predicted, see --out-dir).
     #[arg(required = true, value_name = "PATH")]
     pub inputs: Vec<PathBuf>,
+    /// Videos: where each video's per-frame table (<stem>.csv, <stem>.jsonl), probability plot
+    /// (<stem>_probabilities.png/.svg) and, with --annotate, annotated video go.
+    #[arg(long, default_value = "processed", value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Videos: predict every N-th frame only (frames 1, N+1, 2N+1, …).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub every: usize,
+    /// Videos: frames per sliding window; the model's frame slots are picked from the frames
+    /// with a face in the window ending at each frame, at the cache's frame positions
+    /// [default: the model's number of frame slots].
+    #[arg(long, value_name = "W")]
+    pub window: Option<usize>,
+    /// Videos: also write <stem>_annotated.mp4 with each frame's box, landmarks and top class.
+    #[arg(long)]
+    pub annotate: bool,
+    /// CPU threads for face processing and libtorch [default: every core].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Treat each folder as a set of separate images (every .png/.jpg/.jpeg/.bmp/.tif/.pgm
     /// file in it, sorted) instead of the frames of one sequence [default: a folder is a
     /// sequence].
@@ -52,6 +71,15 @@ pub struct PredictArgs {
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {
+    if let Some(n) = a.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        tch::set_num_threads(n as i32);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting up the thread pool")?;
+    }
+    anyhow::ensure!(a.every > 0, "--every must be at least 1");
     let device = train::trainer::pick_device(&a.device)?;
     let unfinished = train::predict::unfinished_folds(&a.run);
     if !unfinished.is_empty() && !a.allow_partial {
@@ -79,7 +107,14 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         );
     }
     let inputs = expand_inputs(&a.inputs, a.each_image)?;
-    let out = p.predict_dumping(&inputs, a.dump_crops.as_deref())?;
+    let (videos, stills): (Vec<PathBuf>, Vec<PathBuf>) = inputs.into_iter().partition(|p| {
+        !p.is_dir()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(face::video::is_video_name)
+    });
+    let mut out = p.predict_dumping(&stills, a.dump_crops.as_deref())?;
+    out.extend(super::predict_video::predict_videos(&p, &videos, &a)?);
     if let Some(f) = &a.csv {
         write_csv(f, p.classes(), &out)?;
         eprintln!("written: {}", f.display());

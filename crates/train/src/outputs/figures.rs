@@ -20,7 +20,8 @@ pub const FONT_CANDIDATES: [&str; 3] = [
     "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
 ];
 
-const FONT: &str = "sans-serif";
+/// The family name the registered font is drawn under.
+pub const FONT: &str = "sans-serif";
 
 /// Registers the system font with plotters once per process.
 ///

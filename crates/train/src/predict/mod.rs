@@ -4,6 +4,11 @@
 //! content). Every fold's model (its reported epoch's weights) votes (their fused softmax scores are averaged); inputs
 //! without a face are reported.
 
+mod video;
+mod video_outputs;
+pub use video::{FrameRow, VideoPrediction, VideoPredictOptions};
+pub use video_outputs::{write_video_outputs, VideoOutputs};
+
 use crate::loader::{DeviceTransform, HostBatch, Layout};
 use crate::model::Network;
 use crate::{Result, TrainError};
@@ -154,6 +159,24 @@ impl InputPreprocessor {
         self.crop(&frames)
     }
 
+    /// The crops of one video frame: detection on the frame itself (a face may leave the picture
+    /// and come back, so frames are not tracked from one another), then the recipe's landmarks,
+    /// alignment and crops. Errors are a sentence for the per-frame table.
+    pub fn crop_frame(&self, img: face::GrayImage) -> std::result::Result<FrameCrops, String> {
+        let single = SampleRecipe {
+            frame_positions: vec![1.0],
+            detect_every_frame: true,
+            ..self.recipe.clone()
+        };
+        let mut crops = SampleCropper::new(&self.faces, &single)
+            .crop(&SampleFrames::still(img, 1))
+            .map_err(|f| match f {
+                face::FrameFailure::NoFace { .. } => "no face found".to_string(),
+                other => other.to_string(),
+            })?;
+        crops.pop().ok_or_else(|| "no frame".into())
+    }
+
     /// The crops of every slot of already decoded frames.
     pub fn crop(&self, frames: &SampleFrames) -> std::result::Result<Vec<FrameCrops>, String> {
         let distinct = SampleCropper::new(&self.faces, &self.recipe)
@@ -276,6 +299,64 @@ impl Predictor {
     /// The fold models' names, in order.
     pub fn folds(&self) -> Vec<&str> {
         self.models.iter().map(|(f, _, _)| f.as_str()).collect()
+    }
+
+    /// The run's probabilities for several inputs at once, each given as its per-slot crops (as
+    /// [`InputPreprocessor::crop`] returns them): every fold model's fused scores (averaged with
+    /// the mirror image's for a `tta_flip` run), averaged over the folds, in class order.
+    ///
+    /// Errors: libtorch errors.
+    pub fn score_batch(&self, inputs: &[Vec<FrameCrops>]) -> Result<Vec<Vec<f64>>> {
+        let n = inputs.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut hb = HostBatch {
+            n,
+            records: (0..n as u64).collect(),
+            face: Vec::new(),
+            parts: Default::default(),
+            labels: vec![0; n],
+            skipped: Vec::new(),
+        };
+        for crops in inputs {
+            let last = crops.len().saturating_sub(1);
+            let peak = &crops[last].crops;
+            hb.face.extend_from_slice(peak.face.data());
+            for &k in &self.layout.use_slots {
+                let c = &crops[k.min(last)].crops;
+                hb.parts[0].extend_from_slice(c.eyes.data());
+                hb.parts[1].extend_from_slice(c.nose.data());
+                hb.parts[2].extend_from_slice(c.mouth.data());
+            }
+        }
+        let (x, _) = self.transform.apply(&hb, &self.layout, None);
+        let mirrored = self.tta_flip.then(|| {
+            let flip = vec![crate::loader::Augment::mirror(true); n];
+            self.transform.apply(&hb, &self.layout, Some(&flip)).0
+        });
+        let classes = self.classes.len() as i64;
+        let mut sum = Tensor::zeros([n as i64, classes], (Kind::Float, Device::Cpu));
+        tch::no_grad(|| {
+            for (_, _, m) in &self.models {
+                let o = m.forward(&x, false);
+                let mut p =
+                    crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight);
+                if let Some(xm) = &mirrored {
+                    let om = m.forward(xm, false);
+                    let pm =
+                        crate::trainer::fuse(&om.global, &om.local, self.fusion, self.fusion_weight);
+                    p = (p + pm) * 0.5;
+                }
+                sum += p.to_device(Device::Cpu);
+            }
+        });
+        let mean = (sum / self.models.len() as f64).contiguous();
+        let flat: Vec<f32> = Vec::<f32>::try_from(&mean.view([-1]))?;
+        Ok(flat
+            .chunks(self.classes.len().max(1))
+            .map(|c| c.iter().map(|&v| f64::from(v)).collect())
+            .collect())
     }
 
     /// Classifies every input; inputs that fail are returned with `error`, never skipped.
