@@ -14,6 +14,7 @@ mod loader_memory;
 mod python_reader;
 mod same_crops;
 mod slurm;
+mod video;
 mod wild;
 
 use prep::synth::{generate, BaseFace, SynthOptions};

@@ -13,11 +13,11 @@ use train::predict::InputPreprocessor;
 
 /// How many records used each kind of input.
 #[derive(Debug, Default, PartialEq)]
-struct InputKinds {
-    sequence_folders: usize,
-    linked_frames: usize,
-    files: usize,
-    csv_rows: usize,
+pub(crate) struct InputKinds {
+    pub(crate) sequence_folders: usize,
+    pub(crate) linked_frames: usize,
+    pub(crate) files: usize,
+    pub(crate) csv_rows: usize,
 }
 
 /// The input `train predict` is given for a record: its sequence folder when the recipe picks the
@@ -91,7 +91,7 @@ fn csv_row_as_png(csv: &Path, line: usize, scratch: &Path, id: &str) -> PathBuf 
 
 /// Asserts that every record of the cache at `dir` is reproduced byte for byte and returns how
 /// its inputs were given.
-fn assert_predict_cuts_the_cached_crops(dir: &Path, source_root: &Path) -> InputKinds {
+pub(crate) fn assert_predict_cuts_the_cached_crops(dir: &Path, source_root: &Path) -> InputKinds {
     let cache = Cache::open(dir).unwrap();
     let pre = InputPreprocessor::for_cache(&cache, face::default_shape_model_path()).unwrap();
     let recipe = pre.recipe().clone();
