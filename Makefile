@@ -31,7 +31,7 @@ INPUTS      ?=
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 
-.PHONY: help setup build demo prep train sweep resume report export-onnx predict env test test-real test-learning test-slurm bench bench-criterion lint fuzz fuzz-seeds clean-cache
+.PHONY: help setup build demo prep train sweep resume report export-onnx predict env test test-real test-learning test-slurm bench bench-video bench-criterion lint fuzz fuzz-seeds clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -95,6 +95,9 @@ test-learning: build ## the learning tests under 5 seeds x every CPU kernel set 
 
 bench: build ## the speed figures in one table: goal, previous version (BENCH_BASE), now, dlib/OpenCV reference
 	FER_SHARED=$(FER_SHARED) ./scripts/bench.sh
+
+bench-video: build ## train predict on a 640x480 video, frames/s on 1 and 2 cores beside ffmpeg decoding alone
+	./scripts/bench_video.sh
 
 bench-criterion: setup ## criterion micro-benchmarks of the shard and face crates, release build
 	$(CARGO) bench --workspace

@@ -133,7 +133,11 @@ fn clip_layouts_build_caches_with_every_file_accounted_for() {
         let m = rec.unwrap().meta;
         let idx: Vec<usize> = m.frame_indices.iter().map(|&i| i as usize).collect();
         assert_eq!(idx, want, "{}", m.sample_id);
-        assert!(m.source.iter().all(|s| s.ends_with(".mp4")), "{:?}", m.source);
+        assert!(
+            m.source.iter().all(|s| s.ends_with(".mp4")),
+            "{:?}",
+            m.source
+        );
         *dfew_folds.entry(m.split).or_insert(0) += 1;
     }
     assert_eq!(
@@ -146,7 +150,7 @@ fn clip_layouts_build_caches_with_every_file_accounted_for() {
         *afew_splits.entry(m.split).or_insert(0) += 1;
     }
     assert_eq!(afew_splits.get(&Split::Train), Some(&28));
-    assert_eq!(afew_splits.get(&Split::Validation), Some(&7));
+    assert_eq!(afew_splits.get(&Split::Test), Some(&7));
 }
 
 #[test]
@@ -154,7 +158,10 @@ fn the_clip_cache_key_names_the_decoder_and_the_frame_rule() {
     let Some(fx) = clips() else { return };
     let key_text = serde_json::to_string(&fx.dfew.manifest.key_ingredients).unwrap();
     let version = &face::video::Ffmpeg::find().unwrap().version;
-    assert!(key_text.contains(&format!("ffmpeg {version}")), "{key_text}");
+    assert!(
+        key_text.contains(&format!("ffmpeg {version}")),
+        "{key_text}"
+    );
     let raw = fx.root.join("raw/dfew");
     let caches = fx.root.join("cache");
     let mut req = request(DatasetKind::Dfew, &raw, &caches, "dfew", None, &fx.models);
@@ -279,8 +286,12 @@ fn predict_on_a_video_gives_a_row_per_frame_that_matches_the_drawing() {
             continue;
         }
         found_where_drawn += 1;
-        let xs: Vec<f64> = (0..68).map(|i| row[col(&format!("x_{i}"))].parse().unwrap()).collect();
-        let ys: Vec<f64> = (0..68).map(|i| row[col(&format!("y_{i}"))].parse().unwrap()).collect();
+        let xs: Vec<f64> = (0..68)
+            .map(|i| row[col(&format!("x_{i}"))].parse().unwrap())
+            .collect();
+        let ys: Vec<f64> = (0..68)
+            .map(|i| row[col(&format!("y_{i}"))].parse().unwrap())
+            .collect();
         let fold = |v: &[f64], f: fn(f64, f64) -> f64, z: f64| v.iter().copied().fold(z, f);
         let got = [
             fold(&xs, f64::min, f64::INFINITY),
@@ -296,11 +307,17 @@ fn predict_on_a_video_gives_a_row_per_frame_that_matches_the_drawing() {
             ix * iy / (area(got) + area(want) - ix * iy)
         };
         // The landmarks sit on the drawn face (they move 2.7 px a frame across the picture).
-        assert!(iou > 0.6, "frame {k}: landmark box {got:?} vs drawn {want:?}");
+        assert!(
+            iou > 0.6,
+            "frame {k}: landmark box {got:?} vs drawn {want:?}"
+        );
         let probs: Vec<f64> = (0..classes)
             .map(|i| row[col("p_happy") + i].parse().unwrap())
             .collect();
-        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-3, "frame {k}: {probs:?}");
+        assert!(
+            (probs.iter().sum::<f64>() - 1.0).abs() < 1e-3,
+            "frame {k}: {probs:?}"
+        );
         let window: usize = row[col("window")].parse().unwrap();
         assert!((1..=3).contains(&window), "frame {k}: window {window}");
     }

@@ -36,7 +36,7 @@ pub use gray::{rgb_to_gray, GrayConversion, GrayImage, MAX_DIMENSION};
 pub use lanes::{simd_description, simd_enabled, SIMD_ENV};
 pub use pipeline::{BoxCalibration, DetectedFace, FacePipeline, FoundBox, PipelineOptions};
 pub use sample::{
-    cascade_file, frame_indices, is_image_name, read_input_frames, whole_frame_box, BoxMode,
-    FaceSource, FrameCrops, FrameFailure, ModelFiles, SampleCropper, SampleFrames, SampleRecipe,
-    video_sample_frames,
+    cascade_file, frame_indices, is_image_name, read_input_frames, video_sample_frames,
+    whole_frame_box, BoxMode, FaceSource, FrameCrops, FrameFailure, ModelFiles, SampleCropper,
+    SampleFrames, SampleRecipe,
 };

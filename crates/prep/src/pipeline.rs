@@ -61,11 +61,6 @@ impl Processor<'_> {
         }
     }
 
-    fn decode(&self, item: &InputItem, src: &FrameSource) -> Result<GrayImage, FailureRow> {
-        decode_source(self.root, src)
-            .map_err(|(stage, why, detail)| self.fail(item, stage, why, detail))
-    }
-
     /// The recipe of this configuration and box mode (what the manifest records).
     pub fn recipe(&self) -> face::SampleRecipe {
         self.config.recipe(self.box_mode)
@@ -129,13 +124,12 @@ impl Processor<'_> {
             let e = self.fail(item, "parse", reason::NO_FRAMES, "no frames".into());
             return (frames, Some(e));
         }
-        for slot in 0..item.frames.len() {
-            if slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]) {
-                continue;
-            }
-            match self.decode(item, &item.frames[slot]) {
+        for (slot, decoded) in decode_slots(self.root, item) {
+            match decoded {
                 Ok(img) => frames.distinct.push((slot, img)),
-                Err(e) => return (frames, Some(e)),
+                Err((stage, why, detail)) => {
+                    return (frames, Some(self.fail(item, stage, why, detail)))
+                }
             }
         }
         (frames, None)
@@ -295,6 +289,56 @@ pub fn decode_source(
     }
 }
 
+/// A decoded frame or why not: (stage, reason code, detail).
+type Decoded = Result<GrayImage, (&'static str, &'static str, String)>;
+
+/// An input's distinct frames (slots that repeat the previous slot's frame are left out), in
+/// slot order, decoded up to and including the first that fails. The frames of one video clip
+/// are decoded by one FFmpeg process ([`face::video::decode_frames`]), which gives the frames
+/// that seeking to each one does; when that fails, each frame is decoded alone to name the
+/// failing one.
+fn decode_slots(root: &Path, item: &InputItem) -> Vec<(usize, Decoded)> {
+    let slots: Vec<usize> = (0..item.frames.len())
+        .filter(|&s| s == 0 || !same_frame(&item.frames[s - 1], &item.frames[s]))
+        .collect();
+    let video: Option<Vec<(&String, Option<f64>, u32, u32)>> = slots
+        .iter()
+        .map(|&s| match &item.frames[s] {
+            FrameSource::Video {
+                path,
+                seek,
+                width,
+                height,
+                ..
+            } => Some((path, *seek, *width, *height)),
+            _ => None,
+        })
+        .collect();
+    if let Some(v) = video.filter(|v| v.len() > 1 && v.iter().all(|f| f.0 == v[0].0)) {
+        let seeks: Vec<Option<f64>> = v.iter().map(|f| f.1).collect();
+        let (w, h) = (v[0].2 as usize, v[0].3 as usize);
+        if let Ok(frames) = face::video::decode_frames(&root.join(v[0].0), &seeks, w, h) {
+            let grey: Option<Vec<GrayImage>> = frames
+                .iter()
+                .map(|f| face::video::rgb_to_gray_image(f).ok())
+                .collect();
+            if let Some(grey) = grey {
+                return slots.into_iter().zip(grey.into_iter().map(Ok)).collect();
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let d = decode_source(root, &item.frames[slot]);
+        let failed = d.is_err();
+        out.push((slot, d));
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
 /// The duplicate fingerprints of an input ([`crate::fingerprint::fingerprint`] of its distinct
 /// decoded frames); `None` when a frame does not decode (the build reports that input's failure).
 ///
@@ -308,11 +352,8 @@ pub fn input_fingerprint(root: &Path, item: &InputItem) -> Option<crate::fingerp
     use crate::dedup::{cut_box, dhash, widened};
     let mut distinct = Vec::new();
     let mut context = None;
-    for slot in 0..item.frames.len() {
-        if slot > 0 && same_frame(&item.frames[slot - 1], &item.frames[slot]) {
-            continue;
-        }
-        let img = decode_source(root, &item.frames[slot]).ok()?;
+    for (slot, decoded) in decode_slots(root, item) {
+        let img = decoded.ok()?;
         match item.dataset_boxes.as_ref().and_then(|b| b.get(slot)) {
             Some(b) => {
                 context = Some(cut_box(&img, widened(*b, 2.0)));

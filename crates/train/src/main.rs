@@ -36,8 +36,15 @@ enum Command {
     /// Training-step throughput per precision and batch size: synthetic device-resident inputs,
     /// and streaming from a cache when --cache is given.
     Bench(cli::bench::BenchArgs),
-    /// Classify images or frame folders with a trained run (all its fold models vote), through the
-    /// same face pipeline and prep settings as its cache. Inputs without a face are reported.
+    /// Frames per second of `train predict` on a video on 1 and 2 cores (each pinned with
+    /// taskset), beside FFmpeg decoding it alone. Example: train bench-video --run
+    /// runs/demo/<run> --video bench-out/video-640x480.mp4
+    BenchVideo(cli::bench_video::BenchVideoArgs),
+    /// Classify images, frame folders or videos with a trained run (all its fold models vote),
+    /// through the same face pipeline and prep settings as its cache. Inputs without a face are
+    /// reported. A video gives one row per frame (CSV with OpenFace's column names, JSONL), a
+    /// plot of the class probabilities over time and, with --annotate, the video with the face,
+    /// landmarks and top class drawn. Example: train predict --run runs/demo/<run> clip.mp4
     Predict(cli::predict::PredictArgs),
     /// Score a trained run (every trained fold, or one) or an exported model on another cache:
     /// cross-dataset evaluation. Classes are matched by name (angry = anger, sad = sadness, …);
@@ -91,6 +98,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Sweep(a) => cli::sweep::sweep(a),
         Command::Report(a) => cli::report::report(a),
         Command::Bench(a) => cli::bench::bench(a),
+        Command::BenchVideo(a) => cli::bench_video::bench_video(a),
         Command::Export(a) => cli::export::export(a),
         Command::Eval(a) => cli::eval::eval(a),
         Command::Env { json } => {

@@ -497,12 +497,14 @@ pub fn video_sample_frames(
     recipe: &SampleRecipe,
 ) -> Result<SampleFrames> {
     let indices = recipe.frame_indices(info.frames());
+    let slots: Vec<usize> = (0..indices.len())
+        .filter(|&s| s == 0 || indices[s - 1] != indices[s])
+        .collect();
+    let seeks: Vec<Option<f64>> = slots.iter().map(|&s| info.seek_time(indices[s])).collect();
+    let frames = crate::video::decode_frames(&info.path, &seeks, info.width, info.height)?;
     let mut distinct = Vec::new();
-    for (slot, &i) in indices.iter().enumerate() {
-        if slot > 0 && indices[slot - 1] == i {
-            continue;
-        }
-        distinct.push((slot, crate::video::gray_frame_at(info, i)?));
+    for (slot, rgb) in slots.into_iter().zip(frames) {
+        distinct.push((slot, crate::video::rgb_to_gray_image(&rgb)?));
     }
     Ok(SampleFrames {
         slots: recipe.slots(),

@@ -49,7 +49,9 @@ fn seeking_gives_the_frame_a_full_decode_gives_in_mp4_and_avi() {
     let mp4 = test_pattern(
         dir.path(),
         "b-frames.mp4",
-        &["-c:v", "libx264", "-g", "12", "-bf", "2", "-pix_fmt", "yuv420p"],
+        &[
+            "-c:v", "libx264", "-g", "12", "-bf", "2", "-pix_fmt", "yuv420p",
+        ],
     );
     let avi = test_pattern(dir.path(), "mpeg4.avi", &["-c:v", "mpeg4", "-g", "10"]);
     for file in [mp4, avi] {
@@ -81,6 +83,18 @@ fn seeking_gives_the_frame_a_full_decode_gives_in_mp4_and_avi() {
             assert_eq!(f.time, info.times[f.index]);
         }
         assert!(video::rgb_frame_at(&info, 75).is_err());
+        // Several frames in one process: the same frames.
+        let picks = [0usize, 11, 12, 40, 74];
+        let seeks: Vec<Option<f64>> = picks.iter().map(|&i| info.seek_time(i)).collect();
+        let together = video::decode_frames(&file, &seeks, info.width, info.height).unwrap();
+        assert_eq!(together.len(), picks.len());
+        for (f, &i) in together.iter().zip(&picks) {
+            assert!(
+                *f == frames[i].rgb,
+                "{}: frame {i} decoded with others",
+                file.display()
+            );
+        }
     }
 }
 
@@ -100,7 +114,14 @@ fn a_video_frame_is_the_grey_of_the_same_frame_extracted_as_png() {
     let ok = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-i"])
         .arg(&mp4)
-        .args(["-vf", "select=eq(n\\,20)", "-frames:v", "1", "-pix_fmt", "rgb24"])
+        .args([
+            "-vf",
+            "select=eq(n\\,20)",
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "rgb24",
+        ])
         .arg(&png)
         .status()
         .unwrap()
@@ -144,14 +165,24 @@ fn files_that_are_not_whole_videos_give_reasons() {
         dir.path(),
         "whole.mp4",
         &[
-            "-c:v", "libx264", "-g", "12", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
+            "-c:v",
+            "libx264",
+            "-g",
+            "12",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
         ],
     );
     let bytes = std::fs::read(&whole).unwrap();
     let cut = dir.path().join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let e = video::probe(&cut).unwrap_err().to_string();
-    assert!(e.contains("truncated: the container lists 75 frames"), "{e}");
+    assert!(
+        e.contains("truncated: the container lists 75 frames"),
+        "{e}"
+    );
     // A probe taken before the file was cut: the stream and the seek say so too.
     let mut info = video::probe(&whole).unwrap();
     std::fs::copy(&cut, &whole).unwrap();
@@ -171,16 +202,8 @@ fn written_frames_read_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["grey.mp4", "grey.avi"] {
         let path = dir.path().join(name);
-        let mut w = VideoWriter::create(
-            &path,
-            64,
-            48,
-            25.0,
-            false,
-            VideoCodec::for_path(&path),
-            8,
-        )
-        .unwrap();
+        let mut w = VideoWriter::create(&path, 64, 48, 25.0, false, VideoCodec::for_path(&path), 8)
+            .unwrap();
         // Flat frames of increasing grey: lossy coding keeps a flat level within a few units.
         for k in 0..20u8 {
             w.write(&[k * 10 + 20; 64 * 48]).unwrap();
@@ -193,7 +216,10 @@ fn written_frames_read_back_in_order() {
             let g = video::rgb_to_gray_image(&f.rgb).unwrap();
             let mean = g.data().iter().map(|&v| v as f64).sum::<f64>() / g.data().len() as f64;
             let want = (k * 10 + 20) as f64;
-            assert!((mean - want).abs() < 3.0, "{name} frame {k}: {mean} vs {want}");
+            assert!(
+                (mean - want).abs() < 3.0,
+                "{name} frame {k}: {mean} vs {want}"
+            );
         }
     }
 }

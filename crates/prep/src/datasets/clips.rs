@@ -6,8 +6,9 @@
 //!   is in fold `k − 1`; the train lists must give it the same label. Clips no list names (DFEW's
 //!   multi-labelled ones) are excluded as `unlabelled`.
 //! * **AFEW**: `Train/<Class>/<clip>.avi` and `Val/<Class>/<clip>.avi`, classes Angry, Disgust,
-//!   Fear, Happy, Neutral, Sad, Surprise; Train → train, Val → validation (the EmotiW protocol);
-//!   a `Test/` folder (no labels) is excluded.
+//!   Fear, Happy, Neutral, Sad, Surprise. AFEW's test labels are withheld, so papers report Val:
+//!   Train → train, Val → test (the held-out split; settings are chosen on a share of Train, never
+//!   on Val); a `Test/` folder (no labels) is excluded.
 //!
 //! Every clip is probed (in parallel) for its frame timestamps; the recipe's frame positions
 //! pick `round(p × (n − 1))` of its `n` frames, which the build decodes by seeking. A clip FFmpeg
@@ -179,7 +180,10 @@ pub fn inventory_dfew(
     let mut train_labels: Vec<(String, u16, String)> = Vec::new();
     let mut listed_files = std::collections::BTreeSet::new();
     for k in 1..=DFEW_FOLDS {
-        for (part, is_test) in [("test(single-labeled)", true), ("train(single-labeled)", false)] {
+        for (part, is_test) in [
+            ("test(single-labeled)", true),
+            ("train(single-labeled)", false),
+        ] {
             let rel = format!("{DFEW_SPLITS}/{part}/set_{k}.csv");
             listed_files.insert(rel.clone());
             let path = root.join(&rel);
@@ -204,10 +208,7 @@ pub fn inventory_dfew(
     for (clip, code, rel) in train_labels {
         match fold_of.get(&clip) {
             Some(&(_, c)) if c != code => {
-                conflicts.insert(
-                    clip,
-                    format!("label {code} in {rel}, {c} in its test list"),
-                );
+                conflicts.insert(clip, format!("label {code} in {rel}, {c} in its test list"));
             }
             _ => {}
         }
@@ -241,11 +242,7 @@ pub fn inventory_dfew(
             continue;
         }
         let Some(&(fold, code)) = fold_of.get(&clip) else {
-            inv.exclude(
-                &rel,
-                reason::UNLABELLED,
-                "in no single-labelled fold list",
-            );
+            inv.exclude(&rel, reason::UNLABELLED, "in no single-labelled fold list");
             continue;
         };
         let sample_id = f.name.rsplit_once('.').map_or(f.name.as_str(), |(s, _)| s);
@@ -294,7 +291,7 @@ pub fn inventory_afew(
     for top in walk::list(root, "", &mut inv) {
         let split = match top.name.as_str() {
             "Train" if top.is_dir => Split::Train,
-            "Val" if top.is_dir => Split::Validation,
+            "Val" if top.is_dir => Split::Test,
             "Test" if top.is_dir => {
                 inv.exclude(
                     &top.name,

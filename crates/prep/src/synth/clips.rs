@@ -187,9 +187,10 @@ pub fn generate_clips(base: &BaseFace, opts: &ClipOptions) -> crate::Result<Clip
         &clips.join(format!("{corrupt:05}.mp4")),
         &b"\x00\x00\x00\x18ftypmp42 not really a video".repeat(40),
     )?;
-    report
-        .planted
-        .push((format!("Clip/original/{corrupt:05}.mp4"), "not_a_video".into()));
+    report.planted.push((
+        format!("Clip/original/{corrupt:05}.mp4"),
+        "not_a_video".into(),
+    ));
     let cut = jobs.len() + 3;
     let cut_path = clips.join(format!("{cut:05}.mp4"));
     write_clip(base, &subjects[1], "fear", &opts, cut as u64, &cut_path)?;
@@ -349,7 +350,10 @@ pub fn synth_video(base: &BaseFace, opts: &VideoOptions) -> crate::Result<Vec<Fr
             fill: 90,
         };
         let (expr, intensity) = if f < gap_start {
-            ("happy", (std::f64::consts::PI * f as f64 / gap_start as f64).sin())
+            (
+                "happy",
+                (std::f64::consts::PI * f as f64 / gap_start as f64).sin(),
+            )
         } else {
             let u = (f - gap_end.min(f)) as f64 / (n - gap_end).max(1) as f64;
             ("surprise", ease(u * 1.5))
@@ -367,7 +371,14 @@ pub fn synth_video(base: &BaseFace, opts: &VideoOptions) -> crate::Result<Vec<Fr
                 intensity: 0.0,
             }
         } else {
-            let fr = render(base, &subject, expr, intensity, &canvas, 7_000_000 + f as u64);
+            let fr = render(
+                base,
+                &subject,
+                expr,
+                intensity,
+                &canvas,
+                7_000_000 + f as u64,
+            );
             w.write(fr.image.data())?;
             let (xs, ys): (Vec<f64>, Vec<f64>) = fr.landmarks.iter().map(|p| (p[0], p[1])).unzip();
             let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);

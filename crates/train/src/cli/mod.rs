@@ -1,6 +1,7 @@
 //! The `train` binary's commands, one file each.
 
 pub mod bench;
+pub mod bench_video;
 pub mod eval;
 pub mod export;
 pub mod measure;

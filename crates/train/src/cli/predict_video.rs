@@ -5,11 +5,15 @@
 use super::predict::PredictArgs;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
-use train::predict::{Predictor, Prediction, VideoPredictOptions};
+use train::predict::{Prediction, Predictor, VideoPredictOptions};
 
 /// Predicts each video; returns one summary [`Prediction`] per video, `error` set for a video
 /// that could not be read to its end or had no face in any frame.
-pub fn predict_videos(p: &Predictor, videos: &[PathBuf], a: &PredictArgs) -> Result<Vec<Prediction>> {
+pub fn predict_videos(
+    p: &Predictor,
+    videos: &[PathBuf],
+    a: &PredictArgs,
+) -> Result<Vec<Prediction>> {
     let mut out = Vec::new();
     for video in videos {
         let stem = video
@@ -64,7 +68,11 @@ pub fn predict_videos(p: &Predictor, videos: &[PathBuf], a: &PredictArgs) -> Res
             );
         }
         let mut mean = vec![0.0; classes.len()];
-        for r in v.rows.iter().filter(|r| r.probabilities.len() == classes.len()) {
+        for r in v
+            .rows
+            .iter()
+            .filter(|r| r.probabilities.len() == classes.len())
+        {
             for (m, q) in mean.iter_mut().zip(&r.probabilities) {
                 *m += q / faced.max(1) as f64;
             }

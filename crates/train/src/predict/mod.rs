@@ -6,7 +6,7 @@
 
 mod video;
 mod video_outputs;
-pub use video::{FrameRow, VideoPrediction, VideoPredictOptions};
+pub use video::{FrameRow, VideoPredictOptions, VideoPrediction};
 pub use video_outputs::{write_video_outputs, VideoOutputs};
 
 use crate::loader::{DeviceTransform, HostBatch, Layout};
@@ -344,8 +344,12 @@ impl Predictor {
                     crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight);
                 if let Some(xm) = &mirrored {
                     let om = m.forward(xm, false);
-                    let pm =
-                        crate::trainer::fuse(&om.global, &om.local, self.fusion, self.fusion_weight);
+                    let pm = crate::trainer::fuse(
+                        &om.global,
+                        &om.local,
+                        self.fusion,
+                        self.fusion_weight,
+                    );
                     p = (p + pm) * 0.5;
                 }
                 sum += p.to_device(Device::Cpu);

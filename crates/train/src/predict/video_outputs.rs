@@ -150,12 +150,7 @@ fn draw_probabilities<DB: DrawingBackend>(
     let e = fig_err("probability plot");
     root.fill(&WHITE).map_err(&e)?;
     let root = root.titled(title, (FONT, 18)).map_err(&e)?;
-    let end = v
-        .rows
-        .last()
-        .map(|r| r.timestamp)
-        .unwrap_or(1.0)
-        .max(1e-3);
+    let end = v.rows.last().map(|r| r.timestamp).unwrap_or(1.0).max(1e-3);
     let mut chart = ChartBuilder::on(&root)
         .margin(10)
         .x_label_area_size(36)
@@ -179,15 +174,28 @@ fn draw_probabilities<DB: DrawingBackend>(
         end
     };
     chart
-        .draw_series(v.rows.iter().filter(|r| r.probabilities.is_empty()).map(|r| {
-            Rectangle::new(
-                [(r.timestamp - step / 2.0, 0.0), (r.timestamp + step / 2.0, 1.0)],
-                RGBColor(225, 225, 225).filled(),
-            )
-        }))
+        .draw_series(
+            v.rows
+                .iter()
+                .filter(|r| r.probabilities.is_empty())
+                .map(|r| {
+                    Rectangle::new(
+                        [
+                            (r.timestamp - step / 2.0, 0.0),
+                            (r.timestamp + step / 2.0, 1.0),
+                        ],
+                        RGBColor(225, 225, 225).filled(),
+                    )
+                }),
+        )
         .map_err(&e)?
         .label("no face")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], RGBColor(225, 225, 225).filled()));
+        .legend(|(x, y)| {
+            Rectangle::new(
+                [(x, y - 5), (x + 14, y + 5)],
+                RGBColor(225, 225, 225).filled(),
+            )
+        });
     for (i, name) in classes.iter().enumerate() {
         let colour = class_colour(i);
         let style = ShapeStyle::from(&colour).stroke_width(2);
@@ -195,16 +203,17 @@ fn draw_probabilities<DB: DrawingBackend>(
         let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
         for r in &v.rows {
             match r.probabilities.get(i) {
-                Some(&p) => runs.last_mut().map(|run| run.push((r.timestamp, p))).unwrap_or(()),
+                Some(&p) => runs
+                    .last_mut()
+                    .map(|run| run.push((r.timestamp, p)))
+                    .unwrap_or(()),
                 None if runs.last().is_some_and(|l| !l.is_empty()) => runs.push(Vec::new()),
                 None => {}
             }
         }
         let mut first = true;
         for run in runs.into_iter().filter(|r| !r.is_empty()) {
-            let s = chart
-                .draw_series(LineSeries::new(run, style))
-                .map_err(&e)?;
+            let s = chart.draw_series(LineSeries::new(run, style)).map_err(&e)?;
             if first {
                 s.label(name.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
@@ -270,8 +279,7 @@ impl Annotator {
     pub(super) fn write(&mut self, mut rgb: image::RgbImage, row: &FrameRow) -> Result<()> {
         let e = fig_err("annotated frame");
         {
-            let root =
-                BitMapBackend::with_buffer(rgb.as_mut(), self.size).into_drawing_area();
+            let root = BitMapBackend::with_buffer(rgb.as_mut(), self.size).into_drawing_area();
             let green = RGBColor(40, 220, 90);
             let text_size = (self.size.1 as f64 / 24.0).clamp(12.0, 40.0) as u32;
             if let Some(b) = row.face_box {
@@ -296,7 +304,10 @@ impl Annotator {
                     // A dark band behind the label, so it reads on any background.
                     let width = (label.chars().count() as f64 * text_size as f64 * 0.6) as i32;
                     root.draw(&Rectangle::new(
-                        [(l.max(0) - 2, y - 2), (l.max(0) + width, y + text_size as i32 + 2)],
+                        [
+                            (l.max(0) - 2, y - 2),
+                            (l.max(0) + width, y + text_size as i32 + 2),
+                        ],
                         BLACK.mix(0.6).filled(),
                     ))
                     .map_err(&e)?;
