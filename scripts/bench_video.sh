@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench-video`: `train predict` on a 640x480 video in frames/s on one core and on two (each
 # pinned with taskset), beside FFmpeg decoding the same video alone, for the small network of
-# `make demo` and for the paper-size MGLN. A benchmark, not a test: no figure fails it.
+# `make demo` and for the paper-size MGLN (about 15 minutes on 2 cores, most of it the paper-size
+# network on the CPU). A benchmark, not a test: no figure fails it.
 #   1. `prep synth --subjects 10` and `prep build --dataset dfew`: a synthetic DFEW cache;
 #   2. one epoch of fold 0 for each network on it (the speed does not depend on the training);
 #   3. `prep synth-video`: 300 frames 640x480 H.264 at 30 fps, a face in 270 of them;

@@ -301,7 +301,9 @@ fn decode_slots(root: &Path, item: &InputItem) -> Vec<(usize, Decoded)> {
     let slots: Vec<usize> = (0..item.frames.len())
         .filter(|&s| s == 0 || !same_frame(&item.frames[s - 1], &item.frames[s]))
         .collect();
-    let video: Option<Vec<(&String, Option<f64>, u32, u32)>> = slots
+    // (path, seek, width, height) of each slot's frame when all are frames of videos.
+    type VideoFrameRef<'a> = (&'a String, Option<f64>, u32, u32);
+    let video: Option<Vec<VideoFrameRef>> = slots
         .iter()
         .map(|&s| match &item.frames[s] {
             FrameSource::Video {

@@ -114,7 +114,16 @@ pub fn predict(a: PredictArgs) -> Result<()> {
                 .is_some_and(face::video::is_video_name)
     });
     let mut out = p.predict_dumping(&stills, a.dump_crops.as_deref())?;
-    out.extend(super::predict_video::predict_videos(&p, &videos, &a)?);
+    out.extend(super::predict_video::predict_videos(
+        &p,
+        &videos,
+        &super::predict_video::VideoRequest {
+            out_dir: &a.out_dir,
+            every: a.every,
+            window: a.window,
+            annotate: a.annotate,
+        },
+    )?);
     if let Some(f) = &a.csv {
         write_csv(f, p.classes(), &out)?;
         eprintln!("written: {}", f.display());

@@ -2,17 +2,28 @@
 //! `--out-dir`, and one summary row per video for the table (its majority class, the mean
 //! probabilities over the frames with a face, how many frames had one).
 
-use super::predict::PredictArgs;
 use anyhow::{Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use train::predict::{Prediction, Predictor, VideoPredictOptions};
+
+/// What the command line asks of the videos.
+pub struct VideoRequest<'a> {
+    /// `--out-dir`.
+    pub out_dir: &'a Path,
+    /// `--every`.
+    pub every: usize,
+    /// `--window`.
+    pub window: Option<usize>,
+    /// `--annotate`.
+    pub annotate: bool,
+}
 
 /// Predicts each video; returns one summary [`Prediction`] per video, `error` set for a video
 /// that could not be read to its end or had no face in any frame.
 pub fn predict_videos(
     p: &Predictor,
     videos: &[PathBuf],
-    a: &PredictArgs,
+    a: &VideoRequest,
 ) -> Result<Vec<Prediction>> {
     let mut out = Vec::new();
     for video in videos {
@@ -47,7 +58,7 @@ pub fn predict_videos(
         let classes = p.classes();
         let (class, faced) = v.majority(classes);
         if v.frames > 0 {
-            let files = train::predict::write_video_outputs(&a.out_dir, &v, classes)
+            let files = train::predict::write_video_outputs(a.out_dir, &v, classes)
                 .with_context(|| format!("writing the outputs of {}", video.display()))?;
             eprintln!(
                 "{}: {} frames ({} with a face) in {:.1} s = {:.1} frames/s; written: {}, {}{}{}",

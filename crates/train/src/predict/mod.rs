@@ -4,10 +4,13 @@
 //! content). Every fold's model (its reported epoch's weights) votes (their fused softmax scores are averaged); inputs
 //! without a face are reported.
 
+mod annotate;
 mod video;
 mod video_outputs;
-pub use video::{FrameRow, VideoPredictOptions, VideoPrediction};
+mod video_rows;
+pub use video::VideoPredictOptions;
 pub use video_outputs::{write_video_outputs, VideoOutputs};
+pub use video_rows::{FrameRow, VideoPrediction};
 
 use crate::loader::{DeviceTransform, HostBatch, Layout};
 use crate::model::Network;
