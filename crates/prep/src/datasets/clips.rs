@@ -351,6 +351,128 @@ mod tests {
         assert_eq!(clip_key("a01"), "a01");
     }
 
+    /// A tiny test-pattern clip (no face: the parsers only probe).
+    fn clip(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc=size=64x48:rate=10:duration=0.5")
+            .arg(path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn rows(inv: &Inventory) -> BTreeMap<String, (String, String)> {
+        inv.rejected
+            .iter()
+            .map(|r| (r.input.clone(), (r.reason.clone(), r.detail.clone())))
+            .collect()
+    }
+
+    /// Every way a DFEW copy can disagree with its lists ends in a row naming it: a label the
+    /// train lists contradict, a clip in two test lists, a listed clip missing, a missing list,
+    /// folders the layout does not read; list names without leading zeros match the files.
+    #[test]
+    fn dfew_disagreements_are_rows() {
+        if video::Ffmpeg::find().is_err() {
+            testkit::unavailable("dfew_disagreements_are_rows", "ffmpeg not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for id in 1..=5 {
+            clip(&root.join(format!("{DFEW_CLIPS}/{id:05}.mp4")));
+        }
+        std::fs::create_dir_all(root.join("Annotation")).unwrap();
+        let list = |part: &str, k: usize, rows: &str| {
+            let p = root.join(format!("{DFEW_SPLITS}/{part}(single-labeled)/set_{k}.csv"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, format!("video_name,label\n{rows}")).unwrap();
+        };
+        // 1: fold 0, label 1 (train list of fold 2 agrees); 2: test label 2, train says 5;
+        // 3: in the test lists of folds 1 and 2; 4: fold 3; 5: in no list; 9: listed, no file.
+        list("test", 1, "1,1\n2,2\n3,3\n");
+        list("train", 1, "4,4\n");
+        list("test", 2, "3,3\n9,6\n");
+        list("train", 2, "1,1\n2,5\n");
+        list("test", 3, "00004,4\n");
+        list("train", 3, "");
+        list("test", 4, "");
+        list("train", 4, "");
+        list("train", 5, "");
+        let inv = inventory_dfew(root, &|n| {
+            crate::config::PrepConfig::default().frame_indices(n)
+        })
+        .unwrap();
+        let r = rows(&inv);
+        let ids: Vec<(&str, u16, Split)> = inv
+            .items
+            .iter()
+            .map(|i| (i.sample_id.as_str(), i.label, i.split))
+            .collect();
+        assert_eq!(
+            ids,
+            [("00001", 0, Split::Fold(0)), ("00004", 3, Split::Fold(2))]
+        );
+        assert_eq!(r["Clip/original/00002.mp4"].0, reason::LABEL_MISMATCH);
+        assert!(r["Clip/original/00002.mp4"].1.contains("label 5"), "{r:?}");
+        assert_eq!(r["Clip/original/00003.mp4"].0, reason::LABEL_MISMATCH);
+        assert!(
+            r["Clip/original/00003.mp4"].1.contains("folds 1 and 2"),
+            "{r:?}"
+        );
+        assert_eq!(r["Clip/original/00005.mp4"].0, reason::UNLABELLED);
+        assert_eq!(r["Clip/original/9"].0, reason::UNREADABLE);
+        let missing = format!("{DFEW_SPLITS}/test(single-labeled)/set_5.csv");
+        assert_eq!(r[&missing].1, "missing fold list");
+        assert_eq!(r["Annotation"].0, reason::UNKNOWN_FOLDER);
+        // Every file and folder seen is an item or a row.
+        assert_eq!(inv.seen as usize, inv.items.len() + inv.rejected.len());
+        // Each item holds the recipe's three frames of its 5-frame clip.
+        let idx: Vec<u32> = inv.items[0].frames.iter().map(|f| f.index()).collect();
+        assert_eq!(idx, [0, 2, 4]);
+    }
+
+    /// AFEW: a class folder that is not one of the seven, a file where class folders are, and a
+    /// non-video file among the clips are rows; Val is the reported (test) split.
+    #[test]
+    fn afew_layout_rows_and_splits() {
+        if video::Ffmpeg::find().is_err() {
+            testkit::unavailable("afew_layout_rows_and_splits", "ffmpeg not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        clip(&root.join("Train/Happy/001.avi"));
+        clip(&root.join("Val/Sad/002.avi"));
+        clip(&root.join("Train/Contempt/003.avi"));
+        std::fs::write(root.join("Train/notes.txt"), "x").unwrap();
+        std::fs::write(root.join("Train/Happy/thumbs.db"), "x").unwrap();
+        let inv = inventory_afew(root, &|n| {
+            crate::config::PrepConfig::default().frame_indices(n)
+        })
+        .unwrap();
+        let ids: Vec<(&str, Split)> = inv
+            .items
+            .iter()
+            .map(|i| (i.sample_id.as_str(), i.split))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("Train/Happy/001", Split::Train),
+                ("Val/Sad/002", Split::Test)
+            ]
+        );
+        let r = rows(&inv);
+        assert_eq!(r["Train/Contempt"].0, reason::UNKNOWN_CLASS);
+        assert_eq!(r["Train/Happy/thumbs.db"].0, reason::NOT_A_VIDEO_FILE);
+        assert_eq!(r["Train/notes.txt"].0, reason::NOT_AN_IMAGE);
+        assert_eq!(inv.seen as usize, inv.items.len() + inv.rejected.len());
+    }
+
     #[test]
     fn split_lists_report_bad_rows() {
         let dir = tempfile::tempdir().unwrap();
