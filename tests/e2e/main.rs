@@ -151,6 +151,23 @@ fn fixture() -> Option<&'static Fixture> {
         .as_ref()
 }
 
+/// Runs `cfg` to the end as run `r`, without progress output.
+fn run_quietly(cfg: &train::ExperimentConfig) -> train::trainer::RunOutcome {
+    train::trainer::run_experiment(
+        cfg,
+        train::trainer::RunOptions {
+            resume: None,
+            run_name: Some("r".into()),
+            git_revision: None,
+            progress: &train::trainer::Quiet,
+            stop: train::trainer::StopToken::never(),
+            overrides: Vec::new(),
+            task_folds: None,
+        },
+    )
+    .unwrap()
+}
+
 /// A small CPU network that trains from a random init in seconds (1/8 width, batch-normalised SSM).
 fn small_config(cache: &Path, runs: &Path, folds: &str, epochs: usize) -> train::ExperimentConfig {
     train::ExperimentConfig::parse(
@@ -261,19 +278,7 @@ fn training_run_writes_every_output_and_predict_reports_every_input() {
     let Some(fx) = fixture() else { return };
     let runs = fx.root.join("runs-plumbing");
     let cfg = small_config(&fx.ck.dir, &runs, "[0, 5]", 2);
-    let out = train::trainer::run_experiment(
-        &cfg,
-        train::trainer::RunOptions {
-            resume: None,
-            run_name: Some("r".into()),
-            git_revision: None,
-            progress: &train::trainer::Quiet,
-            stop: train::trainer::StopToken::never(),
-            overrides: Vec::new(),
-            task_folds: None,
-        },
-    )
-    .unwrap();
+    let out = run_quietly(&cfg);
     assert_eq!(out.folds.len(), 2);
     let metrics = train::outputs::read_metrics(&out.dir).unwrap();
     for fold in ["fold0", "fold5"] {

@@ -7,7 +7,7 @@
 //! and a corrupt video beside it giving an error row and exit status 1.
 
 use crate::same_crops::assert_predict_cuts_the_cached_crops;
-use crate::{models, repo, request, small_config};
+use crate::{models, repo, request, run_quietly, small_config};
 use prep::synth::{generate_clips, synth_video, BaseFace, ClipOptions, VideoOptions};
 use prep::{DatasetKind, ModelFiles};
 use shard::{Cache, Split};
@@ -214,20 +214,7 @@ fn predict_on_a_video_gives_a_row_per_frame_that_matches_the_drawing() {
     // A tiny two-epoch model on the DFEW cache: the test is about the rows, not the accuracy.
     let runs = fx.root.join("runs");
     let cfg = small_config(&fx.dfew.dir, &runs, "[0]", 2);
-    let run = train::trainer::run_experiment(
-        &cfg,
-        train::trainer::RunOptions {
-            resume: None,
-            run_name: Some("r".into()),
-            git_revision: None,
-            progress: &train::trainer::Quiet,
-            stop: train::trainer::StopToken::never(),
-            overrides: Vec::new(),
-            task_folds: None,
-        },
-    )
-    .unwrap()
-    .dir;
+    let run = run_quietly(&cfg).dir;
     let video = fx.root.join("video/person.mp4");
     let fps = 30.0;
     let truth = synth_video(

@@ -54,45 +54,15 @@ pub fn decode_frame(
     width: usize,
     height: usize,
 ) -> Result<image::RgbImage> {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-v", "error", "-threads", "1"]);
-    if let Some(t) = seek {
-        cmd.args(["-ss", &format!("{t:.6}")]);
-    }
-    cmd.arg("-i").arg(path).args([
-        "-map",
-        "0:v:0",
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]);
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
-        video_error(
-            path,
-            VideoFault::FfmpegMissing,
-            format!("running ffmpeg: {e}"),
-        )
-    })?;
-    if out.stdout.len() != width * height * 3 {
-        let why = if out.status.success() {
-            "no frame decoded (truncated or corrupt)".to_string()
-        } else {
-            last_line(&out.stderr)
-        };
-        return Err(video_error(path, VideoFault::Decode, why));
-    }
-    image::RgbImage::from_raw(width as u32, height as u32, out.stdout)
-        .ok_or_else(|| video_error(path, VideoFault::Decode, "frame size mismatch"))
+    decode_frames(path, &[seek], width, height)?
+        .pop()
+        .ok_or_else(|| video_error(path, VideoFault::Decode, "no frame decoded"))
 }
 
-/// Several frames of one video in one `ffmpeg` process: one input per seek time (each decoded
-/// from the key frame before it, as [`decode_frame`] does), the first frame of each kept and the
-/// frames concatenated. Equal to [`decode_frame`] per seek time, without paying FFmpeg's start-up
-/// (tens of milliseconds, most of a short clip's cost) once per frame.
+/// Several frames of one video in one `ffmpeg` process: one input per seek time, each decoded
+/// from the key frame before it (input seeking; FFmpeg drops the frames before the time), the
+/// first frame of each kept and the frames concatenated. One frame costs one process start-up
+/// (tens of milliseconds, most of a short clip's cost), so a sample's frames share one.
 ///
 /// Errors: [`FaceError::Video`] for a decoder failure or fewer frames than seek times.
 pub fn decode_frames(
@@ -101,37 +71,34 @@ pub fn decode_frames(
     width: usize,
     height: usize,
 ) -> Result<Vec<image::RgbImage>> {
-    if seeks.len() <= 1 {
-        return seeks
-            .iter()
-            .map(|s| decode_frame(path, *s, width, height))
-            .collect();
+    if seeks.is_empty() {
+        return Ok(Vec::new());
     }
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-v", "error", "-threads", "1"]);
-    let mut graph = String::new();
-    for (k, seek) in seeks.iter().enumerate() {
+    for seek in seeks {
         if let Some(t) = seek {
             cmd.args(["-ss", &format!("{t:.6}")]);
         }
         cmd.arg("-i").arg(path);
-        graph.push_str(&format!(
-            "[{k}:v:0]trim=end_frame=1,setpts=PTS-STARTPTS[f{k}];"
-        ));
     }
-    for k in 0..seeks.len() {
-        graph.push_str(&format!("[f{k}]"));
+    if seeks.len() == 1 {
+        cmd.args(["-map", "0:v:0", "-frames:v", "1"]);
+    } else {
+        let mut graph = String::new();
+        for k in 0..seeks.len() {
+            graph.push_str(&format!(
+                "[{k}:v:0]trim=end_frame=1,setpts=PTS-STARTPTS[f{k}];"
+            ));
+        }
+        for k in 0..seeks.len() {
+            graph.push_str(&format!("[f{k}]"));
+        }
+        graph.push_str(&format!("concat=n={}:v=1:a=0[out]", seeks.len()));
+        cmd.args(["-filter_complex", &graph, "-map", "[out]"])
+            .args(["-fps_mode", "passthrough"]);
     }
-    graph.push_str(&format!("concat=n={}:v=1:a=0[out]", seeks.len()));
-    cmd.args([
-        "-filter_complex",
-        &graph,
-        "-map",
-        "[out]",
-        "-fps_mode",
-        "passthrough",
-    ])
-    .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+    cmd.args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
     let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
         video_error(
             path,
@@ -140,7 +107,7 @@ pub fn decode_frames(
         )
     })?;
     let frame = width * height * 3;
-    if out.stdout.len() != frame * seeks.len() {
+    if frame == 0 || out.stdout.len() != frame * seeks.len() {
         let why = if out.status.success() {
             format!(
                 "{} of {} frames decoded (truncated or corrupt)",

@@ -33,17 +33,23 @@ pub struct SynthArgs {
     model: ModelArgs,
 }
 
-pub fn run(a: SynthArgs) -> Result<()> {
-    let start = std::time::Instant::now();
-    let faces = a.model.pipeline(false)?;
-    let img = GrayImage::open(&a.image, GrayConversion::PilLuma)
-        .with_context(|| format!("reading {}", a.image.display()))?;
+/// The face every synthetic frame is warped from: `image` with its 68 landmarks, found by our
+/// own detector and predictor.
+fn base_face(image: &std::path::Path, faces: &face::FacePipeline) -> Result<prep::synth::BaseFace> {
+    let img = GrayImage::open(image, GrayConversion::PilLuma)
+        .with_context(|| format!("reading {}", image.display()))?;
     let found = faces
         .detect(&img, None)
         .into_iter()
         .next()
-        .with_context(|| format!("no face found in {}", a.image.display()))?;
-    let base = prep::synth::BaseFace::new(img, &found.landmarks.precise);
+        .with_context(|| format!("no face found in {}", image.display()))?;
+    Ok(prep::synth::BaseFace::new(img, &found.landmarks.precise))
+}
+
+pub fn run(a: SynthArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let faces = a.model.pipeline(false)?;
+    let base = base_face(&a.image, &faces)?;
     let stamp = a.out.join(".synth-stamp");
     let key = format!(
         "seed={} subjects={} frames={} clip_frames={} image={} generator={}",
@@ -184,14 +190,7 @@ pub struct SynthVideoArgs {
 pub fn run_video(a: SynthVideoArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let faces = a.model.pipeline(false)?;
-    let img = GrayImage::open(&a.image, GrayConversion::PilLuma)
-        .with_context(|| format!("reading {}", a.image.display()))?;
-    let found = faces
-        .detect(&img, None)
-        .into_iter()
-        .next()
-        .with_context(|| format!("no face found in {}", a.image.display()))?;
-    let base = prep::synth::BaseFace::new(img, &found.landmarks.precise);
+    let base = base_face(&a.image, &faces)?;
     let truth = prep::synth::synth_video(
         &base,
         &prep::synth::VideoOptions {

@@ -13,7 +13,7 @@ pub use video_outputs::{write_video_outputs, VideoOutputs};
 pub use video_rows::{FrameRow, VideoPrediction};
 
 use crate::loader::{DeviceTransform, HostBatch, Layout};
-use crate::model::Network;
+use crate::model::{ModelInput, ModelOutput, Network};
 use crate::{Result, TrainError};
 use face::{FrameCrops, SampleCropper, SampleFrames, SampleRecipe};
 use std::path::{Path, PathBuf};
@@ -314,6 +314,28 @@ impl Predictor {
         if n == 0 {
             return Ok(Vec::new());
         }
+        let (x, mirrored) = self.network_inputs(inputs);
+        let classes = self.classes.len() as i64;
+        let mut sum = Tensor::zeros([n as i64, classes], (Kind::Float, Device::Cpu));
+        tch::no_grad(|| {
+            for (_, _, m) in &self.models {
+                let (p, _, _) = self.fold_probabilities(m, &x, mirrored.as_ref());
+                sum += p.to_device(Device::Cpu);
+            }
+        });
+        let mean = (sum / self.models.len() as f64).contiguous();
+        let flat: Vec<f32> = Vec::<f32>::try_from(&mean.view([-1]))?;
+        Ok(flat
+            .chunks(self.classes.len().max(1))
+            .map(|c| c.iter().map(|&v| f64::from(v)).collect())
+            .collect())
+    }
+
+    /// The network inputs of several inputs, each given as its per-slot crops: the last slot's
+    /// face, the parts of the layout's slots; and, for a `tta_flip` run, their mirror images
+    /// (face and parts flipped together).
+    fn network_inputs(&self, inputs: &[Vec<FrameCrops>]) -> (ModelInput, Option<ModelInput>) {
+        let n = inputs.len();
         let mut hb = HostBatch {
             n,
             records: (0..n as u64).collect(),
@@ -324,8 +346,7 @@ impl Predictor {
         };
         for crops in inputs {
             let last = crops.len().saturating_sub(1);
-            let peak = &crops[last].crops;
-            hb.face.extend_from_slice(peak.face.data());
+            hb.face.extend_from_slice(crops[last].crops.face.data());
             for &k in &self.layout.use_slots {
                 let c = &crops[k.min(last)].crops;
                 hb.parts[0].extend_from_slice(c.eyes.data());
@@ -338,32 +359,28 @@ impl Predictor {
             let flip = vec![crate::loader::Augment::mirror(true); n];
             self.transform.apply(&hb, &self.layout, Some(&flip)).0
         });
-        let classes = self.classes.len() as i64;
-        let mut sum = Tensor::zeros([n as i64, classes], (Kind::Float, Device::Cpu));
-        tch::no_grad(|| {
-            for (_, _, m) in &self.models {
-                let o = m.forward(&x, false);
-                let mut p =
-                    crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight);
-                if let Some(xm) = &mirrored {
-                    let om = m.forward(xm, false);
-                    let pm = crate::trainer::fuse(
-                        &om.global,
-                        &om.local,
-                        self.fusion,
-                        self.fusion_weight,
-                    );
-                    p = (p + pm) * 0.5;
-                }
-                sum += p.to_device(Device::Cpu);
-            }
-        });
-        let mean = (sum / self.models.len() as f64).contiguous();
-        let flat: Vec<f32> = Vec::<f32>::try_from(&mean.view([-1]))?;
-        Ok(flat
-            .chunks(self.classes.len().max(1))
-            .map(|c| c.iter().map(|&v| f64::from(v)).collect())
-            .collect())
+        (x, mirrored)
+    }
+
+    /// One fold model's fused probabilities `[n, classes]` (averaged with the mirror image's
+    /// for a `tta_flip` run, in the evaluation's order of operations, `FoldRunner::score`),
+    /// with the model's outputs on the inputs and on their mirror images.
+    fn fold_probabilities(
+        &self,
+        m: &Network,
+        x: &ModelInput,
+        mirrored: Option<&ModelInput>,
+    ) -> (Tensor, ModelOutput, Option<ModelOutput>) {
+        let fuse = |o: &ModelOutput| {
+            crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight)
+        };
+        let o = m.forward(x, false);
+        let om = mirrored.map(|xm| m.forward(xm, false));
+        let p = match &om {
+            Some(om) => (fuse(&o) + fuse(om)) * 0.5,
+            None => fuse(&o),
+        };
+        (p, o, om)
     }
 
     /// Classifies every input; inputs that fail are returned with `error`, never skipped.
@@ -411,45 +428,12 @@ impl Predictor {
             let detector = Some(first.detector.clone());
             let landmarks = (!first.landmarks.is_empty()).then(|| first.landmarks.clone());
             let peak = &crops[crops.len() - 1].crops;
-            let mut hb = HostBatch {
-                n: 1,
-                records: vec![0],
-                face: peak.face.data().to_vec(),
-                parts: Default::default(),
-                labels: vec![0],
-                skipped: Vec::new(),
-            };
-            for &k in &self.layout.use_slots {
-                let c = &crops[k.min(crops.len() - 1)].crops;
-                hb.parts[0].extend_from_slice(c.eyes.data());
-                hb.parts[1].extend_from_slice(c.nose.data());
-                hb.parts[2].extend_from_slice(c.mouth.data());
-            }
-            let (x, _) = self.transform.apply(&hb, &self.layout, None);
-            // A run evaluated with `tta_flip` scored each sample as the mean of its and its
-            // mirror image's probabilities (face and parts flipped together): so is an input here.
-            let mirrored = self.tta_flip.then(|| {
-                let flip = [crate::loader::Augment::mirror(true)];
-                self.transform.apply(&hb, &self.layout, Some(&flip)).0
-            });
+            let (x, mirrored) = self.network_inputs(std::slice::from_ref(&crops));
             let mut sum = Tensor::zeros([self.classes.len() as i64], (Kind::Float, Device::Cpu));
             let mut dumped: Vec<(String, Tensor)> = Vec::new();
             tch::no_grad(|| {
                 for (fold, _, m) in &self.models {
-                    let o = m.forward(&x, false);
-                    let mut p =
-                        crate::trainer::fuse(&o.global, &o.local, self.fusion, self.fusion_weight);
-                    let om = mirrored.as_ref().map(|xm| m.forward(xm, false));
-                    if let Some(om) = &om {
-                        // The evaluation's order of operations (`FoldRunner::score`).
-                        let pm = crate::trainer::fuse(
-                            &om.global,
-                            &om.local,
-                            self.fusion,
-                            self.fusion_weight,
-                        );
-                        p = (p + pm) * 0.5;
-                    }
+                    let (p, o, om) = self.fold_probabilities(m, &x, mirrored.as_ref());
                     let p = p.to_device(Device::Cpu).squeeze_dim(0);
                     if dir.is_some() {
                         dumped.push((format!("{fold}.probabilities"), p.copy()));
